@@ -1,1 +1,85 @@
-"""tech7-registry: the TECH7 declaration as versioned, signed, logged JSON resources."""
+"""tech7-registry: the TECH7 declaration as versioned, signed, logged JSON resources.
+
+:func:`create_app` is the only way to build the application: configuration defaults, then
+``TECH7_*`` environment variables, then the overrides a caller (a test) passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask, request
+from flask_cors import CORS
+
+from app import config as default_config
+from app.db import Database
+from app.http.api import Api
+from app.http.conditional import apply_conditional_get
+
+# Headers a browser app may read from a cross-origin response.
+_EXPOSED_HEADERS = ["ETag", "Link", "Location", "Content-Location", "Content-Digest",
+                    "Idempotent-Replayed", "Retry-After"]
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the registry application."""
+    app = Flask(__name__)
+    app.config.from_object(default_config)
+    app.config.from_prefixed_env("TECH7")
+    if config:
+        app.config.update(config)
+    app.config["DATABASE_URL"] = default_config.database_url(app.config["DATA_DIR"],
+                                                             app.config["DATABASE_URL"])
+    app.config["MAX_CONTENT_LENGTH"] = int(app.config["MAX_BODY_BYTES"])
+    app.config.update(_OPENAPI)
+    app.json.sort_keys = False
+
+    db = Database(app.config["DATABASE_URL"])
+    app.extensions["tech7.db"] = db
+
+    from app.publishing.service import PublishingService  # noqa: PLC0415 - needs the kinds below
+
+    app.extensions["tech7.publishing"] = PublishingService(db)
+
+    api = Api(app)
+    _register_blueprints(api)
+    CORS(app, resources={r"/v1/*": {"origins": "*", "methods": ["GET", "HEAD", "OPTIONS"]},
+                         r"/openapi.json": {"origins": "*"}},
+         expose_headers=_EXPOSED_HEADERS, allow_headers=["If-None-Match", "If-Modified-Since"],
+         max_age=86400)
+    app.after_request(lambda response: apply_conditional_get(request, response))
+    app.before_request(db.ensure_process)
+
+    from app import cli  # noqa: PLC0415 - commands import the services
+
+    cli.register(app)
+    return app
+
+
+def _register_blueprints(api: Api) -> None:
+    from app.catalog import kinds as catalog  # noqa: PLC0415
+    from app.catalog.views import blp as catalog_blp, docs_blp  # noqa: PLC0415
+    from app.publishing.views import changes_blp, document_blueprint  # noqa: PLC0415
+
+    for kind in (catalog.DECLARATION, catalog.PRIORITY, catalog.RECOMMENDATION,
+                 catalog.ASSOCIATION):
+        api.register_blueprint(document_blueprint(kind))
+    api.register_blueprint(changes_blp)
+    api.register_blueprint(catalog_blp)
+    api._app.register_blueprint(docs_blp)
+
+
+_OPENAPI = {
+    "API_TITLE": "tech7-registry",
+    "API_VERSION": "1",
+    "OPENAPI_VERSION": "3.1.0",
+    "OPENAPI_URL_PREFIX": "/",
+    "OPENAPI_JSON_PATH": "openapi.json",
+    "API_SPEC_OPTIONS": {
+        "info": {"description": "The TECH7 declaration for the AI Action Summit and the statements "
+                                "of its member associations, as versioned JSON resources with "
+                                "C2PA content credentials and a transparency log."},
+        "components": {"securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    },
+}

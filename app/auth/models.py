@@ -1,0 +1,32 @@
+"""Access tokens. Only a SHA-256 of each token is stored; the token itself is shown once."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, UTCDateTime
+
+
+class AccessToken(Base):
+    """A bearer token of an operator or of one association's publisher."""
+
+    __tablename__ = "access_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    role: Mapped[str] = mapped_column(sa.String(16))
+    association: Mapped[str | None] = mapped_column(sa.String(64))
+    scopes: Mapped[str] = mapped_column(sa.String(200), doc="Space-separated permissions.")
+    label: Mapped[str] = mapped_column(sa.String(200), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        sa.CheckConstraint("role IN ('operator', 'association')", name="role"),
+        sa.CheckConstraint("(role = 'association') = (association IS NOT NULL)",
+                           name="association_role"),
+    )

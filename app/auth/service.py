@@ -1,0 +1,97 @@
+"""Issuing and checking bearer tokens.
+
+Tokens are 256-bit random strings, so a single SHA-256 is the right storage hash: unlike passwords
+they cannot be guessed, and a slow KDF would only slow every request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from flask import current_app
+
+from app.auth.models import AccessToken
+from app.auth.permissions import Permission
+from app.db import Database, utcnow
+from app.errors import Forbidden, Unauthenticated
+
+TOKEN_PREFIX = "t7_"
+OPERATOR = "operator"
+ASSOCIATION = "association"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller of one request."""
+
+    token_id: int
+    role: str
+    association: str | None
+    scopes: frozenset[Permission]
+
+    @property
+    def name(self) -> str:
+        """How audit records name this caller."""
+        return OPERATOR if self.role == OPERATOR else f"association:{self.association}"
+
+
+def hash_token(token: str) -> str:
+    """The stored form of a token."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(db: Database, *, role: str, association: str | None = None,
+                 scopes: Iterable[Permission] = tuple(Permission), label: str = "",
+                 expires_at: datetime | None = None) -> str:
+    """Create a token and return it; it cannot be recovered later."""
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    with db.write() as session:
+        session.add(AccessToken(token_sha256=hash_token(token), role=role, association=association,
+                                scopes=" ".join(sorted(Permission(s).value for s in scopes)),
+                                label=label, created_at=utcnow(), expires_at=expires_at))
+    return token
+
+
+def authenticate(authorization: str | None) -> Principal:
+    """Resolve an ``Authorization: Bearer …`` header to a principal, or raise 401."""
+    if not authorization:
+        raise Unauthenticated("This request needs a bearer token: Authorization: Bearer <token>.")
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("Use the Bearer scheme: Authorization: Bearer <token>.")
+    db: Database = current_app.extensions["tech7.db"]
+    with db.sessions() as session:
+        row = session.scalar(sa.select(AccessToken)
+                             .where(AccessToken.token_sha256 == hash_token(token.strip())))
+    now = utcnow()
+    if row is None:
+        raise Unauthenticated("The bearer token is not known.")
+    if row.revoked_at is not None:
+        raise Unauthenticated("The bearer token was revoked.")
+    if row.expires_at is not None and row.expires_at <= now:
+        raise Unauthenticated("The bearer token has expired.")
+    return Principal(token_id=row.id, role=row.role, association=row.association,
+                     scopes=frozenset(Permission(s) for s in row.scopes.split()))
+
+
+def authorise(principal: Principal, permission: Permission) -> None:
+    """Raise 403 unless the principal's token is scoped to ``permission``."""
+    if permission not in principal.scopes:
+        raise Forbidden(f"This token is not scoped to {permission.value!r}.")
+
+
+def may_edit(principal: Principal, association: str | None) -> None:
+    """Raise 403 unless the principal may edit a document owned by ``association``.
+
+    Operators edit everything; an association's publisher edits only its own association's
+    documents (``association`` None means a registry-owned document such as the declaration).
+    """
+    if principal.role == OPERATOR:
+        return
+    if association is None or association != principal.association:
+        raise Forbidden("This token may only act on its own association's documents.")

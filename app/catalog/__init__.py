@@ -1,0 +1,1 @@
+"""The declaration's catalogue: declaration, priorities, recommendations, associations."""

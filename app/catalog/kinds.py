@@ -1,0 +1,30 @@
+"""The catalogue's document kinds: the declaration, its priorities, recommendations, members."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+
+from app.catalog.schemas import (AssociationContent, DeclarationContent, PriorityContent,
+                                 RecommendationContent)
+from app.publishing.kinds import DocumentKind, register_kind
+
+DECLARATION_SLUG = "tech7-ai-action-summit"
+
+DECLARATION = register_kind(DocumentKind(
+    name="declaration", collection="declaration", content_schema=DeclarationContent,
+    description="The TECH7 declaration for the AI Action Summit.",
+    singleton_slug=DECLARATION_SLUG))
+
+PRIORITY = register_kind(DocumentKind(
+    name="priority", collection="priorities", content_schema=PriorityContent,
+    description="The declaration's seven key priorities, addressed by number.",
+    slug_pattern=r"^[1-9][0-9]{0,2}$", identity=lambda slug: {"number": int(slug)},
+    identity_fields={"number": ma.fields.Integer(required=True)}))
+
+RECOMMENDATION = register_kind(DocumentKind(
+    name="recommendation", collection="recommendations", content_schema=RecommendationContent,
+    description="The recommendations to policymakers, each under one priority.", creatable=True))
+
+ASSOCIATION = register_kind(DocumentKind(
+    name="association", collection="associations", content_schema=AssociationContent,
+    description="The ten TECH7 member associations."))

@@ -1,0 +1,90 @@
+"""The editable content of each catalogue kind (what a draft holds; identity comes from the URL)."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+
+from app.http.api import Schema
+
+_SLUG = ma.validate.Regexp(r"^[a-z0-9]+(-[a-z0-9]+)*$", error="Use lowercase kebab-case.")
+_TEXT = ma.validate.Length(min=1, max=20_000)
+_TITLE = ma.validate.Length(min=1, max=500)
+_PARAGRAPHS = ma.fields.List(ma.fields.String(validate=_TEXT), validate=ma.validate.Length(max=200))
+
+
+class WithdrawableContent(Schema):
+    """Fields every document has: withdrawal is a published version with ``withdrawn: true``."""
+
+    withdrawn = ma.fields.Boolean(load_default=False, metadata={
+        "description": "True on the version that withdraws the document; earlier versions stay."})
+    withdrawal_reason = ma.fields.String(load_default=None, allow_none=True,
+                                         validate=ma.validate.Length(max=2000))
+
+    @ma.validates_schema
+    def _reason_only_when_withdrawn(self, data, **_kwargs):
+        if data.get("withdrawal_reason") and not data.get("withdrawn"):
+            raise ma.ValidationError("Give a withdrawal_reason only with withdrawn: true.",
+                                     "withdrawal_reason")
+
+
+class SectionSchema(Schema):
+    heading = ma.fields.String(required=True, validate=_TITLE)
+    paragraphs = ma.fields.List(ma.fields.String(validate=_TEXT), required=True,
+                                validate=ma.validate.Length(max=200))
+
+
+class FootnoteSchema(Schema):
+    number = ma.fields.Integer(required=True, validate=ma.validate.Range(min=1, max=999))
+    text = ma.fields.String(required=True, validate=_TEXT)
+
+
+class ReferenceSchema(Schema):
+    id = ma.fields.String(required=True, validate=_SLUG)
+    name = ma.fields.String(required=True, validate=_TITLE)
+
+
+class DeclarationContent(WithdrawableContent):
+    """The declaration itself: its context, preamble, sections and call to action."""
+
+    title = ma.fields.String(required=True, validate=_TITLE)
+    summit = ma.fields.String(required=True, validate=_TITLE)
+    members_intro = ma.fields.String(required=True, validate=_TEXT)
+    preamble = _PARAGRAPHS
+    sections = ma.fields.List(ma.fields.Nested(SectionSchema), required=True,
+                              validate=ma.validate.Length(max=100))
+    call_to_action = ma.fields.Nested(SectionSchema, required=True)
+    footnotes = ma.fields.List(ma.fields.Nested(FootnoteSchema), load_default=list)
+    references = ma.fields.List(ma.fields.Nested(ReferenceSchema), load_default=list)
+
+
+class PriorityContent(WithdrawableContent):
+    """One of the seven key priorities."""
+
+    title = ma.fields.String(required=True, validate=_TITLE,
+                             metadata={"description": "As listed under KEY PRIORITIES."})
+    heading = ma.fields.String(required=True, validate=_TITLE, metadata={
+        "description": "As headed in OUR RECOMMENDATIONS TO POLICYMAKERS."})
+    text = ma.fields.List(ma.fields.String(validate=_TEXT), load_default=list,
+                          validate=ma.validate.Length(max=200))
+
+
+class RecommendationContent(WithdrawableContent):
+    """A recommendation to policymakers under one priority."""
+
+    title = ma.fields.String(required=True, validate=_TITLE)
+    headed = ma.fields.Boolean(load_default=True, metadata={
+        "description": "False when the title is editorial because the text has no heading."})
+    priority = ma.fields.Integer(required=True, validate=ma.validate.Range(min=1, max=7))
+    text = ma.fields.List(ma.fields.String(validate=_TEXT), required=True,
+                          validate=ma.validate.Length(min=1, max=200))
+    tags = ma.fields.List(ma.fields.String(validate=_SLUG), load_default=list,
+                          validate=ma.validate.Length(max=20))
+    references = ma.fields.List(ma.fields.String(validate=_SLUG), load_default=list,
+                                validate=ma.validate.Length(max=50))
+
+
+class AssociationContent(WithdrawableContent):
+    """A TECH7 member association."""
+
+    name = ma.fields.String(required=True, validate=_TITLE)
+    country = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=100))

@@ -1,0 +1,41 @@
+"""Configuration: defaults here, then ``TECH7_*`` environment variables, then test overrides.
+
+Every setting can be given as ``TECH7_<NAME>`` (values are parsed as JSON where they can be, so
+``TECH7_MAX_BODY_BYTES=2097152`` is an integer).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+#: Folder for the embedded SQLite database; created on start.
+DATA_DIR = "data"
+#: SQLAlchemy URL; empty means SQLite in DATA_DIR. PostgreSQL: postgresql://user@host/db.
+DATABASE_URL = ""
+#: Folder holding the registry's keys and certificates (see keys/README.md).
+KEYS_DIR = str(PROJECT_ROOT / "keys")
+#: Largest request body accepted, in bytes (413 beyond it).
+MAX_BODY_BYTES = 1024 * 1024
+#: Default and largest page sizes of collections.
+PAGE_SIZE_DEFAULT = 20
+PAGE_SIZE_MAX = 100
+#: The JSON data file seeded as version 1 of every catalogue document at first start.
+SEED_FILE = str(Path(__file__).resolve().parent / "catalog" / "content" / "tech7-declaration.json")
+
+
+def database_url(data_dir: str | os.PathLike, configured: str = "") -> str:
+    """The database URL to use: the configured one, or SQLite in ``data_dir`` (created here)."""
+    if configured:
+        return configured
+    folder = Path(data_dir).resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{folder / 'registry.db'}"
+
+
+def environment_database_url() -> str:
+    """The database URL that ``TECH7_*`` variables select, for tools outside the app (Alembic)."""
+    return database_url(os.environ.get("TECH7_DATA_DIR", DATA_DIR),
+                        os.environ.get("TECH7_DATABASE_URL", ""))

@@ -1,0 +1,131 @@
+"""Database access: one typed declarative base, one engine per process, sessions per request.
+
+SQLite (WAL) is the embedded default and PostgreSQL the deployment engine; both are reached
+through SQLAlchemy 2 and shaped only by the Alembic migrations in ``migrations/``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from datetime import datetime, timezone
+
+import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+# A naming convention makes constraint names deterministic, so migrations can refer to them and
+# `alembic check` compares like with like on both engines.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    """The declarative base every model derives from."""
+
+    metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(sa.types.TypeDecorator):
+    """A timezone-aware UTC timestamp on both engines (SQLite stores naive values)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are not stored; use UTC-aware values")
+        return value.astimezone(timezone.utc)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None \
+            else value.astimezone(timezone.utc)
+
+
+def utcnow() -> datetime:
+    """The current time in UTC, truncated to milliseconds so it survives every engine unchanged."""
+    now = datetime.now(timezone.utc)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+class Database:
+    """The engine and session factory of one process.
+
+    ``write()`` opens a transaction that holds the database's single-writer lock from its first
+    statement (``BEGIN IMMEDIATE`` on SQLite; the ``registry_head`` row lock on PostgreSQL, taken
+    by the service), so concurrent publishers queue instead of failing on a lock upgrade.
+    """
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = create_engine(url)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._pid = os.getpid()
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    def ensure_process(self) -> None:
+        """Drop connections inherited across a fork; a pool must never be shared by two processes."""
+        if os.getpid() != self._pid:
+            self.engine.dispose(close=False)
+            self._pid = os.getpid()
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[Session]:
+        """A session whose transaction commits on success and rolls back on any exception."""
+        with self.sessions() as session:
+            session.connection(execution_options={"tech7_immediate": True})
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+
+
+def create_engine(url: str) -> Engine:
+    """Create an engine configured for the registry's engines (SQLite WAL, PostgreSQL psycopg 3)."""
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    if url.startswith("sqlite"):
+        # 30 s busy timeout: writers queue behind each other rather than failing at once.
+        engine = sa.create_engine(url, connect_args={"timeout": 30})
+        _configure_sqlite(engine)
+        return engine
+    return sa.create_engine(url, pool_pre_ping=True)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """WAL, foreign keys, and explicit BEGIN so SQLAlchemy, not pysqlite, controls transactions.
+
+    pysqlite's implicit transaction handling breaks SAVEPOINT and makes every writer take its lock
+    late (on its first write), which turns two concurrent publishers into a "database is locked"
+    error; ``BEGIN IMMEDIATE`` takes the write lock up front so they queue instead.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):
+        immediate = connection.get_execution_options().get("tech7_immediate")
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")

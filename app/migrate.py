@@ -1,0 +1,21 @@
+"""Running Alembic from the application: migrations are the only way the schema changes."""
+
+from __future__ import annotations
+
+from alembic import command
+from alembic.config import Config
+
+from app.config import PROJECT_ROOT
+
+
+def alembic_config(database_url: str) -> Config:
+    """An Alembic configuration for ``database_url`` using the project's ``migrations/``."""
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    return config
+
+
+def upgrade(database_url: str) -> None:
+    """Upgrade the database to the latest migration."""
+    command.upgrade(alembic_config(database_url), "head")

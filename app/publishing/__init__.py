@@ -1,0 +1,1 @@
+"""Publishing: mutable drafts become immutable, canonical, numbered versions."""

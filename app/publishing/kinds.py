@@ -1,0 +1,76 @@
+"""The kinds of documents the registry publishes, and how each maps to URLs and content.
+
+A kind names its collection segment (``/v1/<collection>``), the marshmallow schema of the fields an
+editor may change, and the identity fields the server derives from the URL. Domain packages
+(``catalog``, ``statements``) define their kinds; publishing treats them all alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import marshmallow as ma
+
+# Fields that exist on a served version or draft but that only the server sets. A client may send
+# a body exactly as it was served; these are dropped before the content is validated.
+SERVER_MANAGED_FIELDS = frozenset({"kind", "slug", "version", "published_at", "based_on_version",
+                                   "updated_at", "number", "association"})
+
+
+@dataclass(frozen=True, eq=False)
+class DocumentKind:
+    """How one kind of document is addressed, validated and signed."""
+
+    name: str
+    collection: str
+    content_schema: type[ma.Schema]
+    description: str
+    singleton_slug: str | None = None
+    slug_pattern: str = r"^[a-z0-9]+(-[a-z0-9]+)*$"
+    creatable: bool = False
+    identity: Callable[[str], Mapping[str, Any]] = field(default=lambda slug: {})
+    identity_fields: Mapping[str, ma.fields.Field] = field(default_factory=dict)
+
+    def served_body(self, slug: str, number: int, published_at: str,
+                    content: Mapping[str, Any]) -> dict[str, Any]:
+        """The JSON object of a published version: identity, server fields, then the content."""
+        return {"kind": self.name, "slug": slug, **self.identity(slug), "version": number,
+                "published_at": published_at, **content}
+
+    def input_schema(self) -> type[ma.Schema]:
+        """The schema of a draft body: the content, plus server-managed fields that are ignored.
+
+        Accepting (and dropping) the server-managed fields is what lets a client GET a version,
+        edit it and PUT it back unchanged in shape.
+        """
+        return _INPUT_SCHEMAS.setdefault(self.name, _ignoring_server_fields(self))
+
+    def load_content(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate a draft body into content; raises ``marshmallow.ValidationError``."""
+        return self.input_schema()().load(body)
+
+
+def _ignoring_server_fields(kind: DocumentKind) -> type[ma.Schema]:
+    ignored = {name: ma.fields.Raw(load_default=None, allow_none=True, metadata={
+        "description": "Set by the server; accepted and ignored so served bodies round-trip."})
+        for name in SERVER_MANAGED_FIELDS}
+
+    def _drop_server_fields(self, data, **_kwargs):
+        return {k: v for k, v in data.items() if k not in SERVER_MANAGED_FIELDS}
+
+    return type(f"{kind.name.title()}DraftInput", (kind.content_schema,),
+                {**ignored, "_drop_server_fields": ma.post_load(_drop_server_fields)})
+
+
+_INPUT_SCHEMAS: dict[str, type[ma.Schema]] = {}
+
+
+KINDS: dict[str, DocumentKind] = {}
+
+
+def register_kind(kind: DocumentKind) -> DocumentKind:
+    """Make a kind known to the publishing service and its routes."""
+    KINDS[kind.name] = kind
+    return kind

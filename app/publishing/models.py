@@ -1,0 +1,94 @@
+"""Documents, their immutable versions, their drafts and idempotency records.
+
+A ``versions`` row is never updated or deleted: the migrations install triggers that make the
+database itself refuse, on SQLite and PostgreSQL alike.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.db import Base, UTCDateTime
+
+
+class RegistryHead(Base):
+    """The single row every publication locks: it serialises writers and numbers publications.
+
+    ``last_seq`` is the sequence number of the latest publication. Because it is taken under the
+    lock, sequence numbers are gap-free and in commit order, which is what the change feed's cursor
+    relies on (an autoincrement id may commit out of order on PostgreSQL).
+    """
+
+    __tablename__ = "registry_head"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    last_seq: Mapped[int] = mapped_column(default=0)
+
+
+class Document(Base):
+    """A concept with a stable identity (kind + slug); its content lives in versions."""
+
+    __tablename__ = "documents"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    slug: Mapped[str] = mapped_column(sa.String(128))
+    association: Mapped[str | None] = mapped_column(sa.String(64), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    versions: Mapped[list[Version]] = relationship(back_populates="document",
+                                                   order_by="Version.number", viewonly=True)
+
+    __table_args__ = (sa.UniqueConstraint("kind", "slug"),)
+
+
+class Version(Base):
+    """One published version: the exact RFC 8785 bytes served, and what was derived from them."""
+
+    __tablename__ = "versions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[int] = mapped_column(sa.ForeignKey("documents.id"))
+    number: Mapped[int]
+    seq: Mapped[int] = mapped_column(unique=True, doc="Publication order across the registry.")
+    body: Mapped[bytes] = mapped_column(sa.LargeBinary, doc="RFC 8785 canonical JSON.")
+    sha256: Mapped[str] = mapped_column(sa.String(64), index=True)
+    published_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    withdrawn: Mapped[bool] = mapped_column(default=False)
+    published_by: Mapped[str] = mapped_column(sa.String(128))
+
+    document: Mapped[Document] = relationship(back_populates="versions")
+
+    __table_args__ = (sa.UniqueConstraint("document_id", "number"),
+                      sa.CheckConstraint("number >= 1", name="number_positive"))
+
+
+class Draft(Base):
+    """The one mutable working copy of a document, edited under optimistic locking."""
+
+    __tablename__ = "drafts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    document_id: Mapped[int] = mapped_column(sa.ForeignKey("documents.id"), unique=True)
+    body: Mapped[bytes] = mapped_column(sa.LargeBinary, doc="Canonical JSON of the content.")
+    based_on_version: Mapped[int] = mapped_column(doc="Latest version when the draft was made.")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_by: Mapped[str] = mapped_column(sa.String(128))
+
+
+class IdempotencyRecord(Base):
+    """The first outcome of a publish sent with an ``Idempotency-Key``, for faithful replays."""
+
+    __tablename__ = "idempotency_records"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_id: Mapped[int]
+    key: Mapped[str] = mapped_column(sa.String(255))
+    request_sha256: Mapped[str] = mapped_column(sa.String(64))
+    version_id: Mapped[int] = mapped_column(sa.ForeignKey("versions.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (sa.UniqueConstraint("token_id", "key"),)

@@ -1,0 +1,432 @@
+"""The publishing service: reads of immutable versions, drafts under optimistic locking, and the
+one transaction that turns a draft into version N+1.
+
+Every method that writes opens exactly one transaction (:meth:`Database.write`) and either commits
+all it did or nothing. Versions are handed out as frozen :class:`PublishedVersion` values; because a
+published version never changes, they are cached in process by (kind, slug, number).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import jsonpatch
+import json_merge_patch
+import marshmallow as ma
+import rfc8785
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from app.db import Database, utcnow
+from app.errors import Conflict, IdempotencyKeyReused, InvalidRequest, NotFound
+from app.http.conditional import require_if_match, require_if_none_match_star, strong_etag
+from app.publishing.kinds import KINDS, DocumentKind
+from app.publishing.models import Document, Draft, IdempotencyRecord, RegistryHead, Version
+
+_VERSION_CACHE_SIZE = 4096
+
+
+def canonical_bytes(value: Any) -> bytes:
+    """RFC 8785 (JSON Canonicalization Scheme) serialisation: the bytes everything derives from."""
+    return rfc8785.dumps(value)
+
+
+def isoformat(moment: datetime) -> str:
+    """RFC 3339 UTC with milliseconds and a ``Z``, as served in documents."""
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class PublishedVersion:
+    """An immutable published version and the validators derived from its bytes."""
+
+    kind: str
+    slug: str
+    number: int
+    seq: int
+    body: bytes
+    sha256: str
+    published_at: datetime
+    withdrawn: bool
+    published_by: str
+
+    @property
+    def etag(self) -> str:
+        """Strong ETag: the SHA-256 of the canonical bytes."""
+        return f'"{self.sha256}"'
+
+    @property
+    def content_digest(self) -> str:
+        """RFC 9530 ``Content-Digest`` field value."""
+        return "sha-256=:" + base64.b64encode(bytes.fromhex(self.sha256)).decode() + ":"
+
+    def document(self) -> dict[str, Any]:
+        """The version parsed as a JSON object."""
+        return json.loads(self.body)
+
+
+@dataclass(frozen=True)
+class DraftView:
+    """A draft as served: its representation bytes and ETag."""
+
+    kind: str
+    slug: str
+    body: bytes
+
+    @property
+    def etag(self) -> str:
+        return strong_etag(self.body)
+
+
+@dataclass(frozen=True)
+class Change:
+    """One entry of the change feed."""
+
+    seq: int
+    kind: str
+    slug: str
+    version: int
+    published_at: datetime
+    withdrawn: bool
+
+
+@dataclass(frozen=True)
+class PublishOutcome:
+    """The version a publish produced, and whether it is a replay of an earlier identical call."""
+
+    version: PublishedVersion
+    replayed: bool
+
+
+class PublishingService:
+    """Reads and writes documents of every registered kind."""
+
+    def __init__(self, db: Database):
+        self.db = db
+        self._versions: OrderedDict[tuple[str, str, int], PublishedVersion] = OrderedDict()
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def version(self, kind: DocumentKind, slug: str, number: int) -> PublishedVersion:
+        """One published version, from the in-process cache when possible."""
+        key = (kind.name, slug, number)
+        cached = self._versions.get(key)
+        if cached is not None:
+            return cached
+        with self.db.sessions() as session:
+            row = session.execute(
+                _versions_query().where(Document.kind == kind.name, Document.slug == slug,
+                                        Version.number == number)).one_or_none()
+        if row is None:
+            raise NotFound(f"{kind.name} {slug!r} has no version {number}.")
+        return self._remember(_published(kind.name, slug, row.Version))
+
+    def latest(self, kind: DocumentKind, slug: str, as_of: datetime | None = None
+               ) -> PublishedVersion:
+        """The latest version of a document, or the latest at ``as_of``."""
+        with self.db.sessions() as session:
+            query = _versions_query().where(Document.kind == kind.name, Document.slug == slug)
+            if as_of is not None:
+                query = query.where(Version.published_at <= as_of)
+            row = session.execute(query.order_by(Version.number.desc()).limit(1)).one_or_none()
+            if row is None:
+                self._require_document(session, kind, slug)
+                when = f" at {isoformat(as_of)}" if as_of else ""
+                raise NotFound(f"{kind.name} {slug!r} had no published version{when}.")
+        return self._remember(_published(kind.name, slug, row.Version))
+
+    def versions(self, kind: DocumentKind, slug: str) -> list[PublishedVersion]:
+        """Every version of a document, oldest first."""
+        with self.db.sessions() as session:
+            rows = session.execute(
+                _versions_query().where(Document.kind == kind.name, Document.slug == slug)
+                .order_by(Version.number)).all()
+            if not rows:
+                self._require_document(session, kind, slug)
+        return [self._remember(_published(kind.name, slug, row.Version)) for row in rows]
+
+    def collection(self, kind: DocumentKind, as_of: datetime | None = None
+                   ) -> list[PublishedVersion]:
+        """The latest version (at ``as_of``) of every document of a kind, in creation order (for
+        the seeded catalogue, the declaration's own order)."""
+        latest = sa.select(Version.document_id, sa.func.max(Version.number).label("number")) \
+            .group_by(Version.document_id)
+        if as_of is not None:
+            latest = latest.where(Version.published_at <= as_of)
+        latest = latest.subquery()
+        query = _versions_query().join(
+            latest, sa.and_(latest.c.document_id == Version.document_id,
+                            latest.c.number == Version.number)
+        ).where(Document.kind == kind.name).order_by(Document.id)
+        with self.db.sessions() as session:
+            rows = session.execute(query).all()
+        return [_published(kind.name, row.slug, row.Version) for row in rows]
+
+    def diff(self, kind: DocumentKind, slug: str, source: int, target: int) -> list[dict]:
+        """The RFC 6902 JSON Patch that turns version ``source`` into version ``target``."""
+        before = self.version(kind, slug, source).document()
+        after = self.version(kind, slug, target).document()
+        return jsonpatch.make_patch(before, after).patch
+
+    def changes(self, since: int, limit: int) -> list[Change]:
+        """Publications after sequence number ``since``, in publication order."""
+        with self.db.sessions() as session:
+            rows = session.execute(
+                sa.select(Version.seq, Document.kind, Document.slug, Version.number,
+                          Version.published_at, Version.withdrawn)
+                .join(Document, Document.id == Version.document_id)
+                .where(Version.seq > since).order_by(Version.seq).limit(limit)).all()
+        return [Change(*row) for row in rows]
+
+    def draft(self, kind: DocumentKind, slug: str, *,
+              authorise: Callable[[Document], None]) -> DraftView:
+        """The current draft of a document."""
+        with self.db.sessions() as session:
+            document = self._require_document(session, kind, slug)
+            authorise(document)
+            draft = _draft_of(session, document)
+            if draft is None:
+                raise NotFound(f"{kind.name} {slug!r} has no draft.")
+            return _draft_view(kind, slug, draft)
+
+    # -- writes --------------------------------------------------------------------------------
+
+    def create(self, kind: DocumentKind, slug: str, content: Mapping[str, Any], *,
+               editor: str, association: str | None = None) -> DraftView:
+        """Create a new document of ``kind`` with its first draft (publishing makes version 1)."""
+        with self.db.write() as session:
+            _lock_head(session)
+            if _document(session, kind, slug) is not None:
+                raise Conflict(f"{kind.name} {slug!r} already exists; edit its draft instead.")
+            document = Document(kind=kind.name, slug=slug, association=association,
+                                created_at=utcnow())
+            session.add(document)
+            session.flush()
+            draft = _new_draft(document, content, based_on=0, editor=editor)
+            session.add(draft)
+            session.flush()
+            return _draft_view(kind, slug, draft)
+
+    def put_draft(self, kind: DocumentKind, slug: str, body: Mapping[str, Any], *,
+                  if_match: str | None, if_none_match: str | None, editor: str,
+                  authorise: Callable[[Document], None]) -> tuple[DraftView, bool]:
+        """Create (``If-None-Match: *``) or replace (``If-Match``) a draft; returns (draft, created)."""
+        content = _load(kind, body)
+        with self.db.write() as session:
+            document = self._require_document(session, kind, slug)
+            authorise(document)
+            draft = _draft_of(session, document)
+            if if_none_match is not None and if_none_match.strip() == "*":
+                require_if_none_match_star(draft is not None)
+                draft = _new_draft(document, content, based_on=_latest_number(session, document),
+                                   editor=editor)
+                session.add(draft)
+                session.flush()
+                return _draft_view(kind, slug, draft), True
+            require_if_match(if_match, _draft_view(kind, slug, draft).etag if draft else None)
+            _replace(draft, content, editor)
+            session.flush()
+            return _draft_view(kind, slug, draft), False
+
+    def patch_draft(self, kind: DocumentKind, slug: str, patch: Any, *, if_match: str | None,
+                    editor: str, authorise: Callable[[Document], None]) -> DraftView:
+        """Apply an RFC 7396 JSON Merge Patch to the draft under ``If-Match``."""
+        if not isinstance(patch, dict):
+            raise InvalidRequest("A merge patch on a draft must be a JSON object.")
+        with self.db.write() as session:
+            document = self._require_document(session, kind, slug)
+            authorise(document)
+            draft = _draft_of(session, document)
+            require_if_match(if_match, _draft_view(kind, slug, draft).etag if draft else None)
+            merged = json_merge_patch.merge(json.loads(draft.body), patch)
+            _replace(draft, _load(kind, merged), editor)
+            session.flush()
+            return _draft_view(kind, slug, draft)
+
+    def delete_draft(self, kind: DocumentKind, slug: str, *, if_match: str | None,
+                     authorise: Callable[[Document], None]) -> None:
+        """Discard the draft under ``If-Match``; published versions are untouched."""
+        with self.db.write() as session:
+            document = self._require_document(session, kind, slug)
+            authorise(document)
+            draft = _draft_of(session, document)
+            require_if_match(if_match, _draft_view(kind, slug, draft).etag if draft else None)
+            session.delete(draft)
+
+    def publish(self, kind: DocumentKind, slug: str, *, if_match: str | None, publisher: str,
+                authorise: Callable[[Document], None], idempotency: tuple[int, str, str] | None
+                ) -> PublishOutcome:
+        """Publish the draft as version N+1 in one transaction, honouring ``Idempotency-Key``.
+
+        ``idempotency`` is (token id, key, request digest). The same key with the same request
+        replays the version it first produced; with another request it is refused (422).
+        """
+        with self.db.write() as session:
+            _lock_head(session)
+            if idempotency is not None:
+                replay = _replay(session, *idempotency)
+                if replay is not None:
+                    return PublishOutcome(replay, replayed=True)
+            document = self._require_document(session, kind, slug)
+            authorise(document)
+            draft = _draft_of(session, document)
+            require_if_match(if_match, _draft_view(kind, slug, draft).etag if draft else None)
+            version = self._append_version(session, kind, document,
+                                           _content_of(draft), publisher=publisher)
+            session.delete(draft)
+            if idempotency is not None:
+                token_id, key, request_sha256 = idempotency
+                session.add(IdempotencyRecord(token_id=token_id, key=key,
+                                              request_sha256=request_sha256,
+                                              version_id=version.id, created_at=utcnow()))
+            session.flush()
+            return PublishOutcome(_published(kind.name, slug, version), replayed=False)
+
+    def publish_content(self, session: Session, kind: DocumentKind, slug: str,
+                        content: Mapping[str, Any], *, publisher: str,
+                        association: str | None = None) -> Version:
+        """Publish ``content`` directly as the next version, inside the caller's transaction.
+
+        Used by seeding; the caller holds the head lock (:func:`lock_head`).
+        """
+        document = _document(session, kind, slug)
+        if document is None:
+            document = Document(kind=kind.name, slug=slug, association=association,
+                                created_at=utcnow())
+            session.add(document)
+            session.flush()
+        return self._append_version(session, kind, document, _load(kind, content),
+                                    publisher=publisher)
+
+    def _append_version(self, session: Session, kind: DocumentKind, document: Document,
+                        content: Mapping[str, Any], *, publisher: str) -> Version:
+        """Add version N+1 of ``document``: the one place a version row is ever created."""
+        head = session.get(RegistryHead, 1)
+        number = _latest_number(session, document) + 1
+        published_at = utcnow()
+        body = canonical_bytes(kind.served_body(document.slug, number, isoformat(published_at),
+                                                content))
+        head.last_seq += 1
+        version = Version(document_id=document.id, number=number, seq=head.last_seq, body=body,
+                          sha256=hashlib.sha256(body).hexdigest(), published_at=published_at,
+                          withdrawn=bool(content.get("withdrawn")), published_by=publisher)
+        session.add(version)
+        session.flush()
+        return version
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _require_document(self, session: Session, kind: DocumentKind, slug: str) -> Document:
+        document = _document(session, kind, slug)
+        if document is None:
+            raise NotFound(f"There is no {kind.name} {slug!r}.")
+        return document
+
+    def _remember(self, version: PublishedVersion) -> PublishedVersion:
+        key = (version.kind, version.slug, version.number)
+        self._versions[key] = version
+        if len(self._versions) > _VERSION_CACHE_SIZE:
+            self._versions.popitem(last=False)
+        return version
+
+
+def lock_head(session: Session) -> RegistryHead:
+    """Take the registry's single-writer lock (a row lock on PostgreSQL; SQLite's writer lock is
+    already held by ``BEGIN IMMEDIATE``) and return the head row."""
+    head = session.execute(sa.select(RegistryHead).where(RegistryHead.id == 1)
+                           .with_for_update()).scalar_one_or_none()
+    if head is None:
+        head = RegistryHead(id=1, last_seq=0)
+        session.add(head)
+        session.flush()
+    return head
+
+
+_lock_head = lock_head
+
+
+def _versions_query() -> sa.Select:
+    return sa.select(Version, Document.slug).join(Document, Document.id == Version.document_id)
+
+
+def _published(kind: str, slug: str, row: Version) -> PublishedVersion:
+    return PublishedVersion(kind=kind, slug=slug, number=row.number, seq=row.seq, body=row.body,
+                            sha256=row.sha256, published_at=row.published_at,
+                            withdrawn=row.withdrawn, published_by=row.published_by)
+
+
+def _document(session: Session, kind: DocumentKind, slug: str) -> Document | None:
+    return session.scalar(sa.select(Document).where(Document.kind == kind.name,
+                                                    Document.slug == slug))
+
+
+def _draft_of(session: Session, document: Document) -> Draft | None:
+    return session.scalar(sa.select(Draft).where(Draft.document_id == document.id))
+
+
+def _latest_number(session: Session, document: Document) -> int:
+    return session.scalar(sa.select(sa.func.coalesce(sa.func.max(Version.number), 0))
+                          .where(Version.document_id == document.id))
+
+
+def _load(kind: DocumentKind, body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise InvalidRequest("A document body must be a JSON object.")
+    try:
+        return kind.load_content(body)
+    except ma.ValidationError as error:
+        raise InvalidRequest("The document failed validation: " + _field_errors(error.messages),
+                             errors={"json": error.messages}) from error
+
+
+def _field_errors(messages: Any) -> str:
+    if isinstance(messages, dict):
+        return "; ".join(f"{field}: {_field_errors(value)}" for field, value in messages.items())
+    if isinstance(messages, list):
+        return " ".join(_field_errors(m) for m in messages)
+    return str(messages)
+
+
+def _new_draft(document: Document, content: Mapping[str, Any], *, based_on: int,
+               editor: str) -> Draft:
+    return Draft(document_id=document.id, body=canonical_bytes(dict(content)),
+                 based_on_version=based_on, updated_at=utcnow(), updated_by=editor)
+
+
+def _replace(draft: Draft, content: Mapping[str, Any], editor: str) -> None:
+    draft.body = canonical_bytes(dict(content))
+    draft.updated_at = utcnow()
+    draft.updated_by = editor
+
+
+def _content_of(draft: Draft) -> dict[str, Any]:
+    return json.loads(draft.body)
+
+
+def _draft_view(kind: DocumentKind, slug: str, draft: Draft) -> DraftView:
+    representation = {"kind": kind.name, "slug": slug, **kind.identity(slug),
+                      "based_on_version": draft.based_on_version,
+                      "updated_at": isoformat(draft.updated_at), **_content_of(draft)}
+    return DraftView(kind=kind.name, slug=slug, body=canonical_bytes(representation))
+
+
+def _replay(session: Session, token_id: int, key: str, request_sha256: str
+            ) -> PublishedVersion | None:
+    record = session.scalar(sa.select(IdempotencyRecord).where(
+        IdempotencyRecord.token_id == token_id, IdempotencyRecord.key == key))
+    if record is None:
+        return None
+    if record.request_sha256 != request_sha256:
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was first used with a different request; use a new key for a "
+            "new request.")
+    version = session.get(Version, record.version_id)
+    document = session.get(Document, version.document_id)
+    return _published(KINDS[document.kind].name, document.slug, version)

@@ -1,0 +1,283 @@
+"""The document routes, generated once per kind: concept, versions, diffs, drafts and publish.
+
+For a kind with collection ``recommendations`` the routes are ``/v1/recommendations``,
+``/v1/recommendations/{slug}``, ``…/versions``, ``…/versions/{n}``, ``…/versions/{n}/diff/{m}``,
+``…/draft`` and ``…/draft/publish``; the singleton declaration drops the slug segment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+import marshmallow as ma
+from flask import Response, current_app, json, request
+
+from app.auth import Permission, current_principal, requires
+from app.auth.service import Principal, may_edit
+from app.http.api import Blueprint
+from app.http.conditional import none_match, not_modified
+from app.http.pagination import paginate
+from app.publishing.kinds import KINDS, DocumentKind
+from app.publishing.models import Document
+from app.publishing.schemas import (AsOfQuerySchema, ChangesQuerySchema, ChangesSchema,
+                                    CollectionQuerySchema,
+                                    JsonPatchOperationSchema, RecommendationQuerySchema,
+                                    VersionListSchema, collection_schema, draft_schema,
+                                    version_schema)
+from app.publishing.service import DraftView, PublishedVersion, PublishingService, isoformat
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+REVALIDATE = "no-cache"
+MERGE_PATCH = "application/merge-patch+json"
+
+
+def publishing() -> PublishingService:
+    """The publishing service of this process."""
+    return current_app.extensions["tech7.publishing"]
+
+
+def version_url(kind: DocumentKind, slug: str, number: int) -> str:
+    """The immutable URL of a version."""
+    return _base(kind, slug) + f"/versions/{number}"
+
+
+def _base(kind: DocumentKind, slug: str) -> str:
+    if kind.singleton_slug is not None:
+        return f"/v1/{kind.collection}"
+    return f"/v1/{kind.collection}/{slug}"
+
+
+def version_response(version: PublishedVersion, kind: DocumentKind, *, status: int = 200,
+                     concept: bool = False) -> Response:
+    """Serve a version's exact canonical bytes with its validators.
+
+    On its own URL a version is cacheable forever; on the concept URL it is the latest version
+    for now, so caches must revalidate and ``Content-Location`` names the version (RFC 9110 §8.7).
+    """
+    headers = {"ETag": version.etag, "Content-Digest": version.content_digest,
+               "Cache-Control": REVALIDATE if concept else IMMUTABLE,
+               "Content-Location": version_url(kind, version.slug, version.number),
+               "Last-Modified": version.published_at.strftime("%a, %d %b %Y %H:%M:%S GMT")}
+    if status == 200 and none_match(request.headers.get("If-None-Match"), version.etag):
+        return not_modified(version.etag, headers)
+    return Response(version.body, status=status, mimetype="application/json", headers=headers)
+
+
+def _draft_response(draft: DraftView, kind: DocumentKind, status: int = 200) -> Response:
+    response = Response(draft.body, status=status, mimetype="application/json",
+                        headers={"ETag": draft.etag, "Cache-Control": "private, no-cache"})
+    if status == 201:
+        response.headers["Location"] = _base(kind, draft.slug) + "/draft"
+    return response
+
+
+def _editor_check(principal: Principal) -> Callable[[Document], None]:
+    return lambda document: may_edit(principal, document.association)
+
+
+def _idempotency(principal: Principal) -> tuple[int, str, str] | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    digest = hashlib.sha256(b"\n".join([request.method.encode(), request.path.encode(),
+                                        request.get_data()])).hexdigest()
+    return principal.token_id, key[:255], digest
+
+
+def _filter(kind: DocumentKind, versions: list[PublishedVersion], args: dict) -> list[dict]:
+    items = []
+    text = (args.get("q") or "").casefold()
+    for version in versions:
+        document = version.document()
+        if document.get("withdrawn") and not args.get("include_withdrawn"):
+            continue
+        if args.get("priority") is not None and document.get("priority") != args["priority"]:
+            continue
+        if args.get("tag") and args["tag"] not in document.get("tags", ()):
+            continue
+        if args.get("association") and document.get("association") != args["association"]:
+            continue
+        if text and text not in json.dumps(document, ensure_ascii=False).casefold():
+            continue
+        items.append(document)
+    return items
+
+
+def document_blueprint(kind: DocumentKind, *, query_schema=None) -> Blueprint:
+    """Build the blueprint that serves one kind of document."""
+    blp = Blueprint(kind.collection, __name__, url_prefix="/v1", description=kind.description)
+    singleton = kind.singleton_slug is not None
+    base = f"/{kind.collection}" if singleton else f"/{kind.collection}/<string:slug>"
+    served = version_schema(kind)
+    query_schema = query_schema or (RecommendationQuerySchema if kind.creatable
+                                    else CollectionQuerySchema)
+
+    def slug_of(kwargs: dict[str, Any]) -> str:
+        return kwargs.get("slug", kind.singleton_slug)
+
+    if not singleton:
+        @blp.route(f"/{kind.collection}", endpoint="collection")
+        @blp.arguments(query_schema, location="query", as_kwargs=False)
+        @blp.response(200, collection_schema(kind), headers={"Link": {
+            "description": "RFC 8288 first/prev/next/last pages.", "schema": {"type": "string"}}})
+        def collection(args):
+            """List the latest version of each document"""
+            items = _filter(kind, publishing().collection(kind, args["as_of"]), args)
+            page_items, page = paginate(items, args)
+            response = Response(json.dumps({"items": page_items, "total": page.total},
+                                           ensure_ascii=False),
+                                mimetype="application/json",
+                                headers={"Link": page.link_header(),
+                                         "Cache-Control": REVALIDATE})
+            return response
+
+    @blp.route(base, endpoint="concept")
+    @blp.arguments(AsOfQuerySchema, location="query", as_kwargs=False)
+    @blp.response(200, served, headers={"Content-Location": {
+        "description": "The immutable URL of the version served.", "schema": {"type": "string"}}})
+    def concept(args, **path):
+        """Read the latest version (or the one current at as_of)"""
+        version = publishing().latest(kind, slug_of(path), args["as_of"])
+        return version_response(version, kind, concept=True)
+
+    @blp.route(base + "/versions", endpoint="versions")
+    @blp.response(200, VersionListSchema)
+    def versions(**path):
+        """List every published version"""
+        slug = slug_of(path)
+        items = [{"version": v.number, "published_at": isoformat(v.published_at),
+                  "withdrawn": v.withdrawn, "sha256": v.sha256,
+                  "href": version_url(kind, slug, v.number)}
+                 for v in publishing().versions(kind, slug)]
+        return {"items": items, "total": len(items)}
+
+    @blp.route(base + "/versions/<int(max=999999999):number>", endpoint="version")
+    @blp.response(200, served)
+    def version(number, **path):
+        """Read one immutable version, as its exact RFC 8785 bytes"""
+        return version_response(publishing().version(kind, slug_of(path), number), kind)
+
+    @blp.route(base + "/versions/<int(max=999999999):number>/diff/<int(max=999999999):other>",
+               endpoint="diff")
+    @blp.response(200, JsonPatchOperationSchema(many=True),
+                  content_type="application/json-patch+json")
+    def diff(number, other, **path):
+        """RFC 6902 JSON Patch from this version to another"""
+        patch = publishing().diff(kind, slug_of(path), number, other)
+        return Response(json.dumps(patch, ensure_ascii=False),
+                        mimetype="application/json-patch+json",
+                        headers={"Cache-Control": IMMUTABLE})
+
+    drafts = draft_schema(kind)
+    draft_input = kind.input_schema()
+
+    @blp.route(base + "/draft", endpoint="draft", methods=["GET"])
+    @blp.response(200, drafts)
+    @requires(Permission.READ_DRAFTS)
+    def get_draft(**path):
+        """Read the draft"""
+        view = publishing().draft(kind, slug_of(path),
+                                  authorise=_editor_check(current_principal()))
+        return _draft_response(view, kind)
+
+    @blp.route(base + "/draft", endpoint="put_draft", methods=["PUT"])
+    @blp.arguments(draft_input, as_kwargs=False)
+    @blp.response(200, drafts)
+    @blp.alt_response(201, schema=drafts, description="The draft was created.")
+    @blp.accepts("application/json")
+    @requires(Permission.PUBLISH)
+    def put_draft(content, **path):
+        """Create (If-None-Match: *) or replace (If-Match) the draft"""
+        view, created = publishing().put_draft(
+            kind, slug_of(path), content, if_match=request.headers.get("If-Match"),
+            if_none_match=request.headers.get("If-None-Match"),
+            editor=current_principal().name, authorise=_editor_check(current_principal()))
+        return _draft_response(view, kind, 201 if created else 200)
+
+    @blp.route(base + "/draft", endpoint="patch_draft", methods=["PATCH"])
+    @blp.response(200, drafts)
+    @blp.accepts(MERGE_PATCH, "application/json")
+    @requires(Permission.PUBLISH)
+    def patch_draft(**path):
+        """Apply an RFC 7396 merge patch to the draft (If-Match required)"""
+        patch = request.get_json(force=True)
+        view = publishing().patch_draft(
+            kind, slug_of(path), patch, if_match=request.headers.get("If-Match"),
+            editor=current_principal().name, authorise=_editor_check(current_principal()))
+        return _draft_response(view, kind)
+
+    @blp.route(base + "/draft", endpoint="delete_draft", methods=["DELETE"])
+    @blp.response(204)
+    @requires(Permission.PUBLISH)
+    def delete_draft(**path):
+        """Discard the draft (If-Match required)"""
+        publishing().delete_draft(kind, slug_of(path), if_match=request.headers.get("If-Match"),
+                                  authorise=_editor_check(current_principal()))
+        return Response(status=204)
+
+    @blp.route(base + "/draft/publish", endpoint="publish", methods=["POST"])
+    @blp.response(201, served, headers={"Location": {
+        "description": "The new version's immutable URL.", "schema": {"type": "string"}}})
+    @requires(Permission.PUBLISH)
+    def publish(**path):
+        """Publish the draft as the next version (If-Match; Idempotency-Key honoured)"""
+        principal = current_principal()
+        outcome = publishing().publish(
+            kind, slug_of(path), if_match=request.headers.get("If-Match"),
+            publisher=principal.name, authorise=_editor_check(principal),
+            idempotency=_idempotency(principal))
+        response = version_response(outcome.version, kind, status=201)
+        response.headers["Location"] = version_url(kind, outcome.version.slug,
+                                                   outcome.version.number)
+        if outcome.replayed:
+            response.headers["Idempotent-Replayed"] = "true"
+        return response
+
+    if kind.creatable:
+        @blp.route(f"/{kind.collection}", endpoint="create", methods=["POST"])
+        @blp.arguments(_creation_schema(kind), as_kwargs=False)
+        @blp.response(201, drafts, headers={"Location": {
+            "description": "The new document's draft.", "schema": {"type": "string"}}})
+        @blp.accepts("application/json")
+        @requires(Permission.PUBLISH)
+        def create(body):
+            """Create a new document as a draft; publish it to make version 1"""
+            principal = current_principal()
+            may_edit(principal, None)
+            slug = body.pop("new_slug")
+            view = publishing().create(kind, slug, body, editor=principal.name)
+            return _draft_response(view, kind, 201)
+
+    return blp
+
+
+def _creation_schema(kind: DocumentKind) -> type[ma.Schema]:
+    return kind.content_schema.from_dict(
+        {"new_slug": ma.fields.String(required=True, data_key="slug", validate=[
+            ma.validate.Regexp(kind.slug_pattern, error="Use lowercase kebab-case."),
+            ma.validate.Length(max=128)])},
+        name=f"New{kind.name.title()}")
+
+
+changes_blp = Blueprint("changes", __name__, url_prefix="/v1",
+                        description="Every publication, in publication order.")
+
+
+@changes_blp.route("/changes")
+@changes_blp.arguments(ChangesQuerySchema, location="query", as_kwargs=False)
+@changes_blp.response(200, ChangesSchema)
+def changes(args):
+    """Follow publications after a cursor"""
+    since = int(args["since"])
+    entries = publishing().changes(since, args["limit"])
+    items = [{"seq": c.seq, "kind": c.kind, "slug": c.slug, "version": c.version,
+              "published_at": isoformat(c.published_at), "withdrawn": c.withdrawn,
+              "href": version_url(KINDS[c.kind], c.slug, c.version)} for c in entries]
+    next_cursor = str(entries[-1].seq) if entries else str(since)
+    response = Response(json.dumps({"items": items, "next_cursor": next_cursor}),
+                        mimetype="application/json", headers={"Cache-Control": REVALIDATE})
+    if len(entries) == args["limit"]:
+        response.headers["Link"] = f'</v1/changes?since={next_cursor}&limit={args["limit"]}>; rel="next"'
+    return response

@@ -1,0 +1,138 @@
+"""Fixtures shared by the whole suite.
+
+Isolation: every test gets its own database, cloned from a template that was migrated and seeded
+once per session (a file copy on SQLite, ``CREATE DATABASE … TEMPLATE`` on PostgreSQL). Services
+commit for real and the database enforces immutability with triggers, so transaction-rollback
+isolation would hide the very behaviour under test.
+
+Set ``TEST_DATABASE_URL`` (e.g. ``postgresql://postgres@127.0.0.1:5432/test``) to run the whole
+suite on PostgreSQL; the default is SQLite.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import make_url
+
+from app import create_app
+from app.auth.service import OPERATOR, create_token
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
+_counter = itertools.count()
+
+
+class DatabaseFactory:
+    """Creates per-test databases from a migrated, seeded template."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.run_id = uuid.uuid4().hex[:8]
+        self.template_url = self._new_url("template")
+        self._created: list[str] = []
+
+    @property
+    def is_postgres(self) -> bool:
+        return TEST_DATABASE_URL.startswith("postgresql")
+
+    def _new_url(self, name: str) -> str:
+        if self.is_postgres:
+            url = make_url(TEST_DATABASE_URL).set(database=f"tech7_{self.run_id}_{name}")
+            return url.render_as_string(hide_password=False)
+        return f"sqlite:///{self.workdir / f'{name}.db'}"
+
+    def _admin(self) -> sa.Engine:
+        return sa.create_engine(make_url(TEST_DATABASE_URL).set(drivername="postgresql+psycopg"),
+                                isolation_level="AUTOCOMMIT")
+
+    def create_empty(self, name: str) -> str:
+        """A new, empty database (not migrated)."""
+        url = self._new_url(name)
+        if self.is_postgres:
+            engine = self._admin()
+            with engine.connect() as connection:
+                connection.exec_driver_sql(f'CREATE DATABASE "{make_url(url).database}"')
+            engine.dispose()
+            self._created.append(make_url(url).database)
+        return url
+
+    def clone_template(self) -> str:
+        """A new database holding exactly what the template holds."""
+        name = f"t{next(_counter)}"
+        url = self._new_url(name)
+        if self.is_postgres:
+            engine = self._admin()
+            with engine.connect() as connection:
+                connection.exec_driver_sql(
+                    f'CREATE DATABASE "{make_url(url).database}" '
+                    f'TEMPLATE "{make_url(self.template_url).database}"')
+            engine.dispose()
+            self._created.append(make_url(url).database)
+        else:
+            template = Path(make_url(self.template_url).database)
+            shutil.copyfile(template, make_url(url).database)
+        return url
+
+    def drop_all(self) -> None:
+        if not self.is_postgres:
+            return
+        engine = self._admin()
+        with engine.connect() as connection:
+            for name in reversed(self._created):
+                connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        engine.dispose()
+
+
+def make_app(database_url: str, tmp: Path, **overrides):
+    """Build an app on ``database_url`` with test settings."""
+    config = {"TESTING": True, "DATABASE_URL": database_url, "DATA_DIR": str(tmp)}
+    config.update(overrides)
+    return create_app(config)
+
+
+@pytest.fixture(scope="session")
+def databases(tmp_path_factory) -> Iterator[DatabaseFactory]:
+    """The session's database factory, with a migrated and seeded template."""
+    factory = DatabaseFactory(tmp_path_factory.mktemp("db"))
+    template_url = factory.create_empty("template") if factory.is_postgres \
+        else factory.template_url
+    app = make_app(template_url, factory.workdir)
+    from app.cli import prepare  # noqa: PLC0415
+
+    with app.app_context():
+        prepare(app)
+    app.extensions["tech7.db"].engine.dispose()
+    yield factory
+    factory.drop_all()
+
+
+@pytest.fixture
+def app(databases, tmp_path):
+    """A fresh application on its own copy of the seeded database."""
+    application = make_app(databases.clone_template(), tmp_path)
+    yield application
+    application.extensions["tech7.db"].engine.dispose()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def operator_token(app) -> str:
+    """A bearer token of a registry operator."""
+    return create_token(app.extensions["tech7.db"], role=OPERATOR, label="test operator")
+
+
+@pytest.fixture
+def operator(operator_token) -> dict[str, str]:
+    """Authorization headers of a registry operator."""
+    return {"Authorization": f"Bearer {operator_token}"}
