@@ -46,7 +46,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     _register_blueprints(api)
     CORS(app, resources={r"/v1/*": {"origins": "*", "methods": ["GET", "HEAD", "OPTIONS"]},
                          r"/openapi.json": {"origins": "*"}},
-         expose_headers=_EXPOSED_HEADERS, allow_headers=["If-None-Match", "If-Modified-Since"],
+         expose_headers=_EXPOSED_HEADERS, send_wildcard=True, allow_headers=["If-None-Match", "If-Modified-Since"],
          max_age=86400)
     app.after_request(lambda response: apply_conditional_get(request, response))
     app.before_request(db.ensure_process)

@@ -6,14 +6,14 @@ pools and other native handles made before a fork are not valid in the child pro
 
 from __future__ import annotations
 
-from gunicorn.app.base import BaseApplication
+from gunicorn.app.base import Application
 
 from app.config import PROJECT_ROOT
 
 GUNICORN_CONFIG = PROJECT_ROOT / "gunicorn.conf.py"
 
 
-class RegistryServer(BaseApplication):
+class RegistryServer(Application):
     """A gunicorn application whose workers each call :func:`app.create_app`."""
 
     def __init__(self, options: dict):
@@ -24,6 +24,9 @@ class RegistryServer(BaseApplication):
         self.load_config_from_file(str(GUNICORN_CONFIG))
         for key, value in self.options.items():
             self.cfg.set(key, value)
+
+    def init(self, parser, opts, args):  # the command line is ours, not gunicorn's
+        return None
 
     def load(self):
         from app import create_app  # noqa: PLC0415 - runs in the worker, after the fork

@@ -174,8 +174,8 @@ def document_blueprint(kind: DocumentKind, *, query_schema=None) -> Blueprint:
     draft_input = kind.input_schema()
 
     @blp.route(base + "/draft", endpoint="draft", methods=["GET"])
-    @blp.response(200, drafts)
     @requires(Permission.READ_DRAFTS)
+    @blp.response(200, drafts)
     def get_draft(**path):
         """Read the draft"""
         view = publishing().draft(kind, slug_of(path),
@@ -183,11 +183,11 @@ def document_blueprint(kind: DocumentKind, *, query_schema=None) -> Blueprint:
         return _draft_response(view, kind)
 
     @blp.route(base + "/draft", endpoint="put_draft", methods=["PUT"])
+    @requires(Permission.PUBLISH)
+    @blp.accepts("application/json")
     @blp.arguments(draft_input, as_kwargs=False)
     @blp.response(200, drafts)
     @blp.alt_response(201, schema=drafts, description="The draft was created.")
-    @blp.accepts("application/json")
-    @requires(Permission.PUBLISH)
     def put_draft(content, **path):
         """Create (If-None-Match: *) or replace (If-Match) the draft"""
         view, created = publishing().put_draft(
@@ -197,9 +197,9 @@ def document_blueprint(kind: DocumentKind, *, query_schema=None) -> Blueprint:
         return _draft_response(view, kind, 201 if created else 200)
 
     @blp.route(base + "/draft", endpoint="patch_draft", methods=["PATCH"])
-    @blp.response(200, drafts)
-    @blp.accepts(MERGE_PATCH, "application/json")
     @requires(Permission.PUBLISH)
+    @blp.accepts(MERGE_PATCH, "application/json")
+    @blp.response(200, drafts)
     def patch_draft(**path):
         """Apply an RFC 7396 merge patch to the draft (If-Match required)"""
         patch = request.get_json(force=True)
@@ -209,8 +209,8 @@ def document_blueprint(kind: DocumentKind, *, query_schema=None) -> Blueprint:
         return _draft_response(view, kind)
 
     @blp.route(base + "/draft", endpoint="delete_draft", methods=["DELETE"])
-    @blp.response(204)
     @requires(Permission.PUBLISH)
+    @blp.response(204)
     def delete_draft(**path):
         """Discard the draft (If-Match required)"""
         publishing().delete_draft(kind, slug_of(path), if_match=request.headers.get("If-Match"),
@@ -218,9 +218,9 @@ def document_blueprint(kind: DocumentKind, *, query_schema=None) -> Blueprint:
         return Response(status=204)
 
     @blp.route(base + "/draft/publish", endpoint="publish", methods=["POST"])
+    @requires(Permission.PUBLISH)
     @blp.response(201, served, headers={"Location": {
         "description": "The new version's immutable URL.", "schema": {"type": "string"}}})
-    @requires(Permission.PUBLISH)
     def publish(**path):
         """Publish the draft as the next version (If-Match; Idempotency-Key honoured)"""
         principal = current_principal()
@@ -237,11 +237,11 @@ def document_blueprint(kind: DocumentKind, *, query_schema=None) -> Blueprint:
 
     if kind.creatable:
         @blp.route(f"/{kind.collection}", endpoint="create", methods=["POST"])
+        @requires(Permission.PUBLISH)
+        @blp.accepts("application/json")
         @blp.arguments(_creation_schema(kind), as_kwargs=False)
         @blp.response(201, drafts, headers={"Location": {
             "description": "The new document's draft.", "schema": {"type": "string"}}})
-        @blp.accepts("application/json")
-        @requires(Permission.PUBLISH)
         def create(body):
             """Create a new document as a draft; publish it to make version 1"""
             principal = current_principal()

@@ -1,0 +1,61 @@
+"""The README's run command: `tech7-registry serve` migrates, seeds and serves with gunicorn."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for(url: str, process: subprocess.Popen, timeout: float = 60.0) -> bytes:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"serve exited early with {process.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return response.read()
+        except OSError:
+            time.sleep(0.3)
+    raise AssertionError(f"{url} did not answer within {timeout} s")
+
+
+@pytest.fixture
+def served(tmp_path):
+    """A real `tech7-registry serve` on SQLite in a fresh data folder."""
+    port = _free_port()
+    env = {**os.environ, "TECH7_DATA_DIR": str(tmp_path / "data"),
+           "TECH7_KEYS_DIR": str(tmp_path / "keys")}
+    env.pop("TECH7_DATABASE_URL", None)
+    command = [str(Path(sys.executable).with_name("tech7-registry")), "serve",
+               "--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
+    with open(tmp_path / "serve.log", "wb") as log:
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
+        try:
+            yield f"http://127.0.0.1:{port}", process, tmp_path
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
+
+
+def test_serve_publishes_the_declaration_on_sqlite(served):
+    base, process, tmp_path = served
+    body = _wait_for(f"{base}/v1/declaration", process)
+    assert b"AI Action Summit" in body
+    assert (tmp_path / "data" / "registry.db").exists()
+    with urllib.request.urlopen(f"{base}/v1/recommendations?per_page=100") as response:
+        assert b'"total": 14' in response.read()
