@@ -16,6 +16,10 @@ from app import config as default_config
 from app.db import Database
 from app.http.api import Api
 from app.http.conditional import apply_conditional_get
+from app.ledger.service import TransparencyLog
+from app.pki.keyring import Keyring
+from app.provenance.service import ProvenanceService
+from app.publishing.service import PublishingService
 
 # Headers a browser app may read from a cross-origin response.
 _EXPOSED_HEADERS = ["ETag", "Link", "Location", "Content-Location", "Content-Digest",
@@ -38,9 +42,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     db = Database(app.config["DATABASE_URL"])
     app.extensions["tech7.db"] = db
 
-    from app.publishing.service import PublishingService  # noqa: PLC0415 - needs the kinds below
-
-    app.extensions["tech7.publishing"] = PublishingService(db)
+    keyring = Keyring(app.config["KEYS_DIR"])
+    provenance = ProvenanceService(keyring, tsa_url=app.config["TSA_URL"])
+    log = TransparencyLog(db, origin=app.config["LOG_ORIGIN"], keyring=keyring)
+    app.extensions.update({"tech7.keys": keyring, "tech7.provenance": provenance,
+                           "tech7.log": log,
+                           "tech7.publishing": PublishingService(db, provenance, log)})
+    if app.config["STARTUP_CHECKS"]:
+        # Refuse to start unless the keys load and a signed probe reads Trusted.
+        provenance.start()
 
     api = Api(app)
     _register_blueprints(api)
@@ -60,6 +70,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 def _register_blueprints(api: Api) -> None:
     from app.catalog import kinds as catalog  # noqa: PLC0415
     from app.catalog.views import blp as catalog_blp, docs_blp  # noqa: PLC0415
+    from app.ledger.views import blp as log_blp  # noqa: PLC0415
+    from app.pki.views import blp as trust_blp  # noqa: PLC0415
     from app.publishing.views import changes_blp, document_blueprint  # noqa: PLC0415
 
     for kind in (catalog.DECLARATION, catalog.PRIORITY, catalog.RECOMMENDATION,
@@ -67,6 +79,8 @@ def _register_blueprints(api: Api) -> None:
         api.register_blueprint(document_blueprint(kind))
     api.register_blueprint(changes_blp)
     api.register_blueprint(catalog_blp)
+    api.register_blueprint(trust_blp)
+    api.register_blueprint(log_blp)
     api._app.register_blueprint(docs_blp)
 
 

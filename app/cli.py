@@ -7,14 +7,19 @@ starts, so several workers never race to migrate or seed.
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from datetime import datetime, timezone
+from pathlib import Path
 
 import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
 from app.auth import Permission
+from app.pki.authority import KeyMaterialError, rotate_signer
+from app.pki.keyring import ensure_keys
+from app.provenance.manifests import SelfCheckError
 from app.auth.service import ASSOCIATION, OPERATOR, create_token
 
 
@@ -22,14 +27,17 @@ def main() -> None:
     """Entry point of the ``tech7-registry`` console script."""
     from app import create_app  # noqa: PLC0415
 
-    FlaskGroup(create_app=create_app, add_default_commands=False,
+    # Commands run before keys exist (keys init, migrate), so the start-up checks belong to the
+    # server's workers, not to the command line.
+    FlaskGroup(create_app=lambda: create_app({"STARTUP_CHECKS": False}),
+               add_default_commands=False,
                help="The TECH7 registry: publish, sign and log the TECH7 declaration.")(
         prog_name="tech7-registry")
 
 
 def register(app: Flask) -> None:
     """Attach the registry's commands to ``app.cli``."""
-    for command in (serve, migrate, seed, tokens):
+    for command in (serve, migrate, seed, tokens, keys):
         app.cli.add_command(command)
 
 
@@ -52,7 +60,10 @@ def serve(host: str, port: int, workers: int) -> None:
     """Migrate, load the declaration, and serve the API with gunicorn."""
     from app.server import run  # noqa: PLC0415
 
-    prepare(current_app)
+    # Preparation signs documents, and c2pa's native state does not survive a fork: it runs in a
+    # child process so that this one, gunicorn's master, never touches c2pa before forking.
+    if subprocess.run([sys.executable, "-m", "app.cli", "seed"], check=False).returncode:
+        raise click.ClickException("refusing to start: preparation failed (see above)")
     click.echo(f"Serving on http://{host}:{port}/v1 (docs: http://{host}:{port}/docs/)")
     run(host=host, port=port, workers=workers)
 
@@ -69,8 +80,36 @@ def migrate() -> None:
 @click.command()
 @with_appcontext
 def seed() -> None:
-    """Migrate, then publish the declaration unless it is already published."""
-    prepare(current_app)
+    """Make missing keys, migrate, check signing, publish the declaration unless already done."""
+    try:
+        ensure_keys(current_app.config["KEYS_DIR"], current_app.config["SEED_FILE"])
+        current_app.extensions["tech7.provenance"].start()
+        prepare(current_app)
+    except (KeyMaterialError, SelfCheckError) as error:
+        raise click.ClickException(str(error)) from error
+
+
+@click.group()
+def keys() -> None:
+    """Create and rotate the registry's keys and certificates."""
+
+
+@keys.command("init")
+@with_appcontext
+def keys_init() -> None:
+    """Create whatever key material is missing (CAs, signers, TSA, log key)."""
+    ensure_keys(current_app.config["KEYS_DIR"], current_app.config["SEED_FILE"])
+    click.echo(f"Keys are in {current_app.config['KEYS_DIR']}")
+
+
+@keys.command("rotate")
+@click.argument("signer")
+@with_appcontext
+def keys_rotate(signer: str) -> None:
+    """Issue a new signing certificate for SIGNER (registry or an association slug)."""
+    certificate = rotate_signer(Path(current_app.config["KEYS_DIR"]), signer)
+    click.echo(f"New certificate for {signer}: serial {certificate.serial_number:x}, valid until "
+               f"{certificate.not_valid_after_utc.isoformat()}")
 
 
 @click.group()

@@ -22,6 +22,12 @@ MAX_BODY_BYTES = 1024 * 1024
 #: Default and largest page sizes of collections.
 PAGE_SIZE_DEFAULT = 20
 PAGE_SIZE_MAX = 100
+#: External RFC 3161 timestamp authority; empty means the built-in one (a loopback listener).
+TSA_URL = ""
+#: The transparency log's origin line (C2SP tlog-checkpoint) and signed-note key name.
+LOG_ORIGIN = "tech7-registry/log"
+#: Load the keys and sign a probe when the app is built; the server refuses to start otherwise.
+STARTUP_CHECKS = True
 #: The JSON data file seeded as version 1 of every catalogue document at first start.
 SEED_FILE = str(Path(__file__).resolve().parent / "catalog" / "content" / "tech7-declaration.json")
 

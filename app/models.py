@@ -2,9 +2,10 @@
 
 from app.auth.models import AccessToken
 from app.db import Base
+from app.ledger.models import LogCheckpoint, LogEntry, LogTile
 from app.publishing.models import Document, Draft, IdempotencyRecord, RegistryHead, Version
 
 metadata = Base.metadata
 
-__all__ = ["AccessToken", "Document", "Draft", "IdempotencyRecord", "RegistryHead", "Version",
+__all__ = ["AccessToken", "LogCheckpoint", "LogEntry", "LogTile", "Document", "Draft", "IdempotencyRecord", "RegistryHead", "Version",
            "metadata"]

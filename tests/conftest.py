@@ -22,8 +22,9 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from app import create_app
+from app import config, create_app
 from app.auth.service import OPERATOR, create_token
+from app.pki.keyring import ensure_keys
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 _counter = itertools.count()
@@ -90,15 +91,29 @@ class DatabaseFactory:
         engine.dispose()
 
 
+_KEYS_DIR: Path | None = None
+
+
 def make_app(database_url: str, tmp: Path, **overrides):
-    """Build an app on ``database_url`` with test settings."""
-    config = {"TESTING": True, "DATABASE_URL": database_url, "DATA_DIR": str(tmp)}
+    """Build an app on ``database_url`` with test settings and the session's keys."""
+    config = {"TESTING": True, "DATABASE_URL": database_url, "DATA_DIR": str(tmp),
+              "KEYS_DIR": str(_KEYS_DIR)}
     config.update(overrides)
     return create_app(config)
 
 
 @pytest.fixture(scope="session")
-def databases(tmp_path_factory) -> Iterator[DatabaseFactory]:
+def keys_dir(tmp_path_factory) -> Path:
+    """The registry's PKI, made once per session at run time (no key is ever committed)."""
+    global _KEYS_DIR
+    directory = tmp_path_factory.mktemp("keys") / "keys"
+    ensure_keys(directory, config.SEED_FILE)
+    _KEYS_DIR = directory
+    return directory
+
+
+@pytest.fixture(scope="session")
+def databases(tmp_path_factory, keys_dir) -> Iterator[DatabaseFactory]:
     """The session's database factory, with a migrated and seeded template."""
     factory = DatabaseFactory(tmp_path_factory.mktemp("db"))
     template_url = factory.create_empty("template") if factory.is_postgres \

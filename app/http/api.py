@@ -7,17 +7,24 @@ What it fixes or adds, once, for every domain:
 - a view that changes state must declare the permission it needs (:func:`app.auth.requires`) or
   its blueprint refuses to register it;
 - write endpoints declare the media types they accept, and anything else gets a 415;
-- the pagination ``Link`` header and problem responses are documented in OpenAPI.
+- every operation documents, as problem+json, the errors it can answer with (derived from its
+  route, its arguments, its permission and the media types it accepts), protected operations
+  document the bearer security scheme, and GETs document ``If-None-Match`` and 304;
+- the OpenAPI document has its keys sorted at every level, so ``/openapi.json`` and
+  ``tech7-registry openapi write`` are byte-for-byte stable and the committed copy diffs well.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
+from copy import deepcopy
 
+import apispec
 import flask_smorest
 import marshmallow as ma
 from flask import request
+from flask_smorest.utils import prepare_response
 from werkzeug.exceptions import HTTPException, UnsupportedMediaType
 
 from app.auth.permissions import declared_permission
@@ -38,6 +45,10 @@ class Schema(ma.Schema):
 class ProblemSchema(Schema):
     """An RFC 9457 problem details object."""
 
+    class Meta:
+        # RFC 9457 §3.2: problem types may add extension members.
+        unknown = ma.INCLUDE
+
     type = ma.fields.String(required=True, metadata={"description": "Problem type URI reference."})
     title = ma.fields.String(required=True)
     status = ma.fields.Integer(required=True)
@@ -45,10 +56,77 @@ class ProblemSchema(Schema):
     errors = ma.fields.Dict(metadata={"description": "Field errors, by request location."})
 
 
+# The error responses operations refer to, by component name: (status, description). Names are
+# ours rather than ``HTTPStatus`` member names, which differ between Python versions (413, 422),
+# so the generated document is the same on every interpreter.
+PROBLEM_RESPONSES: dict[str, tuple[int, str]] = {
+    "BadRequest": (400, "The body is not valid JSON."),
+    "Unauthenticated": (401, "No bearer token, or one that is unknown, expired or revoked."),
+    "Forbidden": (403, "The token is not scoped to this action, or not to this document's "
+                       "association."),
+    "NotFound": (404, "Nothing exists at this URL (with as_of: nothing was published yet at "
+                      "that instant)."),
+    "Conflict": (409, "The request conflicts with the current state, e.g. a document with this "
+                      "slug already exists."),
+    "PreconditionFailed": (412, "If-Match or If-None-Match: * did not hold: the draft changed, "
+                                "was published, or already exists. Read it again and retry."),
+    "ContentTooLarge": (413, "The body is larger than this service accepts."),
+    "UnsupportedMediaType": (415, "The body was sent with a Content-Type this operation does not "
+                                  "accept."),
+    "InvalidRequest": (422, "Parameters or body failed validation; errors lists the fields."),
+    "PreconditionRequired": (428, "The request changes a draft but sent no If-Match: send the "
+                                  "draft's ETag (or If-None-Match: * to create a draft)."),
+}
+
+_ETAG = {"description": "Strong entity tag of the representation; send it back in "
+                        "If-None-Match (or If-Match on drafts).",
+         "required": True, "schema": {"type": "string"}}
+
+_NOT_MODIFIED = {
+    "description": "Not Modified: the ETag in If-None-Match is current; the body is empty.",
+    "headers": {"ETag": _ETAG},
+}
+
+_IF_NONE_MATCH = {
+    "name": "If-None-Match", "in": "header", "required": False,
+    "description": "ETags of copies you hold; if one is current the answer is 304 with no body.",
+    "schema": {"type": "string"},
+}
+
+_BEARER = [{"bearer": []}]
+
+
+class SortedAPISpec(apispec.APISpec):
+    """An APISpec whose document has its object keys sorted at every level (lists keep their
+    order), as JSON, so every serialisation of it is identical."""
+
+    def to_dict(self) -> dict:
+        return _sorted_keys(super().to_dict())
+
+
+def _sorted_keys(value):
+    if isinstance(value, dict):
+        # Keys become strings as in JSON: apispec keeps status codes as ints.
+        return {str(key): _sorted_keys(item)
+                for key, item in sorted(value.items(), key=lambda pair: str(pair[0]))}
+    if isinstance(value, list):
+        return [_sorted_keys(item) for item in value]
+    return value
+
+
 class Api(flask_smorest.Api):
     """flask-smorest's Api with problem+json error handling for the whole application."""
 
     ERROR_SCHEMA = ProblemSchema
+    # No catch-all "default" response: each operation lists the errors it can answer with, so a
+    # status the document does not name is a bug that the OpenAPI conformance tests catch.
+    DEFAULT_ERROR_RESPONSE_NAME = None
+
+    def _init_spec(self, **kwargs):
+        super()._init_spec(**kwargs)
+        # flask-smorest instantiates apispec.APISpec itself and offers no hook for the class;
+        # SortedAPISpec only adds to_dict, so switching the class of the new object is safe.
+        self.spec.__class__ = SortedAPISpec
 
     def _register_error_handlers(self):
         self._app.register_error_handler(RegistryError, render_registry_error)
@@ -64,27 +142,53 @@ class Api(flask_smorest.Api):
 
     def _register_responses(self):
         super()._register_responses()
-        # Every documented error response is problem+json, not application/json.
-        for response in self.spec.components.responses.values():
+        # flask-smorest registers its error responses lazily (only those referenced reach the
+        # document) and as application/json; the registry serves every error as problem+json.
+        for response in self.spec.components.responses_lazy.values():
             content = response.get("content")
             if content and "application/json" in content:
                 content[PROBLEM_MEDIA_TYPE] = content.pop("application/json")
+        for name, (_status, description) in PROBLEM_RESPONSES.items():
+            response = {"description": description, "schema": self.ERROR_SCHEMA}
+            if name == "Unauthenticated":
+                response["headers"] = {"WWW-Authenticate": {
+                    "description": 'Bearer realm="tech7-registry"', "schema": {"type": "string"}}}
+            prepare_response(response, self.spec, PROBLEM_MEDIA_TYPE)
+            self.spec.components.response(name, response, lazy=True)
 
 
 class Blueprint(flask_smorest.Blueprint):
-    """flask-smorest's Blueprint with declared permissions and accepted media types."""
+    """flask-smorest's Blueprint with declared permissions, accepted media types and documented
+    problem responses."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._prepare_doc_cbks.append(self._prepare_problem_doc)
 
     def route(self, rule: str, *, parameters=None, tags=None, **options):
         methods = {m.upper() for m in options.get("methods", ["GET"])}
         register = super().route(rule, parameters=parameters, tags=tags, **options)
 
         def decorator(view: Callable):
-            if methods - SAFE_METHODS and declared_permission(view) is None:
+            if methods - SAFE_METHODS and declared_permission(view) is None \
+                    and not getattr(view, "_tech7_public_write", False):
                 raise TypeError(f"{self.name}.{view.__name__} changes state but declares no "
                                 f"permission: decorate it with @requires(...)")
+            # What the OpenAPI document needs to know about the view, read back by
+            # _prepare_problem_doc when the blueprint is registered.
+            view._apidoc = deepcopy(getattr(view, "_apidoc", {}))
+            view._apidoc["tech7"] = {"protected": declared_permission(view) is not None,
+                                     "accepts": getattr(view, _ACCEPTS, None)}
             return register(view)
 
         return decorator
+
+    @staticmethod
+    def public_write(view: Callable) -> Callable:
+        """Declare that a POST endpoint is a public protocol endpoint that changes no state (the
+        RFC 3161 time-stamping service), so it needs no permission."""
+        view._tech7_public_write = True
+        return view
 
     @staticmethod
     def accepts(*media_types: str) -> Callable[[Callable], Callable]:
@@ -99,6 +203,58 @@ class Blueprint(flask_smorest.Blueprint):
                         f"Send the body as {' or '.join(sorted(allowed))}.")
                 return view(*args, **kwargs)
 
+            setattr(wrapper, _ACCEPTS, tuple(media_types))
             return wrapper
 
         return decorator
+
+    @staticmethod
+    def _prepare_problem_doc(doc, doc_info, *, method, **_kwargs):
+        """Document the errors an operation can answer with, its security and conditional GET.
+
+        Derived from what the framework knows, so every view gets it without repeating it: any
+        operation may 404 (unknown document, version, or nothing yet at as_of); arguments mean
+        422; a declared permission means bearer security, 401 and 403; state changes may conflict
+        (409), need If-Match (428, 412), be refused (422) or be too large (413); a body parsed as
+        JSON may be malformed (400) or of another media type (415).
+        """
+        info = doc_info.get("tech7", {})
+        responses = doc.setdefault("responses", {})
+        names = ["NotFound"]
+        if "arguments" in doc_info:
+            names.append("InvalidRequest")
+        if info.get("protected"):
+            names += ["Unauthenticated", "Forbidden"]
+            doc["security"] = deepcopy(_BEARER)
+        if method.upper() not in SAFE_METHODS:
+            names += ["Conflict", "PreconditionFailed", "ContentTooLarge", "InvalidRequest",
+                      "PreconditionRequired"]
+        accepts = info.get("accepts")
+        if accepts:
+            names += ["BadRequest", "UnsupportedMediaType", "InvalidRequest"]
+            _document_body(doc, accepts)
+        # flask-smorest keys arguments' 422 by an int status and an HTTPStatus member name.
+        for status in [key for key in responses if str(key) == "422"]:
+            del responses[status]
+        for name in names:
+            responses[PROBLEM_RESPONSES[name][0]] = name
+        if method.upper() == "GET":
+            # Every 200 to a GET carries a strong ETag (app.http.conditional).
+            if isinstance(responses.get(200), dict):
+                responses[200].setdefault("headers", {}).setdefault("ETag", deepcopy(_ETAG))
+            responses[304] = deepcopy(_NOT_MODIFIED)
+            doc.setdefault("parameters", []).append(deepcopy(_IF_NONE_MATCH))
+        return doc
+
+
+_ACCEPTS = "_tech7_accepts"
+
+
+def _document_body(doc: dict, media_types: Iterable[str]) -> None:
+    """List every accepted media type in the request body, with the schema the view declared
+    (a JSON object when it parses the body itself, e.g. a merge patch)."""
+    body = doc.setdefault("requestBody", {"required": True, "content": {}})
+    content = body.setdefault("content", {})
+    declared = next(iter(content.values()), {"schema": {"type": "object"}})
+    for media_type in media_types:
+        content.setdefault(media_type, deepcopy(declared))

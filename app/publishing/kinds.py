@@ -32,6 +32,17 @@ class DocumentKind:
     creatable: bool = False
     identity: Callable[[str], Mapping[str, Any]] = field(default=lambda slug: {})
     identity_fields: Mapping[str, ma.fields.Field] = field(default_factory=dict)
+    signed_by_association: bool = False
+
+    def concept_path(self, slug: str) -> str:
+        """The URL path of the document (its latest version)."""
+        if self.singleton_slug is not None:
+            return f"/v1/{self.collection}"
+        return f"/v1/{self.collection}/{slug}"
+
+    def version_path(self, slug: str, number: int) -> str:
+        """The immutable URL path of one version."""
+        return f"{self.concept_path(slug)}/versions/{number}"
 
     def served_body(self, slug: str, number: int, published_at: str,
                     content: Mapping[str, Any]) -> dict[str, Any]:

@@ -59,6 +59,12 @@ class Version(Base):
     published_at: Mapped[datetime] = mapped_column(UTCDateTime())
     withdrawn: Mapped[bool] = mapped_column(default=False)
     published_by: Mapped[str] = mapped_column(sa.String(128))
+    manifest: Mapped[bytes] = mapped_column(sa.LargeBinary, doc="C2PA sidecar manifest store.")
+    manifest_sha256: Mapped[str] = mapped_column(sa.String(64))
+    manifest_label: Mapped[str] = mapped_column(sa.String(200))
+    signer: Mapped[str] = mapped_column(sa.String(64), doc="Signer name: registry or an association.")
+    signer_certificate_sha256: Mapped[str] = mapped_column(sa.String(64))
+    log_index: Mapped[int] = mapped_column(unique=True, doc="Its entry in the transparency log.")
 
     document: Mapped[Document] = relationship(back_populates="versions")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import functools
 
 import marshmallow as ma
@@ -42,33 +43,57 @@ class ChangesQuerySchema(Schema):
     limit = ma.fields.Integer(load_default=100, validate=ma.validate.Range(min=1, max=500))
 
 
+def _published_at() -> ma.fields.Field:
+    # Served as the string the version's bytes hold, so documented rather than parsed.
+    return ma.fields.String(required=True, metadata={
+        "format": "date-time",
+        "description": "When the version was published: RFC 3339 in UTC with milliseconds, "
+                       "e.g. 2025-02-10T09:30:00.000Z."})
+
+
+def _version_number(description: str) -> ma.fields.Field:
+    return ma.fields.Integer(required=True, validate=ma.validate.Range(min=1),
+                             metadata={"description": description})
+
+
 class ChangeSchema(Schema):
-    seq = ma.fields.Integer(required=True)
+    """One publication in the change feed."""
+
+    seq = ma.fields.Integer(required=True, validate=ma.validate.Range(min=1), metadata={
+        "description": "Position in publication order across the whole registry."})
     kind = ma.fields.String(required=True)
     slug = ma.fields.String(required=True)
-    version = ma.fields.Integer(required=True)
-    published_at = ma.fields.String(required=True)
+    version = _version_number("The version this publication made.")
+    published_at = _published_at()
     withdrawn = ma.fields.Boolean(required=True)
-    href = ma.fields.String(required=True)
+    href = ma.fields.String(required=True, metadata={"description": "The version's immutable URL."})
 
 
 class ChangesSchema(Schema):
+    """A page of the change feed."""
+
     items = ma.fields.List(ma.fields.Nested(ChangeSchema), required=True)
     next_cursor = ma.fields.String(required=True, metadata={
         "description": "Pass as since to continue; equal to since when there is nothing new."})
 
 
 class VersionSummarySchema(Schema):
-    version = ma.fields.Integer(required=True)
-    published_at = ma.fields.String(required=True)
+    """One published version of a document, without its content."""
+
+    version = _version_number("Version number, from 1.")
+    published_at = _published_at()
     withdrawn = ma.fields.Boolean(required=True)
-    sha256 = ma.fields.String(required=True)
-    href = ma.fields.String(required=True)
+    sha256 = ma.fields.String(required=True, validate=ma.validate.Regexp(r"^[0-9a-f]{64}$"),
+                              metadata={"description": "SHA-256 of the version's exact bytes "
+                                                       "(RFC 8785); also its ETag."})
+    href = ma.fields.String(required=True, metadata={"description": "The version's immutable URL."})
 
 
 class VersionListSchema(Schema):
+    """Every published version of a document, oldest first."""
+
     items = ma.fields.List(ma.fields.Nested(VersionSummarySchema), required=True)
-    total = ma.fields.Integer(required=True)
+    total = ma.fields.Integer(required=True, validate=ma.validate.Range(min=0))
 
 
 class JsonPatchOperationSchema(Schema):
@@ -83,16 +108,39 @@ class JsonPatchOperationSchema(Schema):
 
 
 def _identity_fields(kind: DocumentKind) -> dict[str, ma.fields.Field]:
-    return {"kind": ma.fields.String(required=True), "slug": ma.fields.String(required=True),
+    return {"kind": ma.fields.String(required=True, validate=ma.validate.OneOf([kind.name]),
+                                     metadata={"description": "The kind of document."}),
+            "slug": ma.fields.String(required=True, validate=ma.validate.Regexp(kind.slug_pattern),
+                                     metadata={"description": "The document's stable identifier "
+                                                              "in its URL."}),
             **kind.identity_fields}
+
+
+def _served_content_fields(kind: DocumentKind) -> dict[str, ma.fields.Field]:
+    """Content fields that every served version and draft holds.
+
+    Content is stored as loaded, so a field that loading fills with a default (``withdrawn``,
+    ``tags``, ``footnotes`` …) is always present in what is served: required there, with no
+    default, even though an editor may leave it out of a draft.
+    """
+    fields = {}
+    for name, field in kind.content_schema().fields.items():
+        if field.required or field.load_default is ma.missing:
+            continue
+        served = copy.deepcopy(field)
+        served.load_default = ma.missing
+        served.required = True
+        fields[name] = served
+    return fields
 
 
 @functools.cache
 def version_schema(kind: DocumentKind) -> type[ma.Schema]:
     """A published version of ``kind`` as served."""
     return kind.content_schema.from_dict(
-        {**_identity_fields(kind), "version": ma.fields.Integer(required=True),
-         "published_at": ma.fields.String(required=True)},
+        {**_served_content_fields(kind), **_identity_fields(kind),
+         "version": _version_number("Version number, from 1; a version never changes."),
+         "published_at": _published_at()},
         name=f"{kind.name.title()}Version")
 
 
@@ -100,8 +148,13 @@ def version_schema(kind: DocumentKind) -> type[ma.Schema]:
 def draft_schema(kind: DocumentKind) -> type[ma.Schema]:
     """A draft of ``kind`` as served (and as accepted back by PUT)."""
     return kind.content_schema.from_dict(
-        {**_identity_fields(kind), "based_on_version": ma.fields.Integer(required=True),
-         "updated_at": ma.fields.String(required=True)},
+        {**_served_content_fields(kind), **_identity_fields(kind),
+         "based_on_version": ma.fields.Integer(
+             required=True, validate=ma.validate.Range(min=0),
+             metadata={"description": "The version the draft was started from; 0 for a new "
+                                      "document."}),
+         "updated_at": ma.fields.String(required=True, metadata={
+             "format": "date-time", "description": "When the draft last changed (RFC 3339, UTC)."})},
         name=f"{kind.name.title()}Draft")
 
 
@@ -110,5 +163,8 @@ def collection_schema(kind: DocumentKind) -> type[ma.Schema]:
     """A page of a collection of ``kind``."""
     return Schema.from_dict({"items": ma.fields.List(ma.fields.Nested(version_schema(kind)),
                                                      required=True),
-                             "total": ma.fields.Integer(required=True)},
+                             "total": ma.fields.Integer(required=True,
+                                                        validate=ma.validate.Range(min=0),
+                                                        metadata={"description": "Items on all "
+                                                                  "pages together."})},
                             name=f"{kind.name.title()}Collection")

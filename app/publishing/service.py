@@ -28,6 +28,9 @@ from app.db import Database, utcnow
 from app.errors import Conflict, IdempotencyKeyReused, InvalidRequest, NotFound
 from app.http.conditional import require_if_match, require_if_none_match_star, strong_etag
 from app.publishing.kinds import KINDS, DocumentKind
+from app.ledger.service import TransparencyLog
+from app.pki.keyring import REGISTRY_SIGNER
+from app.provenance.service import ProvenanceService
 from app.publishing.models import Document, Draft, IdempotencyRecord, RegistryHead, Version
 
 _VERSION_CACHE_SIZE = 4096
@@ -56,11 +59,20 @@ class PublishedVersion:
     published_at: datetime
     withdrawn: bool
     published_by: str
+    manifest: bytes
+    manifest_sha256: str
+    signer: str
+    log_index: int
 
     @property
     def etag(self) -> str:
         """Strong ETag: the SHA-256 of the canonical bytes."""
         return f'"{self.sha256}"'
+
+    @property
+    def manifest_etag(self) -> str:
+        """Strong ETag of the sidecar manifest."""
+        return f'"{self.manifest_sha256}"'
 
     @property
     def content_digest(self) -> str:
@@ -106,10 +118,16 @@ class PublishOutcome:
 
 
 class PublishingService:
-    """Reads and writes documents of every registered kind."""
+    """Reads and writes documents of every registered kind.
 
-    def __init__(self, db: Database):
+    Every new version is signed (:class:`ProvenanceService`) and logged (:class:`TransparencyLog`)
+    in the transaction that inserts it: an unsigned or unlogged version never exists.
+    """
+
+    def __init__(self, db: Database, provenance: ProvenanceService, log: TransparencyLog):
         self.db = db
+        self.provenance = provenance
+        self.log = log
         self._versions: OrderedDict[tuple[str, str, int], PublishedVersion] = OrderedDict()
 
     # -- reads ---------------------------------------------------------------------------------
@@ -307,16 +325,43 @@ class PublishingService:
 
     def _append_version(self, session: Session, kind: DocumentKind, document: Document,
                         content: Mapping[str, Any], *, publisher: str) -> Version:
-        """Add version N+1 of ``document``: the one place a version row is ever created."""
+        """Add version N+1 of ``document``: the one place a version row is ever created.
+
+        Canonical bytes → manifest (chained to version N's, which must still read Trusted) →
+        log entry → version row, all in the caller's transaction.
+        """
         head = session.get(RegistryHead, 1)
-        number = _latest_number(session, document) + 1
+        previous = session.scalar(sa.select(Version).where(Version.document_id == document.id)
+                                  .order_by(Version.number.desc()).limit(1))
+        number = previous.number + 1 if previous else 1
         published_at = utcnow()
         body = canonical_bytes(kind.served_body(document.slug, number, isoformat(published_at),
                                                 content))
+        sha256 = hashlib.sha256(body).hexdigest()
+        association = document.association
+        signed = self.provenance.sign_version(
+            body=body, signer_name=_signer_of(kind, document),
+            title=f"{kind.name} {document.slug} version {number}",
+            identity={"kind": kind.name, "slug": document.slug, "version": number,
+                      "sha256": sha256, "association": association},
+            parent=(previous.body, previous.manifest) if previous else None)
+        withdrawn = bool(content.get("withdrawn"))
+        entry = self.log.append(session, {
+            "type": "withdrawal" if withdrawn else "publication",
+            "subject": kind.version_path(document.slug, number),
+            "association": association, "document_sha256": sha256,
+            "manifest_label": signed.label, "manifest_sha256": signed.sha256,
+            "signer": signed.signer,
+            "signer_certificate_sha256": signed.signer_certificate_sha256,
+            "time": isoformat(published_at)})
         head.last_seq += 1
         version = Version(document_id=document.id, number=number, seq=head.last_seq, body=body,
-                          sha256=hashlib.sha256(body).hexdigest(), published_at=published_at,
-                          withdrawn=bool(content.get("withdrawn")), published_by=publisher)
+                          sha256=sha256, published_at=published_at, withdrawn=withdrawn,
+                          published_by=publisher, manifest=signed.manifest,
+                          manifest_sha256=signed.sha256, manifest_label=signed.label,
+                          signer=signed.signer,
+                          signer_certificate_sha256=signed.signer_certificate_sha256,
+                          log_index=entry.index)
         session.add(version)
         session.flush()
         return version
@@ -359,7 +404,16 @@ def _versions_query() -> sa.Select:
 def _published(kind: str, slug: str, row: Version) -> PublishedVersion:
     return PublishedVersion(kind=kind, slug=slug, number=row.number, seq=row.seq, body=row.body,
                             sha256=row.sha256, published_at=row.published_at,
-                            withdrawn=row.withdrawn, published_by=row.published_by)
+                            withdrawn=row.withdrawn, published_by=row.published_by,
+                            manifest=row.manifest, manifest_sha256=row.manifest_sha256,
+                            signer=row.signer, log_index=row.log_index)
+
+
+def _signer_of(kind: DocumentKind, document: Document) -> str:
+    """Statements are signed by their association; everything else by the registry."""
+    if kind.signed_by_association and document.association:
+        return document.association
+    return REGISTRY_SIGNER
 
 
 def _document(session: Session, kind: DocumentKind, slug: str) -> Document | None:

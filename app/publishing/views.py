@@ -31,22 +31,12 @@ from app.publishing.service import DraftView, PublishedVersion, PublishingServic
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
 MERGE_PATCH = "application/merge-patch+json"
+C2PA_MEDIA_TYPE = "application/c2pa"
 
 
 def publishing() -> PublishingService:
     """The publishing service of this process."""
     return current_app.extensions["tech7.publishing"]
-
-
-def version_url(kind: DocumentKind, slug: str, number: int) -> str:
-    """The immutable URL of a version."""
-    return _base(kind, slug) + f"/versions/{number}"
-
-
-def _base(kind: DocumentKind, slug: str) -> str:
-    if kind.singleton_slug is not None:
-        return f"/v1/{kind.collection}"
-    return f"/v1/{kind.collection}/{slug}"
 
 
 def version_response(version: PublishedVersion, kind: DocumentKind, *, status: int = 200,
@@ -56,10 +46,14 @@ def version_response(version: PublishedVersion, kind: DocumentKind, *, status: i
     On its own URL a version is cacheable forever; on the concept URL it is the latest version
     for now, so caches must revalidate and ``Content-Location`` names the version (RFC 9110 §8.7).
     """
+    location = kind.version_path(version.slug, version.number)
     headers = {"ETag": version.etag, "Content-Digest": version.content_digest,
                "Cache-Control": REVALIDATE if concept else IMMUTABLE,
-               "Content-Location": version_url(kind, version.slug, version.number),
-               "Last-Modified": version.published_at.strftime("%a, %d %b %Y %H:%M:%S GMT")}
+               "Content-Location": location,
+               "Last-Modified": version.published_at.strftime("%a, %d %b %Y %H:%M:%S GMT"),
+               # C2PA 2.2 §15.5.3.2: a sidecar manifest is advertised with a Link header.
+               "Link": f'<{location}/manifest>; rel="c2pa-manifest", '
+                       f'<{location}/receipt>; rel="receipt"'}
     if status == 200 and none_match(request.headers.get("If-None-Match"), version.etag):
         return not_modified(version.etag, headers)
     return Response(version.body, status=status, mimetype="application/json", headers=headers)
@@ -69,7 +63,7 @@ def _draft_response(draft: DraftView, kind: DocumentKind, status: int = 200) -> 
     response = Response(draft.body, status=status, mimetype="application/json",
                         headers={"ETag": draft.etag, "Cache-Control": "private, no-cache"})
     if status == 201:
-        response.headers["Location"] = _base(kind, draft.slug) + "/draft"
+        response.headers["Location"] = kind.concept_path(draft.slug) + "/draft"
     return response
 
 
@@ -149,7 +143,7 @@ def document_blueprint(kind: DocumentKind, *, query_schema=None) -> Blueprint:
         slug = slug_of(path)
         items = [{"version": v.number, "published_at": isoformat(v.published_at),
                   "withdrawn": v.withdrawn, "sha256": v.sha256,
-                  "href": version_url(kind, slug, v.number)}
+                  "href": kind.version_path(slug, v.number)}
                  for v in publishing().versions(kind, slug)]
         return {"items": items, "total": len(items)}
 
@@ -169,6 +163,24 @@ def document_blueprint(kind: DocumentKind, *, query_schema=None) -> Blueprint:
         return Response(json.dumps(patch, ensure_ascii=False),
                         mimetype="application/json-patch+json",
                         headers={"Cache-Control": IMMUTABLE})
+
+    @blp.route(base + "/versions/<int(max=999999999):number>/manifest", endpoint="manifest")
+    @blp.response(200, content_type=C2PA_MEDIA_TYPE, description="The C2PA manifest store.")
+    def manifest(number, **path):
+        """The version's C2PA sidecar manifest (hard-bound to its canonical bytes)"""
+        version = publishing().version(kind, slug_of(path), number)
+        headers = {"ETag": version.manifest_etag, "Cache-Control": IMMUTABLE}
+        if none_match(request.headers.get("If-None-Match"), version.manifest_etag):
+            return not_modified(version.manifest_etag, headers)
+        return Response(version.manifest, mimetype=C2PA_MEDIA_TYPE, headers=headers)
+
+    @blp.route(base + "/versions/<int(max=999999999):number>/receipt", endpoint="receipt")
+    @blp.response(200, content_type="text/plain", description="A c2sp.org/tlog-proof@v1 text.")
+    def receipt(number, **path):
+        """A self-contained log receipt: the leaf, its inclusion proof and a signed checkpoint"""
+        version = publishing().version(kind, slug_of(path), number)
+        return Response(publishing().log.receipt(version.log_index), mimetype="text/plain",
+                        headers={"Cache-Control": REVALIDATE})
 
     drafts = draft_schema(kind)
     draft_input = kind.input_schema()
@@ -229,7 +241,7 @@ def document_blueprint(kind: DocumentKind, *, query_schema=None) -> Blueprint:
             publisher=principal.name, authorise=_editor_check(principal),
             idempotency=_idempotency(principal))
         response = version_response(outcome.version, kind, status=201)
-        response.headers["Location"] = version_url(kind, outcome.version.slug,
+        response.headers["Location"] = kind.version_path(outcome.version.slug,
                                                    outcome.version.number)
         if outcome.replayed:
             response.headers["Idempotent-Replayed"] = "true"
@@ -274,7 +286,7 @@ def changes(args):
     entries = publishing().changes(since, args["limit"])
     items = [{"seq": c.seq, "kind": c.kind, "slug": c.slug, "version": c.version,
               "published_at": isoformat(c.published_at), "withdrawn": c.withdrawn,
-              "href": version_url(KINDS[c.kind], c.slug, c.version)} for c in entries]
+              "href": KINDS[c.kind].version_path(c.slug, c.version)} for c in entries]
     next_cursor = str(entries[-1].seq) if entries else str(since)
     response = Response(json.dumps({"items": items, "next_cursor": next_cursor}),
                         mimetype="application/json", headers={"Cache-Control": REVALIDATE})

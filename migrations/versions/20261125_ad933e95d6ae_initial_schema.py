@@ -1,22 +1,25 @@
-"""Initial schema: documents, immutable versions, drafts, idempotency records, tokens.
+"""Initial schema: documents, immutable signed versions, drafts, idempotency records, tokens,
+and the transparency log (entries, C2SP tiles, signed checkpoints).
 
-The database itself refuses UPDATE and DELETE of published versions (triggers on both engines),
-so no code path and no hand-written SQL can rewrite what was published.
+The database itself refuses UPDATE and DELETE of published versions and log entries (triggers on
+both engines), and lets a log tile only grow, so no code path and no hand-written SQL can rewrite
+what was published.
 
-Revision ID: ac83bb7f85b3
+Revision ID: ad933e95d6ae
 Revises: 
-Create Date: 2026-11-25 20:06:54.976962
+Create Date: 2026-11-25 20:22:40.737767
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = 'ac83bb7f85b3'
+revision = 'ad933e95d6ae'
 down_revision = None
 branch_labels = None
 depends_on = None
 
-IMMUTABLE_TABLES = ("versions",)
+
+IMMUTABLE_TABLES = ("versions", "log_entries", "log_checkpoints")
 
 
 def forbid_changes(table: str) -> None:
@@ -44,6 +47,39 @@ def allow_changes(table: str) -> None:
     op.execute(f"DROP TRIGGER {table}_no_change ON {table}")
     op.execute(f"DROP TRIGGER {table}_no_truncate ON {table}")
     op.execute(f"DROP FUNCTION {table}_immutable()")
+
+
+def tiles_only_grow() -> None:
+    """A tile may be created and extended, never shortened, rewritten or deleted; a full tile
+    (256 hashes of 32 bytes) never changes at all (C2SP tlog-tiles)."""
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute("CREATE TRIGGER log_tiles_only_grow BEFORE UPDATE ON log_tiles "
+                   "WHEN length(OLD.hashes) >= 8192 OR length(NEW.hashes) < length(OLD.hashes) "
+                   "OR substr(NEW.hashes, 1, length(OLD.hashes)) != OLD.hashes "
+                   "OR NEW.level != OLD.level OR NEW.\"index\" != OLD.\"index\" "
+                   "BEGIN SELECT RAISE(ABORT, 'log_tiles rows are immutable once written'); END")
+        op.execute("CREATE TRIGGER log_tiles_no_delete BEFORE DELETE ON log_tiles "
+                   "BEGIN SELECT RAISE(ABORT, 'log_tiles rows are immutable once written'); END")
+        return
+    op.execute("""CREATE FUNCTION log_tiles_only_grow() RETURNS trigger LANGUAGE plpgsql AS $$
+                  BEGIN
+                    IF TG_OP IN ('DELETE', 'TRUNCATE') THEN
+                      RAISE EXCEPTION 'log_tiles rows are immutable once written'
+                        USING ERRCODE = 'restrict_violation';
+                    END IF;
+                    IF length(OLD.hashes) >= 8192
+                       OR length(NEW.hashes) < length(OLD.hashes)
+                       OR substring(NEW.hashes FROM 1 FOR length(OLD.hashes)) <> OLD.hashes
+                       OR NEW.level <> OLD.level OR NEW."index" <> OLD."index" THEN
+                      RAISE EXCEPTION 'log_tiles rows are immutable once written'
+                        USING ERRCODE = 'restrict_violation';
+                    END IF;
+                    RETURN NEW;
+                  END $$""")
+    op.execute("CREATE TRIGGER log_tiles_only_grow BEFORE UPDATE OR DELETE ON log_tiles "
+               "FOR EACH ROW EXECUTE FUNCTION log_tiles_only_grow()")
+    op.execute("CREATE TRIGGER log_tiles_no_truncate BEFORE TRUNCATE ON log_tiles "
+               "FOR EACH STATEMENT EXECUTE FUNCTION log_tiles_only_grow()")
 
 
 def upgrade() -> None:
@@ -74,6 +110,33 @@ def upgrade() -> None:
     with op.batch_alter_table('documents', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_documents_association'), ['association'], unique=False)
 
+    op.create_table('log_checkpoints',
+    sa.Column('tree_size', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('root_hash', sa.LargeBinary(length=32), nullable=False),
+    sa.Column('note', sa.Text(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('tree_size', name=op.f('pk_log_checkpoints'))
+    )
+    op.create_table('log_entries',
+    sa.Column('index', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('leaf', sa.LargeBinary(), nullable=False),
+    sa.Column('leaf_hash', sa.LargeBinary(length=32), nullable=False),
+    sa.Column('entry_type', sa.String(length=32), nullable=False),
+    sa.Column('subject', sa.String(length=300), nullable=False),
+    sa.Column('document_sha256', sa.String(length=64), nullable=True),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('index', name=op.f('pk_log_entries'))
+    )
+    with op.batch_alter_table('log_entries', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_log_entries_document_sha256'), ['document_sha256'], unique=False)
+        batch_op.create_index(batch_op.f('ix_log_entries_subject'), ['subject'], unique=False)
+
+    op.create_table('log_tiles',
+    sa.Column('level', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('index', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('hashes', sa.LargeBinary(), nullable=False),
+    sa.PrimaryKeyConstraint('level', 'index', name=op.f('pk_log_tiles'))
+    )
     op.create_table('registry_head',
     sa.Column('id', sa.Integer(), autoincrement=False, nullable=False),
     sa.Column('last_seq', sa.Integer(), nullable=False),
@@ -100,10 +163,17 @@ def upgrade() -> None:
     sa.Column('published_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('withdrawn', sa.Boolean(), nullable=False),
     sa.Column('published_by', sa.String(length=128), nullable=False),
+    sa.Column('manifest', sa.LargeBinary(), nullable=False),
+    sa.Column('manifest_sha256', sa.String(length=64), nullable=False),
+    sa.Column('manifest_label', sa.String(length=200), nullable=False),
+    sa.Column('signer', sa.String(length=64), nullable=False),
+    sa.Column('signer_certificate_sha256', sa.String(length=64), nullable=False),
+    sa.Column('log_index', sa.Integer(), nullable=False),
     sa.CheckConstraint('number >= 1', name=op.f('ck_versions_number_positive')),
     sa.ForeignKeyConstraint(['document_id'], ['documents.id'], name=op.f('fk_versions_document_id_documents')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_versions')),
     sa.UniqueConstraint('document_id', 'number', name=op.f('uq_versions_document_id_number')),
+    sa.UniqueConstraint('log_index', name=op.f('uq_versions_log_index')),
     sa.UniqueConstraint('seq', name=op.f('uq_versions_seq'))
     )
     with op.batch_alter_table('versions', schema=None) as batch_op:
@@ -120,13 +190,21 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_idempotency_records')),
     sa.UniqueConstraint('token_id', 'key', name=op.f('uq_idempotency_records_token_id_key'))
     )
+
     op.execute("INSERT INTO registry_head (id, last_seq) VALUES (1, 0)")
     for table in IMMUTABLE_TABLES:
         forbid_changes(table)
-
+    tiles_only_grow()
 
 def downgrade() -> None:
-    for table in IMMUTABLE_TABLES:
+    if op.get_bind().dialect.name == "sqlite":
+        op.execute("DROP TRIGGER log_tiles_only_grow")
+        op.execute("DROP TRIGGER log_tiles_no_delete")
+    else:
+        op.execute("DROP TRIGGER log_tiles_only_grow ON log_tiles")
+        op.execute("DROP TRIGGER log_tiles_no_truncate ON log_tiles")
+        op.execute("DROP FUNCTION log_tiles_only_grow()")
+    for table in reversed(IMMUTABLE_TABLES):
         allow_changes(table)
     op.drop_table('idempotency_records')
     with op.batch_alter_table('versions', schema=None) as batch_op:
@@ -135,6 +213,13 @@ def downgrade() -> None:
     op.drop_table('versions')
     op.drop_table('drafts')
     op.drop_table('registry_head')
+    op.drop_table('log_tiles')
+    with op.batch_alter_table('log_entries', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_log_entries_subject'))
+        batch_op.drop_index(batch_op.f('ix_log_entries_document_sha256'))
+
+    op.drop_table('log_entries')
+    op.drop_table('log_checkpoints')
     with op.batch_alter_table('documents', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_documents_association'))
 

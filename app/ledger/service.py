@@ -1,0 +1,214 @@
+"""The transparency log service: appending records, signed checkpoints, proofs and tiles.
+
+Appends run inside the caller's transaction, which holds the registry's single writer lock, so
+entries get contiguous indices and the tree only ever grows by one leaf at a time. Each append
+writes the entry, extends the tiles it changes (C2SP tlog-tiles) and stores the signed checkpoint
+of the new tree (C2SP tlog-checkpoint), all committed with the thing the entry records, or not at
+all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import rfc8785
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from app.db import Database, utcnow
+from app.errors import InvalidRequest, NotFound
+from app.ledger.merkle import (HASH_SIZE, consistency_proof, inclusion_proof, leaf_hash,
+                               parent_level, tree_root)
+from app.ledger.models import LogCheckpoint, LogEntry, LogTile
+from app.ledger.note import format_checkpoint, format_tlog_proof, sign_note, verifier_key
+from app.pki.keyring import Keyring
+from app.ledger.tiles import TILE_HEIGHT, TILE_WIDTH, entry_bundle, hash_from_tile, tile_span
+
+_FULL_TILE_BYTES = TILE_WIDTH * HASH_SIZE
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A log entry as served."""
+
+    index: int
+    leaf: bytes
+    leaf_hash: bytes
+    entry_type: str
+    subject: str
+    created_at: datetime
+
+
+class TransparencyLog:
+    """The registry's RFC 9162 log, stored as tiles in SQL, with Ed25519-signed checkpoints."""
+
+    def __init__(self, db: Database, *, origin: str, keyring: Keyring):
+        self.db = db
+        self.origin = origin
+        self._keyring = keyring
+        # Full tiles never change, so every process may keep them for good.
+        self._full_tiles: dict[tuple[int, int], bytes] = {}
+
+    @property
+    def verifier_key(self) -> str:
+        """The C2SP signed-note verifier key auditors configure to check checkpoints."""
+        return verifier_key(self.origin, self._keyring.store.log_public_key)
+
+    # -- appending -----------------------------------------------------------------------------
+
+    def append(self, session: Session, record: Mapping[str, Any]) -> Entry:
+        """Append ``record`` (RFC 8785 bytes become the leaf) inside the caller's locked transaction."""
+        leaf = rfc8785.dumps(dict(record))
+        index = session.scalar(sa.select(sa.func.coalesce(sa.func.max(LogEntry.index) + 1, 0)))
+        hashed = leaf_hash(leaf)
+        now = utcnow()
+        session.add(LogEntry(index=index, leaf=leaf, leaf_hash=hashed,
+                             entry_type=str(record["type"]), subject=str(record["subject"]),
+                             document_sha256=record.get("document_sha256"), created_at=now))
+        self._add_hash(session, 0, index, hashed)
+        size = index + 1
+        root = tree_root(size, lambda level, i: self._hash_at(session, level, i, cache=False))
+        note = sign_note(format_checkpoint(self.origin, size, root), self.origin,
+                         self._keyring.store.log_private_key)
+        session.add(LogCheckpoint(tree_size=size, root_hash=root, note=note, created_at=now))
+        session.flush()
+        return Entry(index=index, leaf=leaf, leaf_hash=hashed, entry_type=str(record["type"]),
+                     subject=str(record["subject"]), created_at=now)
+
+    def _add_hash(self, session: Session, level: int, position: int, hashed: bytes) -> None:
+        """Put ``hashed`` at ``position`` of tile level ``level``; a tile that fills up sends its
+        subtree hash to the level above (C2SP tlog-tiles "Merkle Tree")."""
+        tile_index, offset = divmod(position, TILE_WIDTH)
+        tile = session.get(LogTile, (level, tile_index))
+        if tile is None:
+            tile = LogTile(level=level, index=tile_index, hashes=hashed)
+            session.add(tile)
+        else:
+            tile.hashes = tile.hashes + hashed
+        if offset == TILE_WIDTH - 1:
+            subtree = tile.hashes
+            for _ in range(TILE_HEIGHT):
+                subtree = parent_level(subtree)
+            self._add_hash(session, level + 1, tile_index, subtree)
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def size(self) -> int:
+        """The number of entries in the log."""
+        with self.db.sessions() as session:
+            return session.scalar(sa.select(sa.func.coalesce(sa.func.max(LogCheckpoint.tree_size),
+                                                             0)))
+
+    def checkpoint(self, tree_size: int | None = None) -> str:
+        """The signed checkpoint of the current tree (or of an earlier ``tree_size``)."""
+        with self.db.sessions() as session:
+            query = sa.select(LogCheckpoint.note)
+            query = query.where(LogCheckpoint.tree_size == tree_size) if tree_size is not None \
+                else query.order_by(LogCheckpoint.tree_size.desc()).limit(1)
+            note = session.scalar(query)
+        if note is None:
+            raise NotFound("The log has no checkpoint of that size." if tree_size
+                           else "The log is empty.")
+        return note
+
+    def entry(self, index: int) -> Entry:
+        """One entry by index."""
+        with self.db.sessions() as session:
+            row = session.get(LogEntry, index)
+        if row is None:
+            raise NotFound(f"The log has no entry {index}.")
+        return _entry(row)
+
+    def entries_for_document(self, sha256: str) -> list[Entry]:
+        """Every entry that records a document with this SHA-256."""
+        with self.db.sessions() as session:
+            rows = session.scalars(sa.select(LogEntry).where(LogEntry.document_sha256 == sha256)
+                                   .order_by(LogEntry.index)).all()
+        return [_entry(row) for row in rows]
+
+    def entries_for_subject(self, subject: str) -> list[Entry]:
+        """Every entry about one subject (a version URL, an export, a certificate)."""
+        with self.db.sessions() as session:
+            rows = session.scalars(sa.select(LogEntry).where(LogEntry.subject == subject)
+                                   .order_by(LogEntry.index)).all()
+        return [_entry(row) for row in rows]
+
+    def inclusion_proof(self, index: int, tree_size: int) -> list[bytes]:
+        """RFC 9162 §2.1.3 inclusion proof of entry ``index`` in the tree of ``tree_size``."""
+        current = self.size()
+        if not 1 <= tree_size <= current:
+            raise InvalidRequest(f"tree_size must be between 1 and the log's size, {current}.")
+        if not 0 <= index < tree_size:
+            raise InvalidRequest(f"index must be below tree_size ({tree_size}).")
+        with self.db.sessions() as session:
+            return inclusion_proof(index, tree_size,
+                                   lambda level, i: self._hash_at(session, level, i))
+
+    def consistency_proof(self, first: int, second: int) -> list[bytes]:
+        """RFC 9162 §2.1.4 consistency proof between two tree sizes."""
+        current = self.size()
+        if not 1 <= second <= current:
+            raise InvalidRequest(f"second must be between 1 and the log's size, {current}.")
+        if not 1 <= first <= second:
+            raise InvalidRequest("first must be between 1 and second.")
+        with self.db.sessions() as session:
+            return consistency_proof(first, second,
+                                     lambda level, i: self._hash_at(session, level, i))
+
+    def receipt(self, index: int) -> str:
+        """A C2SP tlog-proof for entry ``index`` against the current checkpoint, with the leaf as
+        ``extra`` so the receipt alone shows what was logged."""
+        note = self.checkpoint()
+        tree_size = int(note.split("\n", 2)[1])
+        entry = self.entry(index)
+        return format_tlog_proof(entry.leaf, index, self.inclusion_proof(index, tree_size), note)
+
+    def tile(self, level: int, index: int, width: int) -> bytes:
+        """The first ``width`` hashes of a tile, if the log has that many there."""
+        with self.db.sessions() as session:
+            hashes = self._tile(session, level, index)
+        if hashes is None or len(hashes) < width * HASH_SIZE:
+            raise NotFound("The log has no such tile (yet).")
+        return hashes[:width * HASH_SIZE]
+
+    def entry_bundle(self, index: int, width: int) -> bytes:
+        """The C2SP entry bundle of leaves ``index * 256`` to ``index * 256 + width``."""
+        first = index * TILE_WIDTH
+        with self.db.sessions() as session:
+            leaves = session.scalars(sa.select(LogEntry.leaf)
+                                     .where(LogEntry.index >= first,
+                                            LogEntry.index < first + width)
+                                     .order_by(LogEntry.index)).all()
+        if len(leaves) < width:
+            raise NotFound("The log has no such entry bundle (yet).")
+        return entry_bundle(leaves)
+
+    def _hash_at(self, session: Session, level: int, index: int, *, cache: bool = True) -> bytes:
+        """hash_at for :mod:`app.ledger.merkle`, answered from stored tiles."""
+        span = tile_span(level, index)
+        hashes = self._tile(session, span.tile_level, span.tile_index, cache=cache)
+        if hashes is None:
+            raise NotFound(f"The log has no node at level {level}, index {index}.")
+        return hash_from_tile(hashes, level, index)
+
+    def _tile(self, session: Session, level: int, index: int, *, cache: bool = True
+              ) -> bytes | None:
+        cached = self._full_tiles.get((level, index))
+        if cached is not None:
+            return cached
+        tile = session.get(LogTile, (level, index))
+        if tile is None:
+            return None
+        # Only tiles read from committed state may be kept: an append's own tiles could still
+        # be rolled back.
+        if cache and len(tile.hashes) == _FULL_TILE_BYTES:
+            self._full_tiles[(level, index)] = tile.hashes
+        return tile.hashes
+
+
+def _entry(row: LogEntry) -> Entry:
+    return Entry(index=row.index, leaf=row.leaf, leaf_hash=row.leaf_hash,
+                 entry_type=row.entry_type, subject=row.subject, created_at=row.created_at)

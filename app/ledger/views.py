@@ -1,0 +1,138 @@
+"""The log's HTTP face: checkpoint, entries, proofs, lookup by document hash and C2SP tiles."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import marshmallow as ma
+from flask import Response, current_app
+
+from app.http.api import Blueprint, Schema
+from app.ledger.service import Entry, TransparencyLog
+from app.ledger.tiles import TILE_WIDTH, parse_entries_path, parse_tile_path
+from app.errors import InvalidRequest
+
+blp = Blueprint("log", __name__, url_prefix="/v1/log",
+                description="The transparency log: RFC 9162 proofs over C2SP tiles.")
+
+IMMUTABLE = "public, max-age=31536000, immutable"
+_UINT = ma.validate.Range(min=0, max=2**63 - 1)
+
+
+def transparency_log() -> TransparencyLog:
+    """The log of this process."""
+    return current_app.extensions["tech7.log"]
+
+
+class EntrySchema(Schema):
+    index = ma.fields.Integer(required=True)
+    leaf = ma.fields.String(required=True, metadata={"description": "Base64 of the exact leaf "
+                                                     "bytes (RFC 8785 JSON of the record)."})
+    leaf_hash = ma.fields.String(required=True, metadata={"description": "Base64 RFC 9162 leaf "
+                                                          "hash, SHA-256(0x00 || leaf)."})
+    record = ma.fields.Dict(required=True, metadata={"description": "The leaf, parsed."})
+
+
+class EntryListSchema(Schema):
+    items = ma.fields.List(ma.fields.Nested(EntrySchema), required=True)
+    total = ma.fields.Integer(required=True)
+
+
+class InclusionQuerySchema(Schema):
+    index = ma.fields.Integer(required=True, validate=_UINT)
+    tree_size = ma.fields.Integer(required=True, validate=_UINT)
+
+
+class InclusionProofSchema(Schema):
+    index = ma.fields.Integer(required=True)
+    tree_size = ma.fields.Integer(required=True)
+    hashes = ma.fields.List(ma.fields.String(), required=True)
+
+
+class ConsistencyQuerySchema(Schema):
+    first = ma.fields.Integer(required=True, validate=_UINT)
+    second = ma.fields.Integer(required=True, validate=_UINT)
+
+
+class ConsistencyProofSchema(Schema):
+    first = ma.fields.Integer(required=True)
+    second = ma.fields.Integer(required=True)
+    hashes = ma.fields.List(ma.fields.String(), required=True)
+
+
+class LookupQuerySchema(Schema):
+    sha256 = ma.fields.String(required=True, validate=ma.validate.Regexp(
+        r"^[0-9a-f]{64}$", error="sha256 is 64 lowercase hex digits."))
+
+
+def entry_json(entry: Entry) -> dict:
+    """An entry as served by the API."""
+    return {"index": entry.index, "leaf": base64.b64encode(entry.leaf).decode(),
+            "leaf_hash": base64.b64encode(entry.leaf_hash).decode(),
+            "record": json.loads(entry.leaf)}
+
+
+def _b64(hashes: list[bytes]) -> list[str]:
+    return [base64.b64encode(h).decode() for h in hashes]
+
+
+@blp.route("/checkpoint")
+@blp.response(200, content_type="text/plain")
+def checkpoint():
+    """The current signed checkpoint (C2SP tlog-checkpoint)"""
+    return Response(transparency_log().checkpoint(), mimetype="text/plain",
+                    headers={"Cache-Control": "no-cache"})
+
+
+@blp.route("/entries/<int(max=9223372036854775807):index>")
+@blp.response(200, EntrySchema)
+def entry(index):
+    """One log entry with its exact leaf bytes"""
+    return Response(json.dumps(entry_json(transparency_log().entry(index))),
+                    mimetype="application/json", headers={"Cache-Control": IMMUTABLE})
+
+
+@blp.route("/entries")
+@blp.arguments(LookupQuerySchema, location="query", as_kwargs=False)
+@blp.response(200, EntryListSchema)
+def lookup(args):
+    """Find the entries that record a document, by its SHA-256"""
+    items = [entry_json(e) for e in transparency_log().entries_for_document(args["sha256"])]
+    return {"items": items, "total": len(items)}
+
+
+@blp.route("/proofs/inclusion")
+@blp.arguments(InclusionQuerySchema, location="query", as_kwargs=False)
+@blp.response(200, InclusionProofSchema)
+def inclusion(args):
+    """RFC 9162 inclusion proof of an entry in a tree size"""
+    hashes = transparency_log().inclusion_proof(args["index"], args["tree_size"])
+    return {"index": args["index"], "tree_size": args["tree_size"], "hashes": _b64(hashes)}
+
+
+@blp.route("/proofs/consistency")
+@blp.arguments(ConsistencyQuerySchema, location="query", as_kwargs=False)
+@blp.response(200, ConsistencyProofSchema)
+def consistency(args):
+    """RFC 9162 consistency proof between two tree sizes"""
+    hashes = transparency_log().consistency_proof(args["first"], args["second"])
+    return {"first": args["first"], "second": args["second"], "hashes": _b64(hashes)}
+
+
+@blp.route("/tile/<path:path>")
+@blp.response(200, content_type="application/octet-stream")
+def tile(path):
+    """C2SP tlog-tiles: hash tiles and entry bundles"""
+    try:
+        if path.startswith("entries/"):
+            index, width = parse_entries_path("tile/" + path)
+            body = transparency_log().entry_bundle(index, width)
+        else:
+            level, index, width = parse_tile_path("tile/" + path)
+            body = transparency_log().tile(level, index, width)
+    except ValueError as error:
+        raise InvalidRequest(f"Not a C2SP tile path: {error}") from error
+    # Full tiles never change; a partial tile at a given width never changes either.
+    cache = IMMUTABLE if width <= TILE_WIDTH else "no-cache"
+    return Response(body, mimetype="application/octet-stream", headers={"Cache-Control": cache})
