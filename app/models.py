@@ -3,9 +3,11 @@
 from app.auth.models import AccessToken
 from app.db import Base
 from app.ledger.models import LogCheckpoint, LogEntry, LogTile
+from app.pki.models import Revocation, SigningCertificate
+from app.provenance.models import Export
 from app.publishing.models import Document, Draft, IdempotencyRecord, RegistryHead, Version
 
 metadata = Base.metadata
 
-__all__ = ["AccessToken", "LogCheckpoint", "LogEntry", "LogTile", "Document", "Draft", "IdempotencyRecord", "RegistryHead", "Version",
+__all__ = ["AccessToken", "Export", "Revocation", "SigningCertificate", "LogCheckpoint", "LogEntry", "LogTile", "Document", "Draft", "IdempotencyRecord", "RegistryHead", "Version",
            "metadata"]

@@ -1,5 +1,6 @@
 """Initial schema: documents, immutable signed versions, drafts, idempotency records, tokens,
-and the transparency log (entries, C2SP tiles, signed checkpoints).
+signed exports, signing certificates and revocations, and the transparency log (entries, C2SP
+tiles, signed checkpoints).
 
 The database itself refuses UPDATE and DELETE of published versions and log entries (triggers on
 both engines), and lets a log tile only grow, so no code path and no hand-written SQL can rewrite
@@ -19,7 +20,8 @@ branch_labels = None
 depends_on = None
 
 
-IMMUTABLE_TABLES = ("versions", "log_entries", "log_checkpoints")
+IMMUTABLE_TABLES = ("versions", "log_entries", "log_checkpoints", "exports",
+                    "signing_certificates", "revocations")
 
 
 def forbid_changes(table: str) -> None:
@@ -191,6 +193,50 @@ def upgrade() -> None:
     sa.UniqueConstraint('token_id', 'key', name=op.f('uq_idempotency_records_token_id_key'))
     )
 
+    op.create_table('exports',
+    sa.Column('id', sa.String(length=36), nullable=False),
+    sa.Column('format', sa.String(length=8), nullable=False),
+    sa.Column('scope', sa.Text(), nullable=False),
+    sa.Column('media_type', sa.String(length=64), nullable=False),
+    sa.Column('content', sa.LargeBinary(), nullable=False),
+    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('manifest', sa.LargeBinary(), nullable=True),
+    sa.Column('manifest_sha256', sa.String(length=64), nullable=False),
+    sa.Column('manifest_label', sa.String(length=200), nullable=False),
+    sa.Column('versions', sa.Text(), nullable=False),
+    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('created_by', sa.String(length=128), nullable=False),
+    sa.Column('log_index', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_exports')),
+    sa.UniqueConstraint('log_index', name=op.f('uq_exports_log_index'))
+    )
+    with op.batch_alter_table('exports', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_exports_sha256'), ['sha256'], unique=False)
+
+    op.create_table('signing_certificates',
+    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('signer', sa.String(length=64), nullable=False),
+    sa.Column('serial_number', sa.String(length=64), nullable=False),
+    sa.Column('not_before', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('not_after', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('pem', sa.Text(), nullable=False),
+    sa.Column('recorded_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('log_index', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('sha256', name=op.f('pk_signing_certificates')),
+    sa.UniqueConstraint('log_index', name=op.f('uq_signing_certificates_log_index'))
+    )
+    with op.batch_alter_table('signing_certificates', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_signing_certificates_signer'), ['signer'], unique=False)
+
+    op.create_table('revocations',
+    sa.Column('certificate_sha256', sa.String(length=64), nullable=False),
+    sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('reason', sa.String(length=64), nullable=False),
+    sa.Column('log_index', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['certificate_sha256'], ['signing_certificates.sha256'], name=op.f('fk_revocations_certificate_sha256_signing_certificates')),
+    sa.PrimaryKeyConstraint('certificate_sha256', name=op.f('pk_revocations')),
+    sa.UniqueConstraint('log_index', name=op.f('uq_revocations_log_index'))
+    )
     op.execute("INSERT INTO registry_head (id, last_seq) VALUES (1, 0)")
     for table in IMMUTABLE_TABLES:
         forbid_changes(table)
@@ -206,6 +252,15 @@ def downgrade() -> None:
         op.execute("DROP FUNCTION log_tiles_only_grow()")
     for table in reversed(IMMUTABLE_TABLES):
         allow_changes(table)
+    op.drop_table('revocations')
+    with op.batch_alter_table('signing_certificates', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_signing_certificates_signer'))
+
+    op.drop_table('signing_certificates')
+    with op.batch_alter_table('exports', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_exports_sha256'))
+
+    op.drop_table('exports')
     op.drop_table('idempotency_records')
     with op.batch_alter_table('versions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_versions_sha256'))

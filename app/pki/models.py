@@ -1,0 +1,39 @@
+"""The registry's record of signing certificates and their revocations (both append-only)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from app.db import Base, UTCDateTime
+
+
+class SigningCertificate(Base):
+    """A signing certificate the registry's CA issued, logged when the registry first saw it."""
+
+    __tablename__ = "signing_certificates"
+
+    sha256: Mapped[str] = mapped_column(sa.String(64), primary_key=True,
+                                        doc="SHA-256 of the certificate's DER.")
+    signer: Mapped[str] = mapped_column(sa.String(64), index=True,
+                                        doc="registry, or an association slug.")
+    serial_number: Mapped[str] = mapped_column(sa.String(64))
+    not_before: Mapped[datetime] = mapped_column(UTCDateTime())
+    not_after: Mapped[datetime] = mapped_column(UTCDateTime())
+    pem: Mapped[str] = mapped_column(sa.Text)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    log_index: Mapped[int] = mapped_column(unique=True)
+
+
+class Revocation(Base):
+    """A signing certificate's revocation: manifests signed after ``revoked_at`` are revoked."""
+
+    __tablename__ = "revocations"
+
+    certificate_sha256: Mapped[str] = mapped_column(
+        sa.ForeignKey("signing_certificates.sha256"), primary_key=True)
+    revoked_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    reason: Mapped[str] = mapped_column(sa.String(64))
+    log_index: Mapped[int] = mapped_column(unique=True)
