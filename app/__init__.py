@@ -19,6 +19,7 @@ from app.http.conditional import apply_conditional_get
 from app.ledger.service import TransparencyLog
 from app.pki.keyring import Keyring
 from app.provenance.service import ProvenanceService
+from app.publishing.fastpath import ImmutableVersionFastPath
 from app.publishing.service import PublishingService
 
 # Headers a browser app may read from a cross-origin response.
@@ -59,6 +60,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
          expose_headers=_EXPOSED_HEADERS, send_wildcard=True, allow_headers=["If-None-Match", "If-Modified-Since"],
          max_age=86400)
     app.after_request(lambda response: apply_conditional_get(request, response))
+    app.wsgi_app = ImmutableVersionFastPath(
+        app.wsgi_app, app.extensions["tech7.publishing"],
+        [("Access-Control-Allow-Origin", "*"),
+         ("Access-Control-Expose-Headers", ", ".join(sorted(_EXPOSED_HEADERS)))])
     app.before_request(db.ensure_process)
 
     from app import cli  # noqa: PLC0415 - commands import the services

@@ -134,8 +134,7 @@ class PublishingService:
 
     def version(self, kind: DocumentKind, slug: str, number: int) -> PublishedVersion:
         """One published version, from the in-process cache when possible."""
-        key = (kind.name, slug, number)
-        cached = self._versions.get(key)
+        cached = self.cached(kind, slug, number)
         if cached is not None:
             return cached
         with self.db.sessions() as session:
@@ -145,6 +144,14 @@ class PublishingService:
         if row is None:
             raise NotFound(f"{kind.name} {slug!r} has no version {number}.")
         return self._remember(_published(kind.name, slug, row.Version))
+
+    def cached(self, kind: DocumentKind, slug: str, number: int) -> PublishedVersion | None:
+        """The version if this process already holds it; never touches the database."""
+        key = (kind.name, slug, number)
+        version = self._versions.get(key)
+        if version is not None:
+            self._versions.move_to_end(key)  # least recently used is evicted first
+        return version
 
     def latest(self, kind: DocumentKind, slug: str, as_of: datetime | None = None
                ) -> PublishedVersion:

@@ -39,6 +39,19 @@ def publishing() -> PublishingService:
     return current_app.extensions["tech7.publishing"]
 
 
+def version_headers(kind: DocumentKind, version: PublishedVersion, *,
+                    concept: bool = False) -> dict[str, str]:
+    """The validators and links served with a version (also used by the WSGI fast path)."""
+    location = kind.version_path(version.slug, version.number)
+    return {"ETag": version.etag, "Content-Digest": version.content_digest,
+            "Cache-Control": REVALIDATE if concept else IMMUTABLE,
+            "Content-Location": location,
+            "Last-Modified": version.published_at.strftime("%a, %d %b %Y %H:%M:%S GMT"),
+            # C2PA 2.2 §15.5.3.2: a sidecar manifest is advertised with a Link header.
+            "Link": f'<{location}/manifest>; rel="c2pa-manifest", '
+                    f'<{location}/receipt>; rel="receipt"'}
+
+
 def version_response(version: PublishedVersion, kind: DocumentKind, *, status: int = 200,
                      concept: bool = False) -> Response:
     """Serve a version's exact canonical bytes with its validators.
@@ -46,14 +59,7 @@ def version_response(version: PublishedVersion, kind: DocumentKind, *, status: i
     On its own URL a version is cacheable forever; on the concept URL it is the latest version
     for now, so caches must revalidate and ``Content-Location`` names the version (RFC 9110 §8.7).
     """
-    location = kind.version_path(version.slug, version.number)
-    headers = {"ETag": version.etag, "Content-Digest": version.content_digest,
-               "Cache-Control": REVALIDATE if concept else IMMUTABLE,
-               "Content-Location": location,
-               "Last-Modified": version.published_at.strftime("%a, %d %b %Y %H:%M:%S GMT"),
-               # C2PA 2.2 §15.5.3.2: a sidecar manifest is advertised with a Link header.
-               "Link": f'<{location}/manifest>; rel="c2pa-manifest", '
-                       f'<{location}/receipt>; rel="receipt"'}
+    headers = version_headers(kind, version, concept=concept)
     if status == 200 and none_match(request.headers.get("If-None-Match"), version.etag):
         return not_modified(version.etag, headers)
     return Response(version.body, status=status, mimetype="application/json", headers=headers)

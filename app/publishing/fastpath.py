@@ -1,0 +1,65 @@
+"""A WSGI fast path for immutable version URLs.
+
+A published version never changes, so once a process has served it, its bytes and headers are
+fixed. This middleware answers GET and HEAD of such cached versions (200, or 304 on a matching
+``If-None-Match``) before Flask routes the request; everything else, and every cache miss, goes
+through the application as usual. Responses are identical either way (a test checks that).
+
+Immutable version reads therefore skip Flask's request hooks: they are cacheable forever, and are
+what a CDN in front of the registry would serve without asking it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+
+from app.http.conditional import none_match
+from app.publishing.kinds import KINDS, DocumentKind
+from app.publishing.service import PublishedVersion, PublishingService
+from app.publishing.views import version_headers
+
+_VERSION_PATH = re.compile(r"/v1/(?P<collection>[a-z]+)(?:/(?P<slug>[a-z0-9]+(?:-[a-z0-9]+)*))?"
+                           r"/versions/(?P<number>[1-9][0-9]{0,8})")
+# What werkzeug drops from a 304 (RFC 9110 §15.4.5 lets a 304 omit representation metadata).
+_NOT_IN_304 = frozenset({"Content-Type", "Content-Length", "Last-Modified"})
+
+
+class ImmutableVersionFastPath:
+    """Serve cached immutable versions without entering Flask."""
+
+    def __init__(self, wsgi_app: Callable, publishing: PublishingService,
+                 extra_headers: Iterable[tuple[str, str]]):
+        self._app = wsgi_app
+        self._publishing = publishing
+        self._extra = list(extra_headers)
+        self._kinds = {kind.collection: kind for kind in KINDS.values()}
+        self._headers: dict[tuple[str, str, int], tuple[list, list]] = {}
+
+    def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        method = environ["REQUEST_METHOD"]
+        if method in ("GET", "HEAD") and not environ.get("QUERY_STRING"):
+            match = _VERSION_PATH.fullmatch(environ.get("PATH_INFO", ""))
+            kind = self._kinds.get(match["collection"]) if match else None
+            if kind is not None and (match["slug"] is None) == (kind.singleton_slug is not None):
+                slug = match["slug"] or kind.singleton_slug
+                version = self._publishing.cached(kind, slug, int(match["number"]))
+                if version is not None:
+                    full, not_modified = self._prepared(kind, version)
+                    if none_match(environ.get("HTTP_IF_NONE_MATCH"), version.etag):
+                        start_response("304 NOT MODIFIED", not_modified)
+                        return []
+                    start_response("200 OK", full)
+                    return [] if method == "HEAD" else [version.body]
+        return self._app(environ, start_response)
+
+    def _prepared(self, kind: DocumentKind, version: PublishedVersion) -> tuple[list, list]:
+        key = (kind.name, version.slug, version.number)
+        prepared = self._headers.get(key)
+        if prepared is None:
+            headers = [*version_headers(kind, version).items(),
+                       ("Content-Type", "application/json"),
+                       ("Content-Length", str(len(version.body))), *self._extra]
+            prepared = (headers, [(k, v) for k, v in headers if k not in _NOT_IN_304])
+            self._headers[key] = prepared
+        return prepared
