@@ -1,13 +1,14 @@
 """Every model, imported once so that ``metadata`` describes the whole schema (for Alembic)."""
 
-from app.auth.models import AccessToken
+from app.auth.models import AccessToken, AuditEvent
 from app.db import Base
 from app.ledger.models import LogCheckpoint, LogEntry, LogTile
 from app.pki.models import Revocation, SigningCertificate
 from app.provenance.models import Export
+from app.statements.models import AssociationCA
 from app.publishing.models import Document, Draft, IdempotencyRecord, RegistryHead, Version
 
 metadata = Base.metadata
 
-__all__ = ["AccessToken", "Export", "Revocation", "SigningCertificate", "LogCheckpoint", "LogEntry", "LogTile", "Document", "Draft", "IdempotencyRecord", "RegistryHead", "Version",
+__all__ = ["AccessToken", "AssociationCA", "AuditEvent", "Export", "Revocation", "SigningCertificate", "LogCheckpoint", "LogEntry", "LogTile", "Document", "Draft", "IdempotencyRecord", "RegistryHead", "Version",
            "metadata"]

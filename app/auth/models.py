@@ -30,3 +30,18 @@ class AccessToken(Base):
         sa.CheckConstraint("(role = 'association') = (association IS NOT NULL)",
                            name="association_role"),
     )
+
+
+class AuditEvent(Base):
+    """One state-changing request: who, what, when, through which token, and how it ended."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    principal: Mapped[str] = mapped_column(sa.String(128), doc="operator or association:<slug>.")
+    token_id: Mapped[int | None]
+    method: Mapped[str] = mapped_column(sa.String(8))
+    path: Mapped[str] = mapped_column(sa.String(500))
+    permission: Mapped[str] = mapped_column(sa.String(32))
+    status: Mapped[int] = mapped_column(doc="The HTTP status the request ended with.")

@@ -1,5 +1,5 @@
 """Initial schema: documents, immutable signed versions, drafts, idempotency records, tokens,
-signed exports, signing certificates and revocations, and the transparency log (entries, C2SP
+signed exports, signing certificates and revocations, audit events, associations' own CAs, and the transparency log (entries, C2SP
 tiles, signed checkpoints).
 
 The database itself refuses UPDATE and DELETE of published versions and log entries (triggers on
@@ -21,7 +21,7 @@ depends_on = None
 
 
 IMMUTABLE_TABLES = ("versions", "log_entries", "log_checkpoints", "exports",
-                    "signing_certificates", "revocations")
+                    "signing_certificates", "revocations", "audit_events")
 
 
 def forbid_changes(table: str) -> None:
@@ -237,6 +237,32 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('certificate_sha256', name=op.f('pk_revocations')),
     sa.UniqueConstraint('log_index', name=op.f('uq_revocations_log_index'))
     )
+    op.create_table('association_cas',
+    sa.Column('sha256', sa.String(length=64), nullable=False),
+    sa.Column('association', sa.String(length=64), nullable=False),
+    sa.Column('pem', sa.Text(), nullable=False),
+    sa.Column('registered_at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('registered_by', sa.String(length=128), nullable=False),
+    sa.Column('approved_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('approved_by', sa.String(length=128), nullable=True),
+    sa.PrimaryKeyConstraint('sha256', name=op.f('pk_association_cas'))
+    )
+    with op.batch_alter_table('association_cas', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_association_cas_association'), ['association'], unique=False)
+
+    op.create_table('audit_events',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('at', sa.DateTime(timezone=True), nullable=False),
+    sa.Column('principal', sa.String(length=128), nullable=False),
+    sa.Column('token_id', sa.Integer(), nullable=True),
+    sa.Column('method', sa.String(length=8), nullable=False),
+    sa.Column('path', sa.String(length=500), nullable=False),
+    sa.Column('permission', sa.String(length=32), nullable=False),
+    sa.Column('status', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_events'))
+    )
+    with op.batch_alter_table('audit_events', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_audit_events_at'), ['at'], unique=False)
     op.execute("INSERT INTO registry_head (id, last_seq) VALUES (1, 0)")
     for table in IMMUTABLE_TABLES:
         forbid_changes(table)
@@ -252,6 +278,14 @@ def downgrade() -> None:
         op.execute("DROP FUNCTION log_tiles_only_grow()")
     for table in reversed(IMMUTABLE_TABLES):
         allow_changes(table)
+    with op.batch_alter_table('audit_events', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_audit_events_at'))
+
+    op.drop_table('audit_events')
+    with op.batch_alter_table('association_cas', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_association_cas_association'))
+
+    op.drop_table('association_cas')
     op.drop_table('revocations')
     with op.batch_alter_table('signing_certificates', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_signing_certificates_signer'))

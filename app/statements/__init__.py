@@ -1,0 +1,1 @@
+"""Member associations' statements: positions, endorsements and progress reports, in their own name."""
