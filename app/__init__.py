@@ -13,11 +13,14 @@ from flask import Flask, request
 from flask_cors import CORS
 
 from app import config as default_config
+from app.audit.service import VerificationService
 from app.db import Database
 from app.http.api import Api
 from app.http.conditional import apply_conditional_get
 from app.ledger.service import TransparencyLog
 from app.pki.keyring import Keyring
+from app.pki.registry import CertificateRegistry
+from app.provenance.exports import ExportService
 from app.provenance.service import ProvenanceService
 from app.publishing.fastpath import ImmutableVersionFastPath
 from app.publishing.service import PublishingService
@@ -44,11 +47,17 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["tech7.db"] = db
 
     keyring = Keyring(app.config["KEYS_DIR"])
-    provenance = ProvenanceService(keyring, tsa_url=app.config["TSA_URL"])
+    provenance = ProvenanceService(keyring, tsa_url=app.config["TSA_URL"],
+                                   tsa_timeout=app.config["TSA_TIMEOUT"])
     log = TransparencyLog(db, origin=app.config["LOG_ORIGIN"], keyring=keyring)
     app.extensions.update({"tech7.keys": keyring, "tech7.provenance": provenance,
                            "tech7.log": log,
+                           "tech7.certificates": CertificateRegistry(db, keyring, log),
                            "tech7.publishing": PublishingService(db, provenance, log)})
+    app.extensions["tech7.exports"] = ExportService(db, app.extensions["tech7.publishing"],
+                                                    provenance, log)
+    app.extensions["tech7.verification"] = VerificationService(
+        db, provenance, log, app.extensions["tech7.certificates"])
     if app.config["STARTUP_CHECKS"]:
         # Refuse to start unless the keys load and a signed probe reads Trusted.
         provenance.start()
@@ -73,19 +82,26 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
 
 def _register_blueprints(api: Api) -> None:
+    from app.audit.views import blp as verify_blp  # noqa: PLC0415
     from app.catalog import kinds as catalog  # noqa: PLC0415
     from app.catalog.views import blp as catalog_blp, docs_blp  # noqa: PLC0415
     from app.ledger.views import blp as log_blp  # noqa: PLC0415
+    from app.statements.kinds import STATEMENT  # noqa: PLC0415
+    from app.statements.schemas import StatementQuerySchema  # noqa: PLC0415
     from app.pki.views import blp as trust_blp  # noqa: PLC0415
+    from app.provenance.export_views import blp as exports_blp  # noqa: PLC0415
     from app.publishing.views import changes_blp, document_blueprint  # noqa: PLC0415
 
     for kind in (catalog.DECLARATION, catalog.PRIORITY, catalog.RECOMMENDATION,
                  catalog.ASSOCIATION):
         api.register_blueprint(document_blueprint(kind))
+    api.register_blueprint(document_blueprint(STATEMENT, query_schema=StatementQuerySchema))
     api.register_blueprint(changes_blp)
     api.register_blueprint(catalog_blp)
     api.register_blueprint(trust_blp)
     api.register_blueprint(log_blp)
+    api.register_blueprint(exports_blp)
+    api.register_blueprint(verify_blp)
     api._app.register_blueprint(docs_blp)
 
 

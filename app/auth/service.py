@@ -95,3 +95,14 @@ def may_edit(principal: Principal, association: str | None) -> None:
         return
     if association is None or association != principal.association:
         raise Forbidden("This token may only act on its own association's documents.")
+
+
+def may_publish_as(principal: Principal, association: str | None) -> None:
+    """Raise 403 unless the principal is ``association``'s own publisher.
+
+    Statements are published in an association's own name only: not even an operator may write
+    one for it.
+    """
+    if principal.role != ASSOCIATION or association is None \
+            or principal.association != association:
+        raise Forbidden("Statements are written and published only by their own association.")

@@ -32,12 +32,24 @@ class DocumentKind:
     creatable: bool = False
     identity: Callable[[str], Mapping[str, Any]] = field(default=lambda slug: {})
     identity_fields: Mapping[str, ma.fields.Field] = field(default_factory=dict)
-    signed_by_association: bool = False
+    #: Documents of this kind live under an association (``/v1/associations/{a}/<collection>``);
+    #: only that association may edit them, and they are signed with its own certificate.
+    owned_by_association: bool = False
+    #: Checks that need the database (references to other documents); raises InvalidRequest.
+    check_references: Callable[[Any, Mapping[str, Any]], None] | None = None
+
+    @staticmethod
+    def owned_slug(association: str, slug: str) -> str:
+        """The stored slug of an association-owned document: unique across associations."""
+        return f"{association}/{slug}"
 
     def concept_path(self, slug: str) -> str:
         """The URL path of the document (its latest version)."""
         if self.singleton_slug is not None:
             return f"/v1/{self.collection}"
+        if self.owned_by_association:
+            association, own_slug = slug.split("/", 1)
+            return f"/v1/associations/{association}/{self.collection}/{own_slug}"
         return f"/v1/{self.collection}/{slug}"
 
     def version_path(self, slug: str, number: int) -> str:
@@ -47,8 +59,8 @@ class DocumentKind:
     def served_body(self, slug: str, number: int, published_at: str,
                     content: Mapping[str, Any]) -> dict[str, Any]:
         """The JSON object of a published version: identity, server fields, then the content."""
-        return {"kind": self.name, "slug": slug, **self.identity(slug), "version": number,
-                "published_at": published_at, **content}
+        return {"kind": self.name, "slug": slug.rsplit("/", 1)[-1], **self.identity(slug),
+                "version": number, "published_at": published_at, **content}
 
     def input_schema(self) -> type[ma.Schema]:
         """The schema of a draft body: the content, plus server-managed fields that are ignored.

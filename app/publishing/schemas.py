@@ -154,7 +154,8 @@ def draft_schema(kind: DocumentKind) -> type[ma.Schema]:
              metadata={"description": "The version the draft was started from; 0 for a new "
                                       "document."}),
          "updated_at": ma.fields.String(required=True, metadata={
-             "format": "date-time", "description": "When the draft last changed (RFC 3339, UTC)."})},
+             "format": "date-time",
+             "description": "When the draft last changed (RFC 3339, UTC)."})},
         name=f"{kind.name.title()}Draft")
 
 

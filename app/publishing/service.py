@@ -153,6 +153,13 @@ class PublishingService:
             self._versions.move_to_end(key)  # least recently used is evicted first
         return version
 
+    def require_association(self, association: str) -> None:
+        """Raise 404 unless ``association`` is a member association."""
+        with self.db.sessions() as session:
+            if session.scalar(sa.select(Document.id).where(Document.kind == "association",
+                                                           Document.slug == association)) is None:
+                raise NotFound(f"There is no member association {association!r}.")
+
     def latest(self, kind: DocumentKind, slug: str, as_of: datetime | None = None
                ) -> PublishedVersion:
         """The latest version of a document, or the latest at ``as_of``."""
@@ -230,6 +237,7 @@ class PublishingService:
             _lock_head(session)
             if _document(session, kind, slug) is not None:
                 raise Conflict(f"{kind.name} {slug!r} already exists; edit its draft instead.")
+            _check_references(kind, session, content)
             document = Document(kind=kind.name, slug=slug, association=association,
                                 created_at=utcnow())
             session.add(document)
@@ -247,6 +255,7 @@ class PublishingService:
         with self.db.write() as session:
             document = self._require_document(session, kind, slug)
             authorise(document)
+            _check_references(kind, session, content)
             draft = _draft_of(session, document)
             if if_none_match is not None and if_none_match.strip() == "*":
                 require_if_none_match_star(draft is not None)
@@ -270,8 +279,9 @@ class PublishingService:
             authorise(document)
             draft = _draft_of(session, document)
             require_if_match(if_match, _draft_view(kind, slug, draft).etag if draft else None)
-            merged = json_merge_patch.merge(json.loads(draft.body), patch)
-            _replace(draft, _load(kind, merged), editor)
+            merged = _load(kind, json_merge_patch.merge(json.loads(draft.body), patch))
+            _check_references(kind, session, merged)
+            _replace(draft, merged, editor)
             session.flush()
             return _draft_view(kind, slug, draft)
 
@@ -327,8 +337,9 @@ class PublishingService:
                                 created_at=utcnow())
             session.add(document)
             session.flush()
-        return self._append_version(session, kind, document, _load(kind, content),
-                                    publisher=publisher)
+        content = _load(kind, content)
+        _check_references(kind, session, content)
+        return self._append_version(session, kind, document, content, publisher=publisher)
 
     def _append_version(self, session: Session, kind: DocumentKind, document: Document,
                         content: Mapping[str, Any], *, publisher: str) -> Version:
@@ -418,7 +429,7 @@ def _published(kind: str, slug: str, row: Version) -> PublishedVersion:
 
 def _signer_of(kind: DocumentKind, document: Document) -> str:
     """Statements are signed by their association; everything else by the registry."""
-    if kind.signed_by_association and document.association:
+    if kind.owned_by_association:
         return document.association
     return REGISTRY_SIGNER
 
@@ -447,6 +458,11 @@ def _load(kind: DocumentKind, body: Any) -> dict[str, Any]:
                              errors={"json": error.messages}) from error
 
 
+def _check_references(kind: DocumentKind, session: Session, content: Mapping[str, Any]) -> None:
+    if kind.check_references is not None:
+        kind.check_references(session, content)
+
+
 def _field_errors(messages: Any) -> str:
     if isinstance(messages, dict):
         return "; ".join(f"{field}: {_field_errors(value)}" for field, value in messages.items())
@@ -472,7 +488,7 @@ def _content_of(draft: Draft) -> dict[str, Any]:
 
 
 def _draft_view(kind: DocumentKind, slug: str, draft: Draft) -> DraftView:
-    representation = {"kind": kind.name, "slug": slug, **kind.identity(slug),
+    representation = {"kind": kind.name, "slug": slug.rsplit("/", 1)[-1], **kind.identity(slug),
                       "based_on_version": draft.based_on_version,
                       "updated_at": isoformat(draft.updated_at), **_content_of(draft)}
     return DraftView(kind=kind.name, slug=slug, body=canonical_bytes(representation))

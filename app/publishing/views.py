@@ -15,7 +15,7 @@ import marshmallow as ma
 from flask import Response, current_app, json, request
 
 from app.auth import Permission, current_principal, requires
-from app.auth.service import Principal, may_edit
+from app.auth.service import Principal, may_edit, may_publish_as
 from app.http.api import Blueprint
 from app.http.conditional import none_match, not_modified
 from app.http.pagination import paginate
@@ -73,10 +73,6 @@ def _draft_response(draft: DraftView, kind: DocumentKind, status: int = 200) -> 
     return response
 
 
-def _editor_check(principal: Principal) -> Callable[[Document], None]:
-    return lambda document: may_edit(principal, document.association)
-
-
 def _idempotency(principal: Principal) -> tuple[int, str, str] | None:
     key = request.headers.get("Idempotency-Key")
     if key is None:
@@ -99,6 +95,11 @@ def _filter(kind: DocumentKind, versions: list[PublishedVersion], args: dict) ->
             continue
         if args.get("association") and document.get("association") != args["association"]:
             continue
+        if args.get("statement_type") and document.get("statement_type") != args["statement_type"]:
+            continue
+        if args.get("recommendation") and args["recommendation"] not in {
+                address["slug"] for address in document.get("addresses", ())}:
+            continue
         if text and text not in json.dumps(document, ensure_ascii=False).casefold():
             continue
         items.append(document)
@@ -109,13 +110,32 @@ def document_blueprint(kind: DocumentKind, *, query_schema=None) -> Blueprint:
     """Build the blueprint that serves one kind of document."""
     blp = Blueprint(kind.collection, __name__, url_prefix="/v1", description=kind.description)
     singleton = kind.singleton_slug is not None
-    base = f"/{kind.collection}" if singleton else f"/{kind.collection}/<string:slug>"
+    owned = kind.owned_by_association
+    # Association-owned documents live under their association's URL.
+    home = f"/associations/<string:association>/{kind.collection}" if owned \
+        else f"/{kind.collection}"
+    base = home if singleton else home + "/<string:slug>"
     served = version_schema(kind)
     query_schema = query_schema or (RecommendationQuerySchema if kind.creatable
                                     else CollectionQuerySchema)
 
     def slug_of(kwargs: dict[str, Any]) -> str:
+        if owned:
+            return kind.owned_slug(kwargs["association"], kwargs["slug"])
         return kwargs.get("slug", kind.singleton_slug)
+
+    def editor_check(principal: Principal) -> Callable[[Document], None]:
+        if owned:
+            return lambda document: may_publish_as(principal, document.association)
+        return lambda document: may_edit(principal, document.association)
+
+    def listing(args: dict) -> Response:
+        items = _filter(kind, publishing().collection(kind, args["as_of"]), args)
+        page_items, page = paginate(items, args)
+        return Response(json.dumps({"items": page_items, "total": page.total},
+                                   ensure_ascii=False),
+                        mimetype="application/json",
+                        headers={"Link": page.link_header(), "Cache-Control": REVALIDATE})
 
     if not singleton:
         @blp.route(f"/{kind.collection}", endpoint="collection")
@@ -124,14 +144,17 @@ def document_blueprint(kind: DocumentKind, *, query_schema=None) -> Blueprint:
             "description": "RFC 8288 first/prev/next/last pages.", "schema": {"type": "string"}}})
         def collection(args):
             """List the latest version of each document"""
-            items = _filter(kind, publishing().collection(kind, args["as_of"]), args)
-            page_items, page = paginate(items, args)
-            response = Response(json.dumps({"items": page_items, "total": page.total},
-                                           ensure_ascii=False),
-                                mimetype="application/json",
-                                headers={"Link": page.link_header(),
-                                         "Cache-Control": REVALIDATE})
-            return response
+            return listing(args)
+
+    if owned:
+        @blp.route(home, endpoint="association_collection")
+        @blp.arguments(query_schema, location="query", as_kwargs=False)
+        @blp.response(200, collection_schema(kind), headers={"Link": {
+            "description": "RFC 8288 first/prev/next/last pages.", "schema": {"type": "string"}}})
+        def association_collection(args, association):
+            """List one association's documents (latest versions)"""
+            publishing().require_association(association)
+            return listing({**args, "association": association})
 
     @blp.route(base, endpoint="concept")
     @blp.arguments(AsOfQuerySchema, location="query", as_kwargs=False)
@@ -197,7 +220,7 @@ def document_blueprint(kind: DocumentKind, *, query_schema=None) -> Blueprint:
     def get_draft(**path):
         """Read the draft"""
         view = publishing().draft(kind, slug_of(path),
-                                  authorise=_editor_check(current_principal()))
+                                  authorise=editor_check(current_principal()))
         return _draft_response(view, kind)
 
     @blp.route(base + "/draft", endpoint="put_draft", methods=["PUT"])
@@ -211,7 +234,7 @@ def document_blueprint(kind: DocumentKind, *, query_schema=None) -> Blueprint:
         view, created = publishing().put_draft(
             kind, slug_of(path), content, if_match=request.headers.get("If-Match"),
             if_none_match=request.headers.get("If-None-Match"),
-            editor=current_principal().name, authorise=_editor_check(current_principal()))
+            editor=current_principal().name, authorise=editor_check(current_principal()))
         return _draft_response(view, kind, 201 if created else 200)
 
     @blp.route(base + "/draft", endpoint="patch_draft", methods=["PATCH"])
@@ -223,7 +246,7 @@ def document_blueprint(kind: DocumentKind, *, query_schema=None) -> Blueprint:
         patch = request.get_json(force=True)
         view = publishing().patch_draft(
             kind, slug_of(path), patch, if_match=request.headers.get("If-Match"),
-            editor=current_principal().name, authorise=_editor_check(current_principal()))
+            editor=current_principal().name, authorise=editor_check(current_principal()))
         return _draft_response(view, kind)
 
     @blp.route(base + "/draft", endpoint="delete_draft", methods=["DELETE"])
@@ -232,7 +255,7 @@ def document_blueprint(kind: DocumentKind, *, query_schema=None) -> Blueprint:
     def delete_draft(**path):
         """Discard the draft (If-Match required)"""
         publishing().delete_draft(kind, slug_of(path), if_match=request.headers.get("If-Match"),
-                                  authorise=_editor_check(current_principal()))
+                                  authorise=editor_check(current_principal()))
         return Response(status=204)
 
     @blp.route(base + "/draft/publish", endpoint="publish", methods=["POST"])
@@ -244,7 +267,7 @@ def document_blueprint(kind: DocumentKind, *, query_schema=None) -> Blueprint:
         principal = current_principal()
         outcome = publishing().publish(
             kind, slug_of(path), if_match=request.headers.get("If-Match"),
-            publisher=principal.name, authorise=_editor_check(principal),
+            publisher=principal.name, authorise=editor_check(principal),
             idempotency=_idempotency(principal))
         response = version_response(outcome.version, kind, status=201)
         response.headers["Location"] = kind.version_path(outcome.version.slug,
@@ -254,18 +277,26 @@ def document_blueprint(kind: DocumentKind, *, query_schema=None) -> Blueprint:
         return response
 
     if kind.creatable:
-        @blp.route(f"/{kind.collection}", endpoint="create", methods=["POST"])
+        @blp.route(home, endpoint="create", methods=["POST"])
         @requires(Permission.PUBLISH)
         @blp.accepts("application/json")
         @blp.arguments(_creation_schema(kind), as_kwargs=False)
         @blp.response(201, drafts, headers={"Location": {
             "description": "The new document's draft.", "schema": {"type": "string"}}})
-        def create(body):
+        def create(body, **path):
             """Create a new document as a draft; publish it to make version 1"""
             principal = current_principal()
-            may_edit(principal, None)
+            association = path.get("association")
+            if owned:
+                may_publish_as(principal, association)
+                publishing().require_association(association)
+            else:
+                may_edit(principal, None)
             slug = body.pop("new_slug")
-            view = publishing().create(kind, slug, body, editor=principal.name)
+            if owned:
+                slug = kind.owned_slug(association, slug)
+            view = publishing().create(kind, slug, body, editor=principal.name,
+                                       association=association)
             return _draft_response(view, kind, 201)
 
     return blp
