@@ -17,10 +17,14 @@ from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
 from app.auth import Permission
+from app.errors import RegistryError
 from app.pki.authority import KeyMaterialError, rotate_signer
 from app.pki.keyring import ensure_keys
+from app.pki.registry import REVOCATION_REASONS
+from app.provenance.exports import MEDIA_TYPES, ExportScope
 from app.provenance.manifests import SelfCheckError
-from app.auth.service import ASSOCIATION, OPERATOR, create_token
+from app.auth.service import ASSOCIATION, OPERATOR, create_token, revoke_token
+from app.errors import RegistryError
 
 
 def main() -> None:
@@ -37,7 +41,7 @@ def main() -> None:
 
 def register(app: Flask) -> None:
     """Attach the registry's commands to ``app.cli``."""
-    for command in (serve, migrate, seed, tokens, keys):
+    for command in (serve, migrate, seed, tokens, keys, export):
         app.cli.add_command(command)
 
 
@@ -47,7 +51,8 @@ def prepare(app: Flask) -> None:
     from app.migrate import upgrade  # noqa: PLC0415
 
     upgrade(app.config["DATABASE_URL"])
-    if seed_declaration(app.extensions["tech7.publishing"], app.config["SEED_FILE"]):
+    if seed_declaration(app.extensions["tech7.publishing"], app.config["SEED_FILE"],
+                        certificates=app.extensions["tech7.certificates"]):
         click.echo("Published the TECH7 declaration as version 1 of every document.")
 
 
@@ -91,7 +96,7 @@ def seed() -> None:
 
 @click.group()
 def keys() -> None:
-    """Create and rotate the registry's keys and certificates."""
+    """Create, rotate and revoke the registry's keys and certificates."""
 
 
 @keys.command("init")
@@ -106,10 +111,77 @@ def keys_init() -> None:
 @click.argument("signer")
 @with_appcontext
 def keys_rotate(signer: str) -> None:
-    """Issue a new signing certificate for SIGNER (registry or an association slug)."""
-    certificate = rotate_signer(Path(current_app.config["KEYS_DIR"]), signer)
+    """Issue a new signing certificate for SIGNER (registry or an association slug) and log it.
+
+    The old certificate stays listed in /v1/trust (valid until it expires, unless revoked):
+    manifests it signed keep verifying.
+    """
+    try:
+        certificate = rotate_signer(Path(current_app.config["KEYS_DIR"]), signer)
+    except (KeyMaterialError, ValueError) as error:
+        raise click.ClickException(str(error)) from error
+    current_app.extensions["tech7.keys"].reload()
+    current_app.extensions["tech7.certificates"].sync_now()
     click.echo(f"New certificate for {signer}: serial {certificate.serial_number:x}, valid until "
                f"{certificate.not_valid_after_utc.isoformat()}")
+
+
+def _iso8601(_context: click.Context, _parameter: click.Parameter, value: str | None
+             ) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 date-time "
+                                 f"(e.g. 2025-02-10T12:00:00Z)") from None
+
+
+@keys.command("revoke")
+@click.argument("certificate", metavar="SIGNER_OR_SHA256")
+@click.option("--reason", required=True, type=click.Choice(REVOCATION_REASONS),
+              help="RFC 5280 CRLReason.")
+@click.option("--at", "revoked_at", callback=_iso8601, metavar="ISO8601",
+              help="When the certificate stopped being trustworthy, with a UTC offset "
+                   "[default: now]. Manifests signed from then on verify as revoked.")
+@with_appcontext
+def keys_revoke(certificate: str, reason: str, revoked_at: datetime | None) -> None:
+    """Revoke SIGNER's current signing certificate, or the one with this SHA-256, and log it."""
+    try:
+        revocation = current_app.extensions["tech7.certificates"].revoke(
+            certificate, reason, revoked_at)
+    except (RegistryError, KeyMaterialError) as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"Revoked certificate {revocation.certificate_sha256} from "
+               f"{revocation.revoked_at.isoformat()} ({reason}); log entry {revocation.log_index}")
+
+
+@click.command()
+@click.option("--format", "export_format", required=True, type=click.Choice(list(MEDIA_TYPES)))
+@click.option("--priority", type=click.IntRange(1, 999), help="A priority and its recommendations.")
+@click.option("--association", metavar="SLUG", help="An association's documents.")
+@click.option("--version", "versions", multiple=True, metavar="PATH",
+              help="A version path, e.g. /v1/recommendations/sme-participation/versions/1 "
+                   "(repeat for several).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The file to write; JSON and CSV also get FILE.c2pa, the sidecar manifest.")
+@with_appcontext
+def export(export_format: str, priority: int | None, association: str | None,
+           versions: tuple[str, ...], out: Path) -> None:
+    """Make a signed, logged export (default: the whole declaration) and print its id."""
+    if sum(bool(given) for given in (priority, association, versions)) > 1:
+        raise click.UsageError("Give at most one of --priority, --association or --version.")
+    scope = ExportScope(declaration=not (priority or association or versions),
+                        priority=priority, association=association, versions=versions)
+    try:
+        made = current_app.extensions["tech7.exports"].create(export_format, scope,
+                                                               created_by="registry:cli")
+    except RegistryError as error:
+        raise click.ClickException(error.detail) from error
+    out.write_bytes(made.content)
+    if made.manifest is not None:
+        out.with_name(out.name + ".c2pa").write_bytes(made.manifest)
+    click.echo(made.id)
 
 
 @click.group()
@@ -142,6 +214,18 @@ def create_token_command(role: str | None, association: str | None, scopes: str,
                          scopes=permissions, label=label, expires_at=expires)
     click.echo(token)
     click.echo("Store this token now: it is not shown again.", err=True)
+
+
+@tokens.command("revoke")
+@click.argument("token_id", type=int)
+@with_appcontext
+def revoke_token_command(token_id: int) -> None:
+    """Revoke token TOKEN_ID at once."""
+    try:
+        revoke_token(current_app.extensions["tech7.db"], None, token_id)
+    except RegistryError as error:
+        raise click.ClickException(error.detail) from error
+    click.echo(f"Token {token_id} is revoked.")
 
 
 if __name__ == "__main__":  # pragma: no cover

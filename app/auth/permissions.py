@@ -28,6 +28,7 @@ class Permission(str, enum.Enum):
     READ_DRAFTS = "read-drafts"
     PUBLISH = "publish"
     MANAGE_TOKENS = "manage-tokens"
+    READ_AUDIT = "read-audit"
 
 
 def requires(permission: Permission) -> Callable[[Callable], Callable]:
@@ -38,6 +39,7 @@ def requires(permission: Permission) -> Callable[[Callable], Callable]:
         def wrapper(*args, **kwargs):
             from app.auth import service  # noqa: PLC0415 - service imports models, which need the app
 
+            g.audited_permission = permission  # app.auth.audit records the outcome
             principal = service.authenticate(request.headers.get("Authorization"))
             service.authorise(principal, permission)
             g.principal = principal

@@ -18,7 +18,7 @@ from flask import current_app
 from app.auth.models import AccessToken
 from app.auth.permissions import Permission
 from app.db import Database, utcnow
-from app.errors import Forbidden, Unauthenticated
+from app.errors import Forbidden, InvalidRequest, NotFound, Unauthenticated
 
 TOKEN_PREFIX = "t7_"
 OPERATOR = "operator"
@@ -106,3 +106,51 @@ def may_publish_as(principal: Principal, association: str | None) -> None:
     if principal.role != ASSOCIATION or association is None \
             or principal.association != association:
         raise Forbidden("Statements are written and published only by their own association.")
+
+
+def list_tokens(db: Database, principal: Principal) -> list[AccessToken]:
+    """The tokens a principal may see: all for an operator, its own association's otherwise."""
+    with db.sessions() as session:
+        query = sa.select(AccessToken).order_by(AccessToken.id)
+        if principal.role != OPERATOR:
+            query = query.where(AccessToken.association == principal.association)
+        return list(session.scalars(query))
+
+
+def issue_token(db: Database, principal: Principal, *, association: str | None,
+                scopes: Iterable[Permission], label: str,
+                expires_at: datetime | None) -> tuple[int, str]:
+    """Create a token on behalf of ``principal``; returns (id, token).
+
+    An association may only make tokens for itself, with scopes it holds; an operator may make
+    any association token, or another operator's when ``association`` is None.
+    """
+    scopes = frozenset(scopes)
+    if principal.role != OPERATOR:
+        if association != principal.association:
+            raise Forbidden("An association may only create tokens for itself.")
+        if not scopes <= principal.scopes:
+            raise Forbidden("A token cannot grant scopes its creator does not hold.")
+    if expires_at is not None and expires_at <= utcnow():
+        raise InvalidRequest("expires_at must be in the future.")
+    token = create_token(db, role=ASSOCIATION if association else OPERATOR,
+                         association=association, scopes=scopes, label=label,
+                         expires_at=expires_at)
+    with db.sessions() as session:
+        token_id = session.scalar(sa.select(AccessToken.id)
+                                  .where(AccessToken.token_sha256 == hash_token(token)))
+    return token_id, token
+
+
+def revoke_token(db: Database, principal: Principal | None, token_id: int) -> None:
+    """Revoke a token now; ``principal`` None means the command line (an operator at the host).
+
+    Another association's token is reported as not found, so ids cannot be probed.
+    """
+    with db.write() as session:
+        row = session.get(AccessToken, token_id)
+        if row is None or (principal is not None and principal.role != OPERATOR
+                           and row.association != principal.association):
+            raise NotFound(f"There is no token {token_id}.")
+        if row.revoked_at is None:
+            row.revoked_at = utcnow()

@@ -1,0 +1,126 @@
+"""Managing tokens through the API, and reading the audit trail."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from flask import Response, current_app
+
+from app.auth import audit_trail
+from app.auth.permissions import Permission, current_principal, requires
+from app.auth.service import OPERATOR, issue_token, list_tokens, revoke_token
+from app.errors import Forbidden
+from app.http.api import Blueprint, Schema
+from app.publishing.service import isoformat
+
+blp = Blueprint("tokens", __name__, url_prefix="/v1",
+                description="Access tokens and the audit trail of every write.")
+
+_SLUG = ma.validate.Regexp(r"^[a-z0-9]+(-[a-z0-9]+)*$", error="Use lowercase kebab-case.")
+
+
+class TokenRequestSchema(Schema):
+    association = ma.fields.String(load_default=None, validate=_SLUG, metadata={
+        "description": "The association the token publishes for; omit for an operator token."})
+    scopes = ma.fields.List(ma.fields.String(validate=ma.validate.OneOf(
+        [p.value for p in Permission])), required=True, validate=ma.validate.Length(min=1))
+    label = ma.fields.String(load_default="", validate=ma.validate.Length(max=200))
+    expires_at = ma.fields.AwareDateTime(load_default=None)
+
+
+class TokenSchema(Schema):
+    id = ma.fields.Integer(required=True)
+    role = ma.fields.String(required=True)
+    association = ma.fields.String(allow_none=True, required=True)
+    scopes = ma.fields.List(ma.fields.String(), required=True)
+    label = ma.fields.String(required=True)
+    created_at = ma.fields.String(required=True)
+    expires_at = ma.fields.String(allow_none=True, required=True)
+    revoked_at = ma.fields.String(allow_none=True, required=True)
+
+
+class NewTokenSchema(TokenSchema):
+    token = ma.fields.String(required=True, metadata={"description": "Shown once; store it now."})
+
+
+class TokenListSchema(Schema):
+    items = ma.fields.List(ma.fields.Nested(TokenSchema), required=True)
+    total = ma.fields.Integer(required=True)
+
+
+class AuditQuerySchema(Schema):
+    since = ma.fields.AwareDateTime(load_default=None)
+    limit = ma.fields.Integer(load_default=100, validate=ma.validate.Range(min=1, max=1000))
+
+
+class AuditEventSchema(Schema):
+    id = ma.fields.Integer(required=True)
+    at = ma.fields.String(required=True)
+    principal = ma.fields.String(required=True)
+    token_id = ma.fields.Integer(allow_none=True, required=True)
+    method = ma.fields.String(required=True)
+    path = ma.fields.String(required=True)
+    permission = ma.fields.String(required=True)
+    status = ma.fields.Integer(required=True)
+
+
+class AuditEventListSchema(Schema):
+    items = ma.fields.List(ma.fields.Nested(AuditEventSchema), required=True)
+
+
+def _db():
+    return current_app.extensions["tech7.db"]
+
+
+def _token_json(row) -> dict:
+    return {"id": row.id, "role": row.role, "association": row.association,
+            "scopes": row.scopes.split(), "label": row.label,
+            "created_at": isoformat(row.created_at),
+            "expires_at": isoformat(row.expires_at) if row.expires_at else None,
+            "revoked_at": isoformat(row.revoked_at) if row.revoked_at else None}
+
+
+@blp.route("/tokens", methods=["GET"])
+@requires(Permission.MANAGE_TOKENS)
+@blp.response(200, TokenListSchema)
+def tokens():
+    """List tokens (an association sees its own; an operator sees all)"""
+    items = [_token_json(row) for row in list_tokens(_db(), current_principal())]
+    return {"items": items, "total": len(items)}
+
+
+@blp.route("/tokens", methods=["POST"])
+@requires(Permission.MANAGE_TOKENS)
+@blp.accepts("application/json")
+@blp.arguments(TokenRequestSchema, as_kwargs=False)
+@blp.response(201, NewTokenSchema)
+def create_token(body):
+    """Create a token; the response is the only time it is shown"""
+    token_id, token = issue_token(_db(), current_principal(), association=body["association"],
+                                  scopes=[Permission(s) for s in body["scopes"]],
+                                  label=body["label"], expires_at=body["expires_at"])
+    row = next(r for r in list_tokens(_db(), current_principal()) if r.id == token_id)
+    return {**_token_json(row), "token": token}, 201, {"Location": f"/v1/tokens/{token_id}",
+                                                       "Cache-Control": "no-store"}
+
+
+@blp.route("/tokens/<int(max=2147483647):token_id>", methods=["DELETE"])
+@requires(Permission.MANAGE_TOKENS)
+@blp.response(204)
+def delete_token(token_id):
+    """Revoke a token (it stops working at once)"""
+    revoke_token(_db(), current_principal(), token_id)
+    return Response(status=204)
+
+
+@blp.route("/audit-events")
+@requires(Permission.READ_AUDIT)
+@blp.arguments(AuditQuerySchema, location="query", as_kwargs=False)
+@blp.response(200, AuditEventListSchema)
+def audit_events(args):
+    """Read the audit trail of writes, newest first (operators only)"""
+    if current_principal().role != OPERATOR:
+        raise Forbidden("Only operators may read the audit trail.")
+    rows = audit_trail.events(_db(), since=args["since"], limit=args["limit"])
+    return {"items": [{"id": r.id, "at": isoformat(r.at), "principal": r.principal,
+                       "token_id": r.token_id, "method": r.method, "path": r.path,
+                       "permission": r.permission, "status": r.status} for r in rows]}

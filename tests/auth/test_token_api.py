@@ -1,0 +1,65 @@
+"""Tokens through the API: scoped, revocable, confined to their association; the audit trail."""
+
+from __future__ import annotations
+
+from app.auth.service import ASSOCIATION, create_token
+
+
+def _bearer(token):
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_association_manages_its_own_tokens_only(app, client):
+    db = app.extensions["tech7.db"]
+    bitkom = _bearer(create_token(db, role=ASSOCIATION, association="bitkom"))
+    created = client.post("/v1/tokens", json={"association": "bitkom", "scopes": ["publish"],
+                                             "label": "ci"}, headers=bitkom)
+    assert created.status_code == 201, created.json
+    new = created.json
+    assert new["token"].startswith("t7_") and new["scopes"] == ["publish"]
+    listed = client.get("/v1/tokens", headers=bitkom).json["items"]
+    assert all("token" not in item for item in listed)
+    assert {item["association"] for item in listed} == {"bitkom"}
+    assert client.post("/v1/tokens", json={"association": "numeum", "scopes": ["publish"]},
+                       headers=bitkom).status_code == 403
+    assert client.post("/v1/tokens", json={"scopes": ["publish"]}, headers=bitkom).status_code == 403
+    narrow = _bearer(new["token"])
+    assert client.get("/v1/tokens", headers=narrow).status_code == 403, "not scoped to manage"
+    numeum = _bearer(create_token(db, role=ASSOCIATION, association="numeum"))
+    assert client.delete(f"/v1/tokens/{new['id']}", headers=numeum).status_code == 404
+    assert client.delete(f"/v1/tokens/{new['id']}", headers=bitkom).status_code == 204
+    revoked = client.post("/v1/associations/bitkom/statements", headers=narrow, json={
+        "slug": "x", "statement_type": "position", "title": "t", "text": "t"})
+    assert revoked.status_code == 401
+    assert "revoked" in revoked.json["detail"]
+
+
+def test_tokens_revoke_command(app, client):
+    db = app.extensions["tech7.db"]
+    token = create_token(db, role=ASSOCIATION, association="jeita")
+    token_id = client.get("/v1/tokens", headers=_bearer(token)).json["items"][0]["id"]
+    result = app.test_cli_runner().invoke(args=["tokens", "revoke", str(token_id)])
+    assert result.exit_code == 0, result.output
+    assert client.get("/v1/tokens", headers=_bearer(token)).status_code == 401
+    assert app.test_cli_runner().invoke(args=["tokens", "revoke", "99999"]).exit_code != 0
+
+
+def test_every_write_is_audited_and_only_operators_read_the_trail(app, client, operator):
+    bitkom = _bearer(create_token(app.extensions["tech7.db"], role=ASSOCIATION,
+                                  association="bitkom"))
+    body = client.get("/v1/recommendations/key-risks").json
+    client.put("/v1/recommendations/key-risks/draft", json=body,
+               headers={**bitkom, "If-None-Match": "*"})  # 403
+    client.post("/v1/associations/bitkom/statements", headers=bitkom, json={
+        "slug": "audited", "statement_type": "position", "title": "t", "text": "t"})  # 201
+    client.delete("/v1/recommendations/key-risks/draft")  # 401
+    trail = client.get("/v1/audit-events", headers=operator)
+    assert trail.status_code == 200
+    seen = [(e["method"], e["path"], e["status"], e["principal"]) for e in trail.json["items"]]
+    assert seen[:3] == [
+        ("DELETE", "/v1/recommendations/key-risks/draft", 401, "unauthenticated"),
+        ("POST", "/v1/associations/bitkom/statements", 201, "association:bitkom"),
+        ("PUT", "/v1/recommendations/key-risks/draft", 403, "association:bitkom"),
+    ]
+    assert all(e["token_id"] for e in trail.json["items"][1:3])
+    assert client.get("/v1/audit-events", headers=bitkom).status_code == 403
