@@ -3,6 +3,10 @@
 Seeding runs once, in one transaction under the registry's writer lock, so several processes that
 start together publish it exactly once: the first takes the lock and publishes, the others then
 find the declaration already there.
+
+The same transaction first records the key folder's signing certificates (every start does, so a
+certificate issued since the last one is recorded too): their ``certificate-issue`` log entries
+precede the publications they sign.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from app.catalog.kinds import ASSOCIATION, DECLARATION, DECLARATION_SLUG, PRIORITY, RECOMMENDATION
+from app.pki.registry import CertificateRegistry
 from app.publishing.models import Document
 from app.publishing.service import PublishingService, lock_head
 
@@ -25,11 +30,14 @@ def load_content(path: str | Path) -> dict[str, Any]:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
-def seed_declaration(publishing: PublishingService, path: str | Path) -> bool:
-    """Publish the declaration's documents as version 1 unless already done; True if it seeded."""
+def seed_declaration(publishing: PublishingService, path: str | Path, *,
+                     certificates: CertificateRegistry) -> bool:
+    """Record new signing certificates, then publish the declaration's documents as version 1
+    unless already done; True if it seeded."""
     data = load_content(path)
     with publishing.db.write() as session:
         lock_head(session)
+        certificates.sync(session)
         if session.scalar(sa.select(Document.id).where(Document.kind == DECLARATION.name)):
             return False
         declaration = {k: v for k, v in data["declaration"].items() if k != "slug"}

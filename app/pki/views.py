@@ -1,40 +1,92 @@
-"""Trust anchors for verifiers, and the built-in RFC 3161 timestamp authority."""
+"""Trust anchors for verifiers, the trust list of signing certificates and revocations, and the
+built-in RFC 3161 timestamp authority."""
 
 from __future__ import annotations
 
-import hashlib
+from datetime import datetime
 
 import marshmallow as ma
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from flask import Response, current_app, request
 
+from app.db import utcnow
 from app.http.api import Blueprint, Schema
+from app.pki.registry import CertificateRecord, CertificateRegistry, certificate_sha256
 from app.provenance.service import ProvenanceService
+from app.publishing.service import isoformat
 
 blp = Blueprint("trust", __name__, url_prefix="/v1",
-                description="What verifiers need: trust anchors, log key, timestamps.")
+                description="What verifiers need: trust anchors, signing certificates and their "
+                            "revocations, log key, timestamps.")
 
 TIMESTAMP_QUERY = "application/timestamp-query"
 TIMESTAMP_REPLY = "application/timestamp-reply"
+CERTIFICATE_STATUSES = ("valid", "expired", "revoked")
 
 
 def provenance() -> ProvenanceService:
     return current_app.extensions["tech7.provenance"]
 
 
+def certificates() -> CertificateRegistry:
+    """The certificate registry of this process."""
+    return current_app.extensions["tech7.certificates"]
+
+
 class CertificateSchema(Schema):
     subject = ma.fields.String(required=True)
     issuer = ma.fields.String(required=True)
-    serial_number = ma.fields.String(required=True)
-    not_before = ma.fields.String(required=True)
-    not_after = ma.fields.String(required=True)
+    serial_number = ma.fields.String(required=True, metadata={"description": "Lowercase hex."})
+    not_before = ma.fields.String(required=True, metadata={"description": "RFC 3339 UTC."})
+    not_after = ma.fields.String(required=True, metadata={"description": "RFC 3339 UTC."})
     sha256 = ma.fields.String(required=True, metadata={"description": "SHA-256 of the DER."})
 
 
-class SignerSchema(CertificateSchema):
+class CurrentSignerSchema(CertificateSchema):
     name = ma.fields.String(required=True, metadata={
         "description": "registry, or the slug of the association whose statements it signs."})
+
+
+class RevocationSchema(Schema):
+    certificate_sha256 = ma.fields.String(required=True)
+    signer = ma.fields.String(required=True)
+    revoked_at = ma.fields.String(required=True, metadata={
+        "description": "RFC 3339 UTC. A manifest whose trusted (RFC 3161) signing time is at or "
+                       "after this instant is revoked; one signed before it stays good."})
+    reason = ma.fields.String(required=True, metadata={
+        "description": "RFC 5280 §5.3.1 CRLReason name, e.g. keyCompromise or superseded."})
+    log_index = ma.fields.Integer(required=True, metadata={
+        "description": "Index of the revocation's entry in the transparency log."})
+
+
+class IssuedCertificateSchema(CertificateSchema):
+    signer = ma.fields.String(required=True, metadata={
+        "description": "registry, or the slug of the association whose statements it signs."})
+    association = ma.fields.String(required=True, allow_none=True, metadata={
+        "description": "The association it signs for; null for the registry's own signer."})
+    status = ma.fields.String(required=True, validate=ma.validate.OneOf(CERTIFICATE_STATUSES),
+                              metadata={"description": (
+                                  "At generated_at: revoked (listed in revocations; manifests "
+                                  "signed before revoked_at stay good), expired (after "
+                                  "not_after; timestamped manifests signed while it was valid "
+                                  "stay good) or valid.")})
+    log_index = ma.fields.Integer(required=True, metadata={
+        "description": "Index of the certificate-issue entry in the transparency log."})
+    url = ma.fields.String(required=True, metadata={
+        "description": "Path of this certificate's record (with its PEM); also the subject of "
+                       "its log entries."})
+
+
+class CertificateDetailSchema(IssuedCertificateSchema):
+    pem = ma.fields.String(required=True, metadata={"description": "The certificate, PEM."})
+    recorded_at = ma.fields.String(required=True, metadata={
+        "description": "When the registry recorded and logged it (RFC 3339 UTC)."})
+    revocation = ma.fields.Nested(RevocationSchema, required=True, allow_none=True)
+
+
+class CertificatePathSchema(Schema):
+    sha256 = ma.fields.String(required=True, validate=ma.validate.Regexp(
+        r"^[0-9a-f]{64}$", error="sha256 is 64 lowercase hex digits."))
 
 
 class LogKeySchema(Schema):
@@ -44,10 +96,22 @@ class LogKeySchema(Schema):
 
 
 class TrustSchema(Schema):
+    generated_at = ma.fields.String(required=True, metadata={
+        "description": "When this trust list was made (RFC 3339 UTC); statuses are as of then."})
     anchors = ma.fields.List(ma.fields.Nested(CertificateSchema), required=True)
     anchors_pem = ma.fields.String(required=True, metadata={"description": "URL of the PEM bundle."})
     timestamp_authority = ma.fields.Nested(CertificateSchema, required=True)
-    signers = ma.fields.List(ma.fields.Nested(SignerSchema), required=True)
+    signers = ma.fields.List(ma.fields.Nested(CurrentSignerSchema), required=True, metadata={
+        "description": "The certificate each signer signs new manifests with. Older (rotated) "
+                       "certificates are not here but in certificates, with every other one "
+                       "the registry ever issued: judge a manifest by its certificate's entry "
+                       "there and by revocations."})
+    certificates = ma.fields.List(ma.fields.Nested(IssuedCertificateSchema), required=True,
+                                  metadata={"description": "Every signing certificate the "
+                                            "registry issued, current, retired, expired or "
+                                            "revoked, in log order."})
+    revocations = ma.fields.List(ma.fields.Nested(RevocationSchema), required=True, metadata={
+        "description": "Every revocation, in log order. Revocations are final."})
     log = ma.fields.Nested(LogKeySchema, required=True)
 
 
@@ -55,24 +119,59 @@ def _describe(certificate: x509.Certificate) -> dict:
     return {"subject": certificate.subject.rfc4514_string(),
             "issuer": certificate.issuer.rfc4514_string(),
             "serial_number": format(certificate.serial_number, "x"),
-            "not_before": certificate.not_valid_before_utc.isoformat().replace("+00:00", "Z"),
-            "not_after": certificate.not_valid_after_utc.isoformat().replace("+00:00", "Z"),
-            "sha256": hashlib.sha256(
-                certificate.public_bytes(serialization.Encoding.DER)).hexdigest()}
+            "not_before": isoformat(certificate.not_valid_before_utc),
+            "not_after": isoformat(certificate.not_valid_after_utc),
+            "sha256": certificate_sha256(certificate)}
+
+
+def _revocation_json(record: CertificateRecord) -> dict | None:
+    revocation = record.revocation
+    if revocation is None:
+        return None
+    return {"certificate_sha256": revocation.certificate_sha256, "signer": revocation.signer,
+            "revoked_at": isoformat(revocation.revoked_at), "reason": revocation.reason,
+            "log_index": revocation.log_index}
+
+
+def _issued_json(record: CertificateRecord, now: datetime) -> dict:
+    return {**_describe(record.certificate()), "signer": record.signer,
+            "association": record.association, "status": record.status_at(now),
+            "log_index": record.log_index, "url": record.path}
 
 
 @blp.route("/trust")
 @blp.response(200, TrustSchema)
 def trust():
-    """Describe the trust anchors, the timestamp authority, the signers and the log key"""
+    """Describe the trust anchors, signing certificates, revocations and log key
+
+    A self-contained trust list: saved as a file, it is what the offline audit CLI takes as
+    --trust-list to check that a manifest's certificate was issued here and not revoked when it
+    was signed.
+    """
     keys = provenance().keyring.store
     log = current_app.extensions["tech7.log"]
-    return {"anchors": [_describe(keys.root_ca_certificate)],
+    now = utcnow()
+    records = certificates().certificates()
+    revoked = sorted((r for r in records if r.revocation), key=lambda r: r.revocation.log_index)
+    return {"generated_at": isoformat(now),
+            "anchors": [_describe(keys.root_ca_certificate)],
             "anchors_pem": "/v1/trust/anchors.pem",
             "timestamp_authority": _describe(keys.tsa_certificate),
             "signers": [{"name": name, **_describe(keys.signer_certificate(name))}
                         for name in keys.signer_names()],
+            "certificates": [_issued_json(record, now) for record in records],
+            "revocations": [_revocation_json(record) for record in revoked],
             "log": {"origin": log.origin, "verifier_key": log.verifier_key}}
+
+
+@blp.route("/trust/certificates/<string:sha256>")
+@blp.arguments(CertificatePathSchema, location="path", as_kwargs=False)
+@blp.response(200, CertificateDetailSchema)
+def certificate(args, sha256):
+    """One signing certificate the registry issued, with its PEM and revocation"""
+    record = certificates().certificate(args["sha256"])
+    return {**_issued_json(record, utcnow()), "pem": record.pem,
+            "recorded_at": isoformat(record.recorded_at), "revocation": _revocation_json(record)}
 
 
 @blp.route("/trust/anchors.pem")

@@ -1,0 +1,128 @@
+"""Rate limits: per bearer token for authenticated requests, per client IP address otherwise.
+
+Every request that Flask serves counts against one bucket for the whole API (not one per
+endpoint):
+
+- a request with ``Authorization: Bearer <token>`` counts against the token's bucket, named by a
+  prefix of the token's SHA-256 (the same hash the token table stores, so an operator can tell whose
+  bucket it is, and the token itself never reaches the counter storage). The bucket is resolved
+  from the header alone, without a database lookup: an unknown token gets a bucket of its own and
+  then its 401 from the permission check;
+- any other request counts against the bucket of ``request.remote_addr``. Behind a reverse proxy
+  that is the proxy's address, so every client would share one bucket: configure werkzeug's
+  ``ProxyFix`` with the number of trusted proxies so that ``remote_addr`` is the client's again.
+
+The limits are ``RATELIMIT_ANONYMOUS`` and ``RATELIMIT_AUTHENTICATED`` (``"300 per minute"``
+notation), counted in fixed windows in ``RATELIMIT_STORAGE_URI``: ``memory://`` counts per
+process, so with N workers a client may make up to N times the limit; ``redis://host:6379`` shares
+the counters between workers and hosts. When that storage is unreachable, each process falls back
+to counting in memory until it is back, rather than failing requests.
+
+Every limited response carries the ``RateLimit-Limit``, ``RateLimit-Remaining`` and
+``RateLimit-Reset`` (delta-seconds) fields of draft-ietf-httpapi-ratelimit-headers-06 §3.
+Flask-Limiter 4 emits only ``X-RateLimit-*`` and adds ``Retry-After`` to every response, even a
+200, and raises the ``Retry-After`` of a 503 to the window's reset; so its header injection stays
+off and this module writes the fields itself. Beyond the limit, the answer is a 429
+``/problems/rate-limited`` problem with ``Retry-After`` (RFC 6585 §4), raised before the view runs,
+so it writes nothing.
+
+Not limited: reads (GET/HEAD without a query) of immutable version URLs. The WSGI fast path
+(:mod:`app.publishing.fastpath`) answers cached versions before Flask sees the request, so those
+bytes are served like a CDN would serve them: they are cacheable forever and cost no database
+work. The same reads are exempt when Flask serves them (a version not cached yet), so a version
+URL answers identically either way. Requests that match no route (404, 405) are not counted
+either: Flask-Limiter exempts requests without an endpoint. The OpenAPI document, ``/docs``, the
+timestamp authority and everything else are limited.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+from flask import Flask, Response, request
+from flask_limiter import Limiter, RateLimitExceeded, RequestLimit
+from limits import parse_many
+
+from app.auth.service import hash_token
+from app.http.problems import render_http_exception
+from app.publishing.kinds import KINDS
+
+# 64 bits of the token's SHA-256 keep buckets apart and the storage keys short.
+_TOKEN_KEY_HEX_DIGITS = 16
+
+
+def init_rate_limits(app: Flask) -> Limiter | None:
+    """Limit every request Flask serves as configured; None (and no limits) when disabled.
+
+    Call after the blueprints are registered, when every document kind (whose version reads are
+    exempt) is known.
+    """
+    if not app.config["RATELIMIT_ENABLED"]:
+        return None
+    anonymous = app.config["RATELIMIT_ANONYMOUS"]
+    authenticated = app.config["RATELIMIT_AUTHENTICATED"]
+    # A malformed limit fails here, at start-up, rather than as a 500 on every request.
+    parse_many(anonymous)
+    parse_many(authenticated)
+    version_endpoints = frozenset(f"{kind.collection}.version" for kind in KINDS.values())
+
+    limiter = Limiter(
+        rate_limit_key,
+        # An application limit is one bucket per key for the whole API; a default limit would be
+        # one per endpoint, multiplying what a client may send by the number of routes.
+        application_limits=[lambda: authenticated if _bearer_token() else anonymous],
+        storage_uri=app.config["RATELIMIT_STORAGE_URI"],
+        in_memory_fallback_enabled=True,
+        headers_enabled=False)
+    limiter.request_filter(lambda: _is_immutable_version_read(version_endpoints))
+    limiter.init_app(app)
+    app.after_request(lambda response: _add_rate_limit_fields(limiter, response))
+    app.register_error_handler(RateLimitExceeded,
+                               lambda error: _render_rate_limited(limiter, error))
+    return limiter
+
+
+def rate_limit_key() -> str:
+    """The bucket of the current request: its bearer token's, or else its client address's."""
+    token = _bearer_token()
+    if token:
+        return "token:" + hash_token(token)[:_TOKEN_KEY_HEX_DIGITS]
+    return f"ip:{request.remote_addr}"
+
+
+def _bearer_token() -> str | None:
+    """The token of an ``Authorization: Bearer`` header, unchecked (see the module docstring)."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
+def _is_immutable_version_read(version_endpoints: frozenset[str]) -> bool:
+    """Whether the request reads an immutable version URL, which is never limited."""
+    return (request.method in ("GET", "HEAD") and not request.query_string
+            and request.endpoint in version_endpoints)
+
+
+def _seconds_to_reset(limit: RequestLimit) -> int:
+    """Whole seconds until the limit's window resets, rounded up."""
+    return max(0, math.ceil(limit.window.reset_time - time.time()))
+
+
+def _add_rate_limit_fields(limiter: Limiter, response: Response) -> Response:
+    """Add the draft-ietf-httpapi-ratelimit-headers-06 §3 fields of the limit this request met."""
+    limit = limiter.current_limit
+    if limit is not None:
+        response.headers["RateLimit-Limit"] = str(limit.limit.amount)
+        response.headers["RateLimit-Remaining"] = str(limit.remaining)
+        response.headers["RateLimit-Reset"] = str(_seconds_to_reset(limit))
+    return response
+
+
+def _render_rate_limited(limiter: Limiter, error: RateLimitExceeded) -> Response:
+    """Render the 429 through the problem renderer, with ``Retry-After`` (RFC 6585 §4)."""
+    # The breached limit is the current one. werkzeug's TooManyRequests writes Retry-After from
+    # retry_after when that is set and not 0.
+    error.retry_after = max(1, _seconds_to_reset(limiter.current_limit))
+    return render_http_exception(error)
