@@ -2,6 +2,12 @@
 
 Sync workers: they gave steadier p99 latency than gthread for this service, and c2pa releases the
 GIL while signing, so a worker per core is the unit of throughput.
+
+Logs: one JSON object per line on stderr (:mod:`app.ops.logging`). gunicorn's access log is off:
+the application writes the access line itself, with the request ID and the principal, also for
+versions the WSGI fast path serves. gunicorn's own messages (worker boots, timeouts) use the same
+JSON formatter through ``logconfig_dict``; the root handler it installs in the master is
+inherited by the workers, which therefore add none of their own.
 """
 
 worker_class = "sync"
@@ -12,3 +18,15 @@ keepalive = 5
 accesslog = None
 errorlog = "-"
 loglevel = "info"
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "app.ops.logging.JsonFormatter"}},
+    "filters": {"request_id": {"()": "app.ops.logging.RequestIdFilter"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json",
+                            "filters": ["request_id"], "stream": "ext://sys.stderr"}},
+    "root": {"level": "INFO", "handlers": ["stderr"]},
+    # gunicorn.error keeps the level of gunicorn's loglevel setting (no "level" here).
+    "loggers": {"gunicorn.error": {"handlers": [], "propagate": True},
+                "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": False}},
+}

@@ -13,10 +13,13 @@ from flask import Flask, request
 from flask_cors import CORS
 
 from app import config as default_config
+from app import ops
 from app.audit.service import VerificationService
+from app.auth import audit_trail
 from app.db import Database
 from app.http.api import Api
 from app.http.conditional import apply_conditional_get
+from app.http.ratelimit import init_rate_limits
 from app.ledger.service import TransparencyLog
 from app.pki.keyring import Keyring
 from app.pki.registry import CertificateRegistry
@@ -27,12 +30,13 @@ from app.publishing.service import PublishingService
 
 # Headers a browser app may read from a cross-origin response.
 _EXPOSED_HEADERS = ["ETag", "Link", "Location", "Content-Location", "Content-Digest",
-                    "Idempotent-Replayed", "Retry-After"]
+                    "Idempotent-Replayed", "Retry-After", "RateLimit-Limit",
+                    "RateLimit-Remaining", "RateLimit-Reset", "X-Request-ID"]
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the registry application."""
-    app = Flask(__name__)
+    app = Flask(__name__, static_folder=None)  # no static files: the API serves its own bytes
     app.config.from_object(default_config)
     app.config.from_prefixed_env("TECH7")
     if config:
@@ -63,7 +67,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         provenance.start()
 
     api = Api(app)
-    _register_blueprints(api)
+    _register_blueprints(app, api)
+    init_rate_limits(app)
     CORS(app, resources={r"/v1/*": {"origins": "*", "methods": ["GET", "HEAD", "OPTIONS"]},
                          r"/openapi.json": {"origins": "*"}},
          expose_headers=_EXPOSED_HEADERS, send_wildcard=True, allow_headers=["If-None-Match", "If-Modified-Since"],
@@ -74,6 +79,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         [("Access-Control-Allow-Origin", "*"),
          ("Access-Control-Expose-Headers", ", ".join(sorted(_EXPOSED_HEADERS)))])
     app.before_request(db.ensure_process)
+    audit_trail.init_app(app)
+    ops.init_app(app)
 
     from app import cli  # noqa: PLC0415 - commands import the services
 
@@ -81,13 +88,16 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     return app
 
 
-def _register_blueprints(api: Api) -> None:
+def _register_blueprints(app: Flask, api: Api) -> None:
     from app.audit.views import blp as verify_blp  # noqa: PLC0415
     from app.catalog import kinds as catalog  # noqa: PLC0415
     from app.catalog.views import blp as catalog_blp, docs_blp  # noqa: PLC0415
+    from app.web.views import blp as web_blp  # noqa: PLC0415
+    from app.auth.views import blp as tokens_blp  # noqa: PLC0415
     from app.ledger.views import blp as log_blp  # noqa: PLC0415
     from app.statements.kinds import STATEMENT  # noqa: PLC0415
     from app.statements.schemas import StatementQuerySchema  # noqa: PLC0415
+    from app.statements.views import blp as own_keys_blp  # noqa: PLC0415
     from app.pki.views import blp as trust_blp  # noqa: PLC0415
     from app.provenance.export_views import blp as exports_blp  # noqa: PLC0415
     from app.publishing.views import changes_blp, document_blueprint  # noqa: PLC0415
@@ -96,13 +106,16 @@ def _register_blueprints(api: Api) -> None:
                  catalog.ASSOCIATION):
         api.register_blueprint(document_blueprint(kind))
     api.register_blueprint(document_blueprint(STATEMENT, query_schema=StatementQuerySchema))
+    api.register_blueprint(own_keys_blp)
     api.register_blueprint(changes_blp)
+    api.register_blueprint(tokens_blp)
     api.register_blueprint(catalog_blp)
     api.register_blueprint(trust_blp)
     api.register_blueprint(log_blp)
     api.register_blueprint(exports_blp)
     api.register_blueprint(verify_blp)
-    api._app.register_blueprint(docs_blp)
+    app.register_blueprint(docs_blp)
+    app.register_blueprint(web_blp)
 
 
 _OPENAPI = {

@@ -18,9 +18,11 @@ from flask.cli import FlaskGroup, with_appcontext
 
 from app.auth import Permission
 from app.errors import RegistryError
+from app.ops import backup as backups
 from app.pki.authority import KeyMaterialError, rotate_signer
 from app.pki.keyring import ensure_keys
 from app.pki.registry import REVOCATION_REASONS
+from app.publishing.service import isoformat
 from app.provenance.exports import MEDIA_TYPES, ExportScope
 from app.provenance.manifests import SelfCheckError
 from app.auth.service import ASSOCIATION, OPERATOR, create_token, revoke_token
@@ -41,7 +43,7 @@ def main() -> None:
 
 def register(app: Flask) -> None:
     """Attach the registry's commands to ``app.cli``."""
-    for command in (serve, migrate, seed, tokens, keys, export):
+    for command in (serve, migrate, seed, tokens, keys, export, backup, restore):
         app.cli.add_command(command)
 
 
@@ -80,6 +82,32 @@ def migrate() -> None:
     from app.migrate import upgrade  # noqa: PLC0415
 
     upgrade(current_app.config["DATABASE_URL"])
+
+
+@click.command()
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@with_appcontext
+def backup(out: Path) -> None:
+    """Back up the database to OUT while the service runs (SQLite: a database file; PostgreSQL:
+    a pg_dump custom archive). The key folder is not included: back it up separately."""
+    try:
+        backups.backup(current_app.extensions["tech7.db"], out)
+    except backups.BackupError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"Backed up the database to {out}")
+
+
+@click.command()
+@click.argument("source", metavar="IN", type=click.Path(exists=True, dir_okay=False,
+                                                        path_type=Path))
+@with_appcontext
+def restore(source: Path) -> None:
+    """Restore the backup IN into the database of TECH7_DATABASE_URL, which must be empty."""
+    try:
+        backups.restore(current_app.extensions["tech7.db"], source)
+    except backups.BackupError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(f"Restored {source} into {current_app.extensions['tech7.db'].engine.url!r}")
 
 
 @click.command()
@@ -153,7 +181,7 @@ def keys_revoke(certificate: str, reason: str, revoked_at: datetime | None) -> N
     except (RegistryError, KeyMaterialError) as error:
         raise click.ClickException(str(error)) from error
     click.echo(f"Revoked certificate {revocation.certificate_sha256} from "
-               f"{revocation.revoked_at.isoformat()} ({reason}); log entry {revocation.log_index}")
+               f"{isoformat(revocation.revoked_at)} ({reason}); log entry {revocation.log_index}")
 
 
 @click.command()

@@ -24,12 +24,22 @@ PAGE_SIZE_DEFAULT = 20
 PAGE_SIZE_MAX = 100
 #: External RFC 3161 timestamp authority; empty means the built-in one (a loopback listener).
 TSA_URL = ""
+#: Seconds to wait for the external TSA (connecting, then each read) before a publish gets 503.
+TSA_TIMEOUT = 5.0
 #: The transparency log's origin line (C2SP tlog-checkpoint) and signed-note key name.
 LOG_ORIGIN = "tech7-registry/log"
 #: Load the keys and sign a probe when the app is built; the server refuses to start otherwise.
 STARTUP_CHECKS = True
 #: The JSON data file seeded as version 1 of every catalogue document at first start.
 SEED_FILE = str(Path(__file__).resolve().parent / "catalog" / "content" / "tech7-declaration.json")
+#: Rate limits (see app/http/ratelimit.py): per client IP address for anonymous requests, per
+#: bearer token for authenticated ones, counted across the whole API.
+RATELIMIT_ENABLED = True
+RATELIMIT_ANONYMOUS = "300 per minute"
+RATELIMIT_AUTHENTICATED = "1200 per minute"
+#: Where the counters live: memory:// counts per process; redis://host:6379 shares them between
+#: workers and hosts.
+RATELIMIT_STORAGE_URI = "memory://"
 
 
 def database_url(data_dir: str | os.PathLike, configured: str = "") -> str:

@@ -19,7 +19,9 @@ PRIORITY = register_kind(DocumentKind(
     name="priority", collection="priorities", content_schema=PriorityContent,
     description="The declaration's seven key priorities, addressed by number.",
     slug_pattern=r"^[1-9][0-9]{0,2}$", identity=lambda slug: {"number": int(slug)},
-    identity_fields={"number": ma.fields.Integer(required=True)}))
+    identity_fields={"number": ma.fields.Integer(
+        required=True, validate=ma.validate.Range(min=1, max=999),
+        metadata={"description": "The priority's number in the declaration's list."})}))
 
 RECOMMENDATION = register_kind(DocumentKind(
     name="recommendation", collection="recommendations", content_schema=RecommendationContent,

@@ -18,7 +18,8 @@ class WithdrawableContent(Schema):
     withdrawn = ma.fields.Boolean(load_default=False, metadata={
         "description": "True on the version that withdraws the document; earlier versions stay."})
     withdrawal_reason = ma.fields.String(load_default=None, allow_none=True,
-                                         validate=ma.validate.Length(max=2000))
+                                         validate=ma.validate.Length(max=2000), metadata={
+        "description": "Why the document was withdrawn; only with withdrawn: true."})
 
     @ma.validates_schema
     def _reason_only_when_withdrawn(self, data, **_kwargs):
@@ -28,18 +29,25 @@ class WithdrawableContent(Schema):
 
 
 class SectionSchema(Schema):
+    """A headed section of the declaration."""
+
     heading = ma.fields.String(required=True, validate=_TITLE)
     paragraphs = ma.fields.List(ma.fields.String(validate=_TEXT), required=True,
                                 validate=ma.validate.Length(max=200))
 
 
 class FootnoteSchema(Schema):
+    """A numbered footnote, referred to as [n] in the text."""
+
     number = ma.fields.Integer(required=True, validate=ma.validate.Range(min=1, max=999))
     text = ma.fields.String(required=True, validate=_TEXT)
 
 
 class ReferenceSchema(Schema):
-    id = ma.fields.String(required=True, validate=_SLUG)
+    """An external framework or text the declaration refers to."""
+
+    id = ma.fields.String(required=True, validate=_SLUG, metadata={
+        "description": "Identifier that recommendations use in their references."})
     name = ma.fields.String(required=True, validate=_TITLE)
 
 
@@ -47,8 +55,10 @@ class DeclarationContent(WithdrawableContent):
     """The declaration itself: its context, preamble, sections and call to action."""
 
     title = ma.fields.String(required=True, validate=_TITLE)
-    summit = ma.fields.String(required=True, validate=_TITLE)
-    members_intro = ma.fields.String(required=True, validate=_TEXT)
+    summit = ma.fields.String(required=True, validate=_TITLE,
+                              metadata={"description": "The event the declaration addresses."})
+    members_intro = ma.fields.String(required=True, validate=_TEXT, metadata={
+        "description": "The sentence that introduces the member associations."})
     preamble = _PARAGRAPHS
     sections = ma.fields.List(ma.fields.Nested(SectionSchema), required=True,
                               validate=ma.validate.Length(max=100))
@@ -74,17 +84,22 @@ class RecommendationContent(WithdrawableContent):
     title = ma.fields.String(required=True, validate=_TITLE)
     headed = ma.fields.Boolean(load_default=True, metadata={
         "description": "False when the title is editorial because the text has no heading."})
-    priority = ma.fields.Integer(required=True, validate=ma.validate.Range(min=1, max=7))
+    priority = ma.fields.Integer(required=True, validate=ma.validate.Range(min=1, max=7),
+                                 metadata={"description": "Number of the priority it serves."})
     text = ma.fields.List(ma.fields.String(validate=_TEXT), required=True,
-                          validate=ma.validate.Length(min=1, max=200))
+                          validate=ma.validate.Length(min=1, max=200),
+                          metadata={"description": "Paragraphs, in order."})
     tags = ma.fields.List(ma.fields.String(validate=_SLUG), load_default=list,
-                          validate=ma.validate.Length(max=20))
+                          validate=ma.validate.Length(max=20),
+                          metadata={"description": "Topic tags; filter with ?tag=."})
     references = ma.fields.List(ma.fields.String(validate=_SLUG), load_default=list,
-                                validate=ma.validate.Length(max=50))
+                                validate=ma.validate.Length(max=50), metadata={
+        "description": "Ids of the declaration's references this recommendation cites."})
 
 
 class AssociationContent(WithdrawableContent):
     """A TECH7 member association."""
 
     name = ma.fields.String(required=True, validate=_TITLE)
-    country = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=100))
+    country = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=100),
+                               metadata={"description": "The G7 country it represents."})

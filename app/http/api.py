@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable
 from copy import deepcopy
+from http import HTTPStatus
 
 import apispec
 import flask_smorest
@@ -76,6 +77,16 @@ PROBLEM_RESPONSES: dict[str, tuple[int, str]] = {
     "InvalidRequest": (422, "Parameters or body failed validation; errors lists the fields."),
     "PreconditionRequired": (428, "The request changes a draft but sent no If-Match: send the "
                                   "draft's ETag (or If-None-Match: * to create a draft)."),
+    "RateLimited": (429, "Too many requests from this token (or, without one, this address): "
+                         "retry after Retry-After seconds."),
+}
+
+# Headers an error response carries besides its problem body.
+_PROBLEM_HEADERS: dict[str, dict[str, dict]] = {
+    "Unauthenticated": {"WWW-Authenticate": {"description": 'Bearer realm="tech7-registry"',
+                                             "schema": {"type": "string"}}},
+    "RateLimited": {"Retry-After": {"description": "Seconds until the limit resets.",
+                                    "required": True, "schema": {"type": "integer"}}},
 }
 
 _ETAG = {"description": "Strong entity tag of the representation; send it back in "
@@ -128,6 +139,11 @@ class Api(flask_smorest.Api):
         # SortedAPISpec only adds to_dict, so switching the class of the new object is safe.
         self.spec.__class__ = SortedAPISpec
 
+    def _register_pagination_header(self):
+        """Nothing to register: collections page with RFC 8288 Link headers
+        (:mod:`app.http.pagination`), not flask-smorest's X-Pagination, whose schema would
+        otherwise appear in the document unused."""
+
     def _register_error_handlers(self):
         self._app.register_error_handler(RegistryError, render_registry_error)
         self._app.register_error_handler(HTTPException, self.handle_http_exception)
@@ -150,9 +166,8 @@ class Api(flask_smorest.Api):
                 content[PROBLEM_MEDIA_TYPE] = content.pop("application/json")
         for name, (_status, description) in PROBLEM_RESPONSES.items():
             response = {"description": description, "schema": self.ERROR_SCHEMA}
-            if name == "Unauthenticated":
-                response["headers"] = {"WWW-Authenticate": {
-                    "description": 'Bearer realm="tech7-registry"', "schema": {"type": "string"}}}
+            if name in _PROBLEM_HEADERS:
+                response["headers"] = deepcopy(_PROBLEM_HEADERS[name])
             prepare_response(response, self.spec, PROBLEM_MEDIA_TYPE)
             self.spec.components.response(name, response, lazy=True)
 
@@ -178,7 +193,8 @@ class Blueprint(flask_smorest.Blueprint):
             # _prepare_problem_doc when the blueprint is registered.
             view._apidoc = deepcopy(getattr(view, "_apidoc", {}))
             view._apidoc["tech7"] = {"protected": declared_permission(view) is not None,
-                                     "accepts": getattr(view, _ACCEPTS, None)}
+                                     "accepts": getattr(view, _ACCEPTS, None),
+                                     "opaque": _opaque_responses(view._apidoc)}
             return register(view)
 
         return decorator
@@ -213,31 +229,44 @@ class Blueprint(flask_smorest.Blueprint):
         """Document the errors an operation can answer with, its security and conditional GET.
 
         Derived from what the framework knows, so every view gets it without repeating it: any
-        operation may 404 (unknown document, version, or nothing yet at as_of); arguments mean
-        422; a declared permission means bearer security, 401 and 403; state changes may conflict
-        (409), need If-Match (428, 412), be refused (422) or be too large (413); a body parsed as
-        JSON may be malformed (400) or of another media type (415).
+        operation may 404 (unknown document, version, or nothing yet at as_of) or 429 (rate
+        limited); arguments mean
+        422; a declared permission means bearer security, 401 and 403, and on a write that it
+        may conflict (409), need If-Match (428, 412), be refused (422) or be too large (413); a
+        declared body may be too large (413), of another media type (415) or, if JSON,
+        malformed (400) or invalid (422).
         """
         info = doc_info.get("tech7", {})
         responses = doc.setdefault("responses", {})
-        names = ["NotFound"]
+        # Every routed request counts against a rate limit (app.http.ratelimit).
+        names = ["NotFound", "RateLimited"]
         if "arguments" in doc_info:
             names.append("InvalidRequest")
         if info.get("protected"):
             names += ["Unauthenticated", "Forbidden"]
             doc["security"] = deepcopy(_BEARER)
-        if method.upper() not in SAFE_METHODS:
-            names += ["Conflict", "PreconditionFailed", "ContentTooLarge", "InvalidRequest",
-                      "PreconditionRequired"]
+            if method.upper() not in SAFE_METHODS:
+                names += ["Conflict", "PreconditionFailed", "ContentTooLarge", "InvalidRequest",
+                          "PreconditionRequired"]
         accepts = info.get("accepts")
         if accepts:
-            names += ["BadRequest", "UnsupportedMediaType", "InvalidRequest"]
+            names += ["ContentTooLarge", "UnsupportedMediaType"]
+            if any(_is_json(media_type) for media_type in accepts):
+                names += ["BadRequest", "InvalidRequest"]
             _document_body(doc, accepts)
-        # flask-smorest keys arguments' 422 by an int status and an HTTPStatus member name.
-        for status in [key for key in responses if str(key) == "422"]:
+        # @arguments documents its 422 by an HTTPStatus member name, which varies by Python
+        # version (UNPROCESSABLE_ENTITY, UNPROCESSABLE_CONTENT): ours replaces it.
+        for status in [key for key, value in responses.items()
+                       if str(key) == "422" and value == HTTPStatus(422).name]:
             del responses[status]
         for name in names:
             responses[PROBLEM_RESPONSES[name][0]] = name
+        # flask-smorest documents a media type only with a schema: name it for byte responses.
+        for status, media_type in info.get("opaque", {}).items():
+            response = next((value for key, value in responses.items() if str(key) == status),
+                            None)
+            if isinstance(response, dict):
+                response.setdefault("content", {}).setdefault(media_type, {})
         if method.upper() == "GET":
             # Every 200 to a GET carries a strong ETag (app.http.conditional).
             if isinstance(responses.get(200), dict):
@@ -250,11 +279,27 @@ class Blueprint(flask_smorest.Blueprint):
 _ACCEPTS = "_tech7_accepts"
 
 
+def _opaque_responses(apidoc: dict) -> dict[str, str]:
+    """Statuses (as strings) declared with a media type but no schema, e.g. a C2PA manifest."""
+    found = {}
+    for status, documented in apidoc.get("response", {}).get("responses", {}).items():
+        for response in documented:
+            if isinstance(response, dict) and response.get("content_type") \
+                    and not {"schema", "example", "examples"} & response.keys():
+                found[str(int(status))] = response["content_type"]
+    return found
+
+
+def _is_json(media_type: str) -> bool:
+    return media_type == "application/json" or media_type.endswith("+json")
+
+
 def _document_body(doc: dict, media_types: Iterable[str]) -> None:
-    """List every accepted media type in the request body, with the schema the view declared
-    (a JSON object when it parses the body itself, e.g. a merge patch)."""
+    """List every accepted media type in the request body. JSON types get the schema the view
+    declared (a JSON object when it parses the body itself, e.g. a merge patch); other types are
+    opaque bytes, which OpenAPI 3.1 documents with no schema."""
     body = doc.setdefault("requestBody", {"required": True, "content": {}})
     content = body.setdefault("content", {})
     declared = next(iter(content.values()), {"schema": {"type": "object"}})
     for media_type in media_types:
-        content.setdefault(media_type, deepcopy(declared))
+        content.setdefault(media_type, deepcopy(declared) if _is_json(media_type) else {})

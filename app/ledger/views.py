@@ -11,7 +11,7 @@ from flask import Response, current_app
 from app.http.api import Blueprint, Schema
 from app.ledger.service import Entry, TransparencyLog
 from app.ledger.tiles import TILE_WIDTH, parse_entries_path, parse_tile_path
-from app.errors import InvalidRequest
+from app.errors import NotFound
 
 blp = Blueprint("log", __name__, url_prefix="/v1/log",
                 description="The transparency log: RFC 9162 proofs over C2SP tiles.")
@@ -132,7 +132,8 @@ def tile(path):
             level, index, width = parse_tile_path("tile/" + path)
             body = transparency_log().tile(level, index, width)
     except ValueError as error:
-        raise InvalidRequest(f"Not a C2SP tile path: {error}") from error
+        # A malformed path names no tile at all: like any unknown URL, it is not found.
+        raise NotFound(f"Not a C2SP tile path: {error}") from error
     # Full tiles never change; a partial tile at a given width never changes either.
     cache = IMMUTABLE if width <= TILE_WIDTH else "no-cache"
     return Response(body, mimetype="application/octet-stream", headers={"Cache-Control": cache})

@@ -30,7 +30,7 @@ from app.http.conditional import require_if_match, require_if_none_match_star, s
 from app.publishing.kinds import KINDS, DocumentKind
 from app.ledger.service import TransparencyLog
 from app.pki.keyring import REGISTRY_SIGNER
-from app.provenance.service import ProvenanceService
+from app.provenance.service import ProvenanceService, SignedManifest
 from app.publishing.models import Document, Draft, IdempotencyRecord, RegistryHead, Version
 
 _VERSION_CACHE_SIZE = 4096
@@ -44,6 +44,14 @@ def canonical_bytes(value: Any) -> bytes:
 def isoformat(moment: datetime) -> str:
     """RFC 3339 UTC with milliseconds and a ``Z``, as served in documents."""
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def version_identity(kind: DocumentKind, slug: str, number: int, sha256: str,
+                     association: str | None) -> dict[str, Any]:
+    """The ``org.tech7.document`` assertion every version's manifest carries (``slug`` as stored,
+    e.g. ``bitkom/ai-act-position`` for a statement)."""
+    return {"kind": kind.name, "slug": slug, "version": number, "sha256": sha256,
+            "association": association}
 
 
 @dataclass(frozen=True)
@@ -326,10 +334,12 @@ class PublishingService:
 
     def publish_content(self, session: Session, kind: DocumentKind, slug: str,
                         content: Mapping[str, Any], *, publisher: str,
-                        association: str | None = None) -> Version:
+                        association: str | None = None, signed: SignedManifest | None = None,
+                        published_at: datetime | None = None) -> Version:
         """Publish ``content`` directly as the next version, inside the caller's transaction.
 
-        Used by seeding; the caller holds the head lock (:func:`lock_head`).
+        Used by seeding, and by non-custodial publishing with ``signed`` and ``published_at``
+        (see :meth:`_append_version`); the caller holds the head lock (:func:`lock_head`).
         """
         document = _document(session, kind, slug)
         if document is None:
@@ -339,30 +349,40 @@ class PublishingService:
             session.flush()
         content = _load(kind, content)
         _check_references(kind, session, content)
-        return self._append_version(session, kind, document, content, publisher=publisher)
+        return self._append_version(session, kind, document, content, publisher=publisher,
+                                    signed=signed, published_at=published_at)
 
     def _append_version(self, session: Session, kind: DocumentKind, document: Document,
-                        content: Mapping[str, Any], *, publisher: str) -> Version:
+                        content: Mapping[str, Any], *, publisher: str,
+                        signed: SignedManifest | None = None,
+                        published_at: datetime | None = None) -> Version:
         """Add version N+1 of ``document``: the one place a version row is ever created.
 
         Canonical bytes → manifest (chained to version N's, which must still read Trusted) →
         log entry → version row, all in the caller's transaction.
+
+        Non-custodial publishing passes ``signed``, a manifest the association made with its own
+        key over exactly the bytes derived here from ``content`` and ``published_at`` (the time
+        those bytes state), which the caller has verified (:mod:`app.statements.byo`); the
+        registry then signs nothing, and logs and stores the version as it does its own.
         """
+        if (signed is None) != (published_at is None):
+            raise ValueError("a caller-signed version needs both signed and published_at")
         head = session.get(RegistryHead, 1)
         previous = session.scalar(sa.select(Version).where(Version.document_id == document.id)
                                   .order_by(Version.number.desc()).limit(1))
         number = previous.number + 1 if previous else 1
-        published_at = utcnow()
+        published_at = published_at or utcnow()
         body = canonical_bytes(kind.served_body(document.slug, number, isoformat(published_at),
                                                 content))
         sha256 = hashlib.sha256(body).hexdigest()
         association = document.association
-        signed = self.provenance.sign_version(
-            body=body, signer_name=_signer_of(kind, document),
-            title=f"{kind.name} {document.slug} version {number}",
-            identity={"kind": kind.name, "slug": document.slug, "version": number,
-                      "sha256": sha256, "association": association},
-            parent=(previous.body, previous.manifest) if previous else None)
+        if signed is None:
+            signed = self.provenance.sign_version(
+                body=body, signer_name=_signer_of(kind, document),
+                title=f"{kind.name} {document.slug} version {number}",
+                identity=version_identity(kind, document.slug, number, sha256, association),
+                parent=(previous.body, previous.manifest) if previous else None)
         withdrawn = bool(content.get("withdrawn"))
         entry = self.log.append(session, {
             "type": "withdrawal" if withdrawn else "publication",

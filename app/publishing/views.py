@@ -306,7 +306,8 @@ def _creation_schema(kind: DocumentKind) -> type[ma.Schema]:
     return kind.content_schema.from_dict(
         {"new_slug": ma.fields.String(required=True, data_key="slug", validate=[
             ma.validate.Regexp(kind.slug_pattern, error="Use lowercase kebab-case."),
-            ma.validate.Length(max=128)])},
+            # An owned slug is stored as "<association>/<slug>" in a 128-character column.
+            ma.validate.Length(max=63 if kind.owned_by_association else 128)])},
         name=f"New{kind.name.title()}")
 
 

@@ -91,12 +91,19 @@ def test_tiles_match_the_entries(client):
     "/v1/log/proofs/inclusion?index=0&tree_size=999999", "/v1/log/proofs/inclusion?index=-1&tree_size=2",
     "/v1/log/proofs/consistency?first=5&second=2", "/v1/log/proofs/consistency?first=1&second=999999",
     "/v1/log/proofs/consistency?first=0&second=2", "/v1/log/entries?sha256=nothex",
-    "/v1/log/tile/0/0001", "/v1/log/tile/x/000", "/v1/log/tile/0/000.p/0",
 ])
 def test_bad_proof_parameters_are_422(client, url):
     response = client.get(url)
     assert response.status_code == 422, response.get_data(as_text=True)
     assert response.mimetype == "application/problem+json"
+
+
+@pytest.mark.parametrize("url", ["/v1/log/tile/0/0001", "/v1/log/tile/x/000",
+                                 "/v1/log/tile/0/000.p/0"])
+def test_malformed_tile_paths_name_no_tile(client, url):
+    response = client.get(url)
+    assert response.status_code == 404, response.get_data(as_text=True)
+    assert "C2SP tile path" in response.json["detail"]
 
 
 def test_unknown_entries_are_404(client):

@@ -1,0 +1,469 @@
+"""Non-custodial publishing: statements an association signs with its own key.
+
+An association registers its own CA certificate; an operator approves it, and the approval is
+logged. From then on the association may upload a version of one of its statements as the exact
+RFC 8785 bytes the registry will serve, with a C2PA sidecar manifest it made with a key the
+registry never sees. The registry checks, in this order, and writes nothing unless every check
+holds (each refusal is a 422 problem whose ``check`` member names the check that failed):
+
+``canonical``
+    the bytes are JSON in RFC 8785 canonical form;
+``body`` / ``version`` / ``published_at``
+    they are exactly the statement version the registry would serve for their content: kind,
+    slug and association from the URL, the next version number, a publication time within
+    :data:`PUBLISHED_AT_TOLERANCE` of now and after the previous version's, valid content whose
+    addressed recommendations exist;
+``binding``
+    the manifest's ``c2pa.hash.data`` hard binding covers exactly these bytes;
+``signer``
+    its signing certificate chains to one of *that* association's approved CAs;
+``timestamp``
+    it carries a trusted RFC 3161 timestamp (from the registry's ``POST /v1/timestamp`` or from
+    an authority chaining to the association's CA);
+``identity``
+    its ``org.tech7.document`` assertion names this document, version, SHA-256 and association;
+``parent``
+    a ``parentOf`` ingredient, when present, is the previous version's manifest and reads Trusted;
+``trusted``
+    and the manifest as a whole reads Trusted.
+
+The version is then stored and logged exactly as a custodial one
+(:meth:`~app.publishing.service.PublishingService.publish_content`), in one transaction that
+holds the registry lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import marshmallow as ma
+import rfc8785
+import sqlalchemy as sa
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from sqlalchemy.orm import Session
+
+from app.auth.service import OPERATOR, Principal
+from app.db import utcnow
+from app.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from app.pki.registry import certificate_sha256
+from app.provenance.manifests import TRUSTED, UNREADABLE, ManifestReport, read_manifest
+from app.provenance.service import JSON, SignedManifest
+from app.publishing.models import Document, Version
+from app.publishing.service import (PublishedVersion, PublishingService, canonical_bytes,
+                                    isoformat, lock_head, version_identity)
+from app.statements.kinds import STATEMENT
+from app.statements.models import AssociationCA
+
+#: How far the publication time a signed version states may be from the registry's clock.
+PUBLISHED_AT_TOLERANCE = timedelta(minutes=10)
+
+PENDING, APPROVED = "pending", "approved"
+
+# C2PA 2.2 §15.2 success codes: the hard binding matched, and the signing credential chains to a
+# trust anchor.
+_BINDING_MATCHED = "assertion.dataHash.match"
+_CREDENTIAL_TRUSTED = "signingCredential.trusted"
+
+
+class SignedVersionRefused(InvalidRequest):
+    """An uploaded signed version failed one of the registry's checks; nothing was written."""
+
+    problem = "signed-version-refused"
+    title = "The signed version was refused"
+
+    def __init__(self, check: str, detail: str, **extensions: Any):
+        super().__init__(detail, check=check, **extensions)
+
+
+class InvalidCACertificate(InvalidRequest):
+    """The upload is not one usable CA certificate of the association's own."""
+
+    problem = "invalid-ca-certificate"
+    title = "Not a usable CA certificate"
+
+
+class CAAlreadyRegistered(Conflict):
+    """This CA certificate is registered already."""
+
+    problem = "ca-already-registered"
+    title = "The CA certificate is already registered"
+
+
+class CAAlreadyApproved(Conflict):
+    """The CA certificate was approved before; an approval is logged once."""
+
+    problem = "ca-already-approved"
+    title = "The CA certificate is already approved"
+
+
+class UnknownCA(NotFound):
+    """The association has no registered CA certificate with this SHA-256."""
+
+    problem = "unknown-ca"
+    title = "Unknown CA certificate"
+
+
+@dataclass(frozen=True)
+class CARecord:
+    """An association's CA certificate as the registry publishes it."""
+
+    sha256: str
+    association: str
+    pem: str
+    registered_at: datetime
+    approved_at: datetime | None
+    log_index: int | None
+
+    @property
+    def status(self) -> str:
+        """``approved`` once an operator approved it, else ``pending``."""
+        return PENDING if self.approved_at is None else APPROVED
+
+    @property
+    def url(self) -> str:
+        """The path of this record, which is also the subject of its approval's log entry."""
+        return ca_path(self.association, self.sha256)
+
+    def certificate(self) -> x509.Certificate:
+        """The CA certificate, parsed."""
+        return x509.load_pem_x509_certificate(self.pem.encode("ascii"))
+
+
+def ca_path(association: str, sha256: str) -> str:
+    """The URL path of an association's CA certificate."""
+    return f"/v1/associations/{association}/ca/{sha256}"
+
+
+class OwnKeyPublishing:
+    """Associations' own CAs, and versions they sign with their own keys.
+
+    Holds no state of its own: everything lives in the publishing service's database, log and
+    key ring.
+    """
+
+    def __init__(self, publishing: PublishingService):
+        self.publishing = publishing
+        self.db = publishing.db
+        self.log = publishing.log
+        self.provenance = publishing.provenance
+
+    # -- certificate authorities --------------------------------------------------------------
+
+    def register_ca(self, association: str, pem: bytes, *, registered_by: str) -> CARecord:
+        """Record ``association``'s own CA certificate, pending approval by an operator.
+
+        Raises :class:`InvalidCACertificate` (422) unless ``pem`` is exactly one currently valid
+        CA certificate that is not the registry's own, and :class:`CAAlreadyRegistered` (409)
+        when it is registered already.
+        """
+        self.publishing.require_association(association)
+        certificate = self._acceptable_ca(pem)
+        sha256 = certificate_sha256(certificate)
+        with self.db.write() as session:
+            if session.get(AssociationCA, sha256) is not None:
+                raise CAAlreadyRegistered(f"The CA certificate {sha256} is registered already.")
+            row = AssociationCA(
+                sha256=sha256, association=association,
+                pem=certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"),
+                registered_at=utcnow(), registered_by=registered_by)
+            session.add(row)
+            session.flush()
+            return _record(row, None)
+
+    def approve_ca(self, association: str, sha256: str, *, approver: Principal) -> CARecord:
+        """Approve a pending CA certificate and log the approval, in one transaction.
+
+        Only an operator approves (403 otherwise). The log entry (type ``ca-approval``) names the
+        association and the CA's SHA-256, so an auditor can tell from the log alone which CA
+        vouched for an association's own-key versions, and since when.
+        """
+        if approver.role != OPERATOR:
+            raise Forbidden("Only an operator approves an association's CA certificate.")
+        now = utcnow()
+        with self.db.write() as session:
+            lock_head(session)
+            row = self._row(session, association, sha256)
+            if row.approved_at is not None:
+                raise CAAlreadyApproved(f"The CA certificate {sha256} was approved at "
+                                        f"{isoformat(row.approved_at)}.")
+            certificate = x509.load_pem_x509_certificate(row.pem.encode("ascii"))
+            entry = self.log.append(session, {
+                "type": "ca-approval", "subject": ca_path(association, sha256),
+                "association": association, "signer_certificate_sha256": sha256,
+                "not_before": isoformat(certificate.not_valid_before_utc),
+                "not_after": isoformat(certificate.not_valid_after_utc),
+                "time": isoformat(now)})
+            row.approved_at = now
+            row.approved_by = approver.name
+            session.flush()
+            return _record(row, entry.index)
+
+    def cas(self, association: str) -> list[CARecord]:
+        """Every CA certificate ``association`` registered, in registration order."""
+        self.publishing.require_association(association)
+        with self.db.sessions() as session:
+            rows = session.scalars(sa.select(AssociationCA)
+                                   .where(AssociationCA.association == association)
+                                   .order_by(AssociationCA.registered_at,
+                                             AssociationCA.sha256)).all()
+        return [_record(row, self._approval_index(row)) for row in rows]
+
+    def ca(self, association: str, sha256: str) -> CARecord:
+        """One CA certificate of ``association``; :class:`UnknownCA` if it has none such."""
+        with self.db.sessions() as session:
+            row = self._row(session, association, sha256)
+        return _record(row, self._approval_index(row))
+
+    # -- signed versions ----------------------------------------------------------------------
+
+    def publish_signed(self, association: str, slug: str, document: bytes, manifest: bytes, *,
+                       publisher: str) -> PublishedVersion:
+        """Publish ``document``, signed by ``association`` with ``manifest``, as the next version
+        of its statement ``slug`` (creating the statement at version 1).
+
+        Runs the checks of this module's docstring in order and raises
+        :class:`SignedVersionRefused` naming the first that fails, having written nothing.
+        """
+        self.publishing.require_association(association)
+        parsed = _canonical_json(document)
+        stored_slug = STATEMENT.owned_slug(association, slug)
+        with self.db.write() as session:
+            lock_head(session)
+            previous = session.scalar(
+                sa.select(Version).join(Document, Document.id == Version.document_id)
+                .where(Document.kind == STATEMENT.name, Document.slug == stored_slug)
+                .order_by(Version.number.desc()).limit(1))
+            number = previous.number + 1 if previous else 1
+            content, published_at = _statement_version(session, parsed, document,
+                                                       association=association, slug=slug,
+                                                       number=number, previous=previous)
+            signed = self._verify_manifest(session, document, manifest, association=association,
+                                           stored_slug=stored_slug, number=number,
+                                           previous=previous)
+            self.publishing.publish_content(session, STATEMENT, stored_slug, content,
+                                            publisher=publisher, association=association,
+                                            signed=signed, published_at=published_at)
+        return self.publishing.version(STATEMENT, stored_slug, number)
+
+    def _verify_manifest(self, session: Session, document: bytes, manifest: bytes, *,
+                         association: str, stored_slug: str, number: int,
+                         previous: Version | None) -> SignedManifest:
+        """The checks from ``binding`` on; returns what the log and the version row record."""
+        own_anchors = b"".join(row.pem.encode("ascii") for row in session.scalars(
+            sa.select(AssociationCA).where(AssociationCA.association == association,
+                                           AssociationCA.approved_at.is_not(None))))
+        # Read with the association's CAs plus the registry's root: the root is there only so
+        # that a timestamp from the registry's own authority can be trusted. Because the root
+        # also anchors every registry-issued signing certificate, who signed is decided by a
+        # second read below with the association's CAs alone.
+        report = read_manifest(document, JSON, manifest,
+                               trust_anchors_pem=own_anchors + self.provenance.trust_anchors_pem)
+        if UNREADABLE in report.codes or _BINDING_MATCHED not in report.success_codes:
+            raise SignedVersionRefused("binding", "The manifest's hard binding does not cover "
+                                       "exactly these bytes" + _why(report) + ".",
+                                       codes=list(report.codes))
+        if not own_anchors:
+            raise SignedVersionRefused("signer", f"{association} has no approved CA certificate: "
+                                       f"register one at /v1/associations/{association}/ca and "
+                                       f"have an operator approve it.")
+        own = read_manifest(document, JSON, manifest, trust_anchors_pem=own_anchors)
+        # Only the signing credential is judged here: without the registry's root, a timestamp
+        # from its authority and a custodially signed parent cannot read trusted.
+        signer = report.signer_certificate_sha256
+        if _CREDENTIAL_TRUSTED not in own.success_codes or signer is None \
+                or own.signer_certificate_sha256 != signer:
+            raise SignedVersionRefused("signer", f"The manifest's signing certificate does not "
+                                       f"chain to an approved CA certificate of {association}; "
+                                       f"a certificate the registry issued does not count.")
+        if not report.timestamp_trusted:
+            raise SignedVersionRefused("timestamp", "The manifest has no trusted RFC 3161 "
+                                       "timestamp; sign with tsa_url set to the registry's "
+                                       "/v1/timestamp (or an authority chaining to your CA).")
+        sha256 = hashlib.sha256(document).hexdigest()
+        expected = version_identity(STATEMENT, stored_slug, number, sha256, association)
+        if report.identity != expected:
+            raise SignedVersionRefused("identity", "The manifest's org.tech7.document assertion "
+                                       "does not name this version.", expected=expected,
+                                       found=report.identity)
+        _check_parent(report, previous)
+        if not report.trusted:
+            raise SignedVersionRefused("trusted", f"The manifest reads {report.state}"
+                                       + _why(report) + ".", codes=list(report.codes))
+        return SignedManifest(manifest=manifest, sha256=hashlib.sha256(manifest).hexdigest(),
+                              label=report.label or "", signer=association,
+                              signer_certificate_sha256=signer, signed_at=report.signed_at)
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _acceptable_ca(self, pem: bytes) -> x509.Certificate:
+        try:
+            certificates = x509.load_pem_x509_certificates(pem)
+        except ValueError:
+            raise InvalidCACertificate("The body is not a PEM certificate.") from None
+        if len(certificates) != 1:
+            raise InvalidCACertificate(f"Send exactly one CA certificate, not "
+                                       f"{len(certificates)}.")
+        certificate = certificates[0]
+        try:
+            constraints = _extension(certificate, x509.BasicConstraints)
+            usage = _extension(certificate, x509.KeyUsage)
+        except ValueError as error:  # cryptography parses extensions lazily
+            raise InvalidCACertificate(f"The certificate's extensions are malformed: "
+                                       f"{error}") from None
+        # RFC 5280 §4.2.1.9 and §4.2.1.3: only a certificate with cA true and keyCertSign may
+        # issue the certificates the association signs with.
+        if constraints is None or not constraints.ca or usage is None or not usage.key_cert_sign:
+            raise InvalidCACertificate("This is not a CA certificate: it needs BasicConstraints "
+                                       "cA true and KeyUsage keyCertSign.")
+        now = utcnow()
+        if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
+            raise InvalidCACertificate(
+                f"The CA certificate is valid from {isoformat(certificate.not_valid_before_utc)} "
+                f"to {isoformat(certificate.not_valid_after_utc)}, not now.")
+        keys = self.provenance.keyring.store
+        for registry_ca in (keys.root_ca_certificate, keys.issuing_ca_certificate):
+            if certificate == registry_ca or _issued_by(certificate, registry_ca):
+                raise InvalidCACertificate("This CA belongs to the registry's own PKI; bring a "
+                                           "CA of your own.")
+        if certificate.issuer == certificate.subject and not _issued_by(certificate, certificate):
+            raise InvalidCACertificate("The self-signed CA certificate's signature does not "
+                                       "verify.")
+        return certificate
+
+    @staticmethod
+    def _row(session: Session, association: str, sha256: str) -> AssociationCA:
+        row = session.get(AssociationCA, sha256)
+        if row is None or row.association != association:
+            raise UnknownCA(f"{association} has no CA certificate with SHA-256 {sha256}.")
+        return row
+
+    def _approval_index(self, row: AssociationCA) -> int | None:
+        if row.approved_at is None:
+            return None
+        entries = self.log.entries_for_subject(ca_path(row.association, row.sha256))
+        return next((e.index for e in entries if e.entry_type == "ca-approval"), None)
+
+
+def _record(row: AssociationCA, log_index: int | None) -> CARecord:
+    return CARecord(sha256=row.sha256, association=row.association, pem=row.pem,
+                    registered_at=row.registered_at, approved_at=row.approved_at,
+                    log_index=log_index)
+
+
+def _extension(certificate: x509.Certificate, extension: type[x509.ExtensionType]) -> Any:
+    try:
+        return certificate.extensions.get_extension_for_class(extension).value
+    except x509.ExtensionNotFound:
+        return None
+
+
+def _issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
+    try:
+        certificate.verify_directly_issued_by(issuer)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
+
+
+def _canonical_json(document: bytes) -> Any:
+    """The parsed bytes, if they are JSON in RFC 8785 canonical form (check ``canonical``)."""
+    try:
+        parsed = json.loads(document)
+        canonical = rfc8785.dumps(parsed)
+    except (ValueError, RecursionError) as error:  # includes rfc8785's CanonicalizationError
+        raise SignedVersionRefused("canonical", f"The document is not JSON that RFC 8785 can "
+                                   f"canonicalise: {error}") from None
+    if canonical != document:
+        raise SignedVersionRefused("canonical", "The document is not in RFC 8785 canonical "
+                                   "form; send rfc8785.dumps(body) exactly.")
+    return parsed
+
+
+def _statement_version(session: Session, parsed: Any, document: bytes, *, association: str,
+                       slug: str, number: int, previous: Version | None
+                       ) -> tuple[dict[str, Any], datetime]:
+    """Checks ``body``, ``version`` and ``published_at``; returns (content, published_at)."""
+    if not isinstance(parsed, dict):
+        raise SignedVersionRefused("body", "The document must be a JSON object.")
+    for field, expected in (("kind", STATEMENT.name), ("slug", slug),
+                            ("association", association)):
+        if parsed.get(field) != expected:
+            raise SignedVersionRefused("body", f"The document's {field} is "
+                                       f"{parsed.get(field)!r}; this URL publishes "
+                                       f"{expected!r}.")
+    version = parsed.get("version")
+    if type(version) is not int or version != number:
+        raise SignedVersionRefused("version", f"The document's version is {version!r}; the next "
+                                   f"version of this statement is {number}.", expected=number)
+    published_at = _published_at(parsed.get("published_at"), previous)
+    try:
+        content = STATEMENT.load_content(parsed)
+    except ma.ValidationError as error:
+        raise SignedVersionRefused("body", "The statement content failed validation.",
+                                   errors={"json": error.messages}) from None
+    try:
+        STATEMENT.check_references(session, content)
+    except InvalidRequest as error:
+        raise SignedVersionRefused("body", error.detail, **error.extensions) from None
+    served = STATEMENT.served_body(STATEMENT.owned_slug(association, slug), number,
+                                   isoformat(published_at), content)
+    if canonical_bytes(served) != document:
+        # Fields left out (such as withdrawn: false), or extra ones: the registry serves every
+        # version of a kind in one shape, the one its JSON Schema describes.
+        differing = sorted(key for key in served.keys() | parsed.keys()
+                           if served.get(key, ...) != parsed.get(key, ...))
+        raise SignedVersionRefused("body", f"The document is not the version as the registry "
+                                   f"serves it; these fields differ: {', '.join(differing)}.",
+                                   fields=differing)
+    return content, published_at
+
+
+def _published_at(value: Any, previous: Version | None) -> datetime:
+    """The document's publication time, if it is well-formed and plausible (``published_at``)."""
+    try:
+        moment = datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        moment = None
+    if moment is None or moment.tzinfo is None or isoformat(moment) != value:
+        raise SignedVersionRefused("published_at", f"published_at {value!r} is not RFC 3339 UTC "
+                                   f"with milliseconds, e.g. {isoformat(utcnow())}.")
+    now = utcnow()
+    if abs(moment - now) > PUBLISHED_AT_TOLERANCE:
+        raise SignedVersionRefused("published_at", f"published_at {value} is more than "
+                                   f"{PUBLISHED_AT_TOLERANCE} away from the registry's clock "
+                                   f"({isoformat(now)}).")
+    if previous is not None and moment <= previous.published_at:
+        raise SignedVersionRefused("published_at", f"published_at {value} is not after version "
+                                   f"{previous.number}'s ({isoformat(previous.published_at)}).")
+    return moment
+
+
+def _check_parent(report: ManifestReport, previous: Version | None) -> None:
+    """A ``parentOf`` ingredient, if any, must be the previous version's manifest, Trusted."""
+    for ingredient in report.ingredients:
+        if ingredient.relationship != "parentOf":
+            continue
+        if previous is None:
+            raise SignedVersionRefused("parent", "Version 1 has no previous version, but the "
+                                       "manifest names a parentOf ingredient.")
+        if ingredient.active_manifest != previous.manifest_label:
+            raise SignedVersionRefused("parent", f"The parentOf ingredient is manifest "
+                                       f"{ingredient.active_manifest}, not version "
+                                       f"{previous.number}'s ({previous.manifest_label}).")
+        if ingredient.state != TRUSTED:
+            raise SignedVersionRefused("parent", f"The parentOf ingredient reads "
+                                       f"{ingredient.state}" + (f" ({', '.join(ingredient.codes)})"
+                                                                if ingredient.codes else "")
+                                       + ".")
+
+
+def _why(report: ManifestReport) -> str:
+    if report.error:
+        return f" ({report.error})"
+    return f" ({', '.join(report.codes)})" if report.codes else ""

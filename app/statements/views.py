@@ -1,0 +1,145 @@
+"""Publishing with an association's own key: its CA certificates, and versions it signed itself."""
+
+from __future__ import annotations
+
+import marshmallow as ma
+from flask import current_app, request
+
+from app.auth import Permission, current_principal, requires
+from app.auth.service import may_publish_as
+from app.http.api import Blueprint, Schema
+from app.pki.views import CertificatePathSchema, CertificateSchema, _describe
+from app.publishing.schemas import version_schema
+from app.publishing.service import isoformat
+from app.publishing.views import version_response
+from app.statements.byo import APPROVED, PENDING, CARecord, InvalidCACertificate, OwnKeyPublishing
+from app.statements.kinds import STATEMENT
+
+blp = Blueprint("own-keys", __name__, url_prefix="/v1/associations/<string:association>",
+                description="Statements an association signs with its own key: the CA "
+                            "certificates it brings, and the signed versions it uploads.")
+
+PEM_MEDIA_TYPE = "application/x-pem-file"
+
+
+def own_keys() -> OwnKeyPublishing:
+    """The service, over this application's publishing service."""
+    return OwnKeyPublishing(current_app.extensions["tech7.publishing"])
+
+
+class CASchema(CertificateSchema):
+    association = ma.fields.String(required=True)
+    status = ma.fields.String(required=True, validate=ma.validate.OneOf((PENDING, APPROVED)),
+                              metadata={"description": "pending until an operator approves "
+                                                       "it; only approved CAs vouch for uploads."})
+    registered_at = ma.fields.String(required=True, metadata={"description": "RFC 3339 UTC."})
+    approved_at = ma.fields.String(required=True, allow_none=True)
+    log_index = ma.fields.Integer(required=True, allow_none=True, metadata={
+        "description": "Index of the ca-approval entry in the transparency log."})
+    url = ma.fields.String(required=True)
+    pem = ma.fields.String(required=True, metadata={"description": "The CA certificate, PEM."})
+
+
+class CAListSchema(Schema):
+    items = ma.fields.List(ma.fields.Nested(CASchema), required=True)
+    total = ma.fields.Integer(required=True)
+
+
+_SLUG = ma.validate.Regexp(STATEMENT.slug_pattern, error="Use lowercase kebab-case.")
+
+
+class CAPathSchema(CertificatePathSchema):
+    association = ma.fields.String(required=True)
+
+
+class StatementPathSchema(Schema):
+    association = ma.fields.String(required=True)
+    slug = ma.fields.String(required=True, validate=[_SLUG, ma.validate.Length(max=64)])
+
+
+class SignedVersionUploadSchema(Schema):
+    document = ma.fields.Raw(required=True, metadata={
+        "type": "string", "format": "binary",
+        "description": "The version's exact RFC 8785 bytes, as the registry will serve them."})
+    manifest = ma.fields.Raw(required=True, metadata={
+        "type": "string", "format": "binary",
+        "description": "The C2PA sidecar manifest (application/c2pa) signed with the "
+                       "association's own key, hard-bound to document."})
+
+
+def _ca_json(record: CARecord) -> dict:
+    return {**_describe(record.certificate()), "association": record.association,
+            "status": record.status, "registered_at": isoformat(record.registered_at),
+            "approved_at": isoformat(record.approved_at) if record.approved_at else None,
+            "log_index": record.log_index, "url": record.url, "pem": record.pem}
+
+
+@blp.route("/ca", endpoint="cas")
+@blp.response(200, CAListSchema)
+def cas(association):
+    """List the association's own CA certificates, pending and approved"""
+    items = [_ca_json(record) for record in own_keys().cas(association)]
+    return {"items": items, "total": len(items)}
+
+
+@blp.route("/ca", endpoint="register_ca", methods=["POST"])
+@requires(Permission.PUBLISH)
+@blp.accepts(PEM_MEDIA_TYPE, "application/json")
+@blp.response(201, CASchema, headers={"Location": {
+    "description": "The CA certificate's record.", "schema": {"type": "string"}}})
+def register_ca(association):
+    """Register one of the association's own CA certificates (PEM, or JSON {"pem": …})
+
+    It stays pending until an operator approves it.
+    """
+    may_publish_as(current_principal(), association)
+    if request.mimetype == PEM_MEDIA_TYPE:
+        pem = request.get_data()
+    else:
+        body = request.get_json()
+        if not isinstance(body, dict) or not isinstance(body.get("pem"), str):
+            raise InvalidCACertificate('Send {"pem": "-----BEGIN CERTIFICATE-----…"}.')
+        pem = body["pem"].encode()
+    record = own_keys().register_ca(association, pem, registered_by=current_principal().name)
+    return _ca_json(record), 201, {"Location": record.url}
+
+
+@blp.route("/ca/<string:sha256>", endpoint="ca")
+@blp.arguments(CAPathSchema, location="path", as_kwargs=False)
+@blp.response(200, CASchema)
+def ca(args, association, sha256):
+    """One of the association's CA certificates"""
+    return _ca_json(own_keys().ca(association, args["sha256"]))
+
+
+@blp.route("/ca/<string:sha256>/approve", endpoint="approve_ca", methods=["POST"])
+@requires(Permission.PUBLISH)
+@blp.arguments(CAPathSchema, location="path", as_kwargs=False)
+@blp.response(200, CASchema)
+def approve_ca(args, association, sha256):
+    """Approve a CA certificate (operators only); the approval is logged"""
+    return _ca_json(own_keys().approve_ca(association, args["sha256"],
+                                          approver=current_principal()))
+
+
+@blp.route(f"/{STATEMENT.collection}/<string:slug>/signed-versions", endpoint="signed_version",
+           methods=["POST"])
+@requires(Permission.PUBLISH)
+@blp.accepts("multipart/form-data")
+@blp.arguments(StatementPathSchema, location="path", as_kwargs=False)
+@blp.arguments(SignedVersionUploadSchema, location="files", as_kwargs=False)
+@blp.response(201, version_schema(STATEMENT), headers={"Location": {
+    "description": "The new version's immutable URL.", "schema": {"type": "string"}}})
+def signed_version(path, files, association, slug):
+    """Publish the next version, signed with the association's own key
+
+    The registry checks the bytes, the manifest's binding to them, its chain to an approved CA of
+    the association, its timestamp and its identity assertion; a refusal names the failed check.
+    """
+    principal = current_principal()
+    may_publish_as(principal, association)
+    version = own_keys().publish_signed(association, path["slug"], files["document"].read(),
+                                        files["manifest"].read(), publisher=principal.name)
+    response = version_response(version, STATEMENT, status=201)
+    response.headers["Location"] = STATEMENT.version_path(version.slug, version.number)
+    return response
