@@ -54,10 +54,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     provenance = ProvenanceService(keyring, tsa_url=app.config["TSA_URL"],
                                    tsa_timeout=app.config["TSA_TIMEOUT"])
     log = TransparencyLog(db, origin=app.config["LOG_ORIGIN"], keyring=keyring)
+    certificates = CertificateRegistry(db, keyring, log)
     app.extensions.update({"tech7.keys": keyring, "tech7.provenance": provenance,
-                           "tech7.log": log,
-                           "tech7.certificates": CertificateRegistry(db, keyring, log),
-                           "tech7.publishing": PublishingService(db, provenance, log)})
+                           "tech7.log": log, "tech7.certificates": certificates,
+                           "tech7.publishing": PublishingService(db, provenance, log,
+                                                                 certificates)})
     app.extensions["tech7.exports"] = ExportService(db, app.extensions["tech7.publishing"],
                                                     provenance, log)
     app.extensions["tech7.verification"] = VerificationService(
@@ -71,8 +72,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     init_rate_limits(app)
     CORS(app, resources={r"/v1/*": {"origins": "*", "methods": ["GET", "HEAD", "OPTIONS"]},
                          r"/openapi.json": {"origins": "*"}},
-         expose_headers=_EXPOSED_HEADERS, send_wildcard=True, allow_headers=["If-None-Match", "If-Modified-Since"],
-         max_age=86400)
+         expose_headers=_EXPOSED_HEADERS, send_wildcard=True,
+         allow_headers=["If-None-Match", "If-Modified-Since"], max_age=86400)
     app.after_request(lambda response: apply_conditional_get(request, response))
     app.wsgi_app = ImmutableVersionFastPath(
         app.wsgi_app, app.extensions["tech7.publishing"],

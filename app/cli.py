@@ -17,16 +17,15 @@ from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
 from app.auth import Permission
+from app.auth.service import ASSOCIATION, OPERATOR, create_token, revoke_token
 from app.errors import RegistryError
 from app.ops import backup as backups
 from app.pki.authority import KeyMaterialError, rotate_signer
 from app.pki.keyring import ensure_keys
 from app.pki.registry import REVOCATION_REASONS
-from app.publishing.service import isoformat
 from app.provenance.exports import MEDIA_TYPES, ExportScope
 from app.provenance.manifests import SelfCheckError
-from app.auth.service import ASSOCIATION, OPERATOR, create_token, revoke_token
-from app.errors import RegistryError
+from app.publishing.service import isoformat
 
 
 def main() -> None:

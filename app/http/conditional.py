@@ -7,6 +7,7 @@ validators, so the registry does this itself: every GET that answers 200 gets a 
 
 from __future__ import annotations
 
+import base64
 import hashlib
 
 from flask import Request, Response
@@ -17,6 +18,11 @@ from app.errors import PreconditionFailed, PreconditionRequired
 def strong_etag(payload: bytes) -> str:
     """A strong entity tag derived from the exact bytes of a representation."""
     return '"' + hashlib.sha256(payload).hexdigest()[:32] + '"'
+
+
+def content_digest(sha256_hex: str) -> str:
+    """The RFC 9530 ``Content-Digest`` field value for a SHA-256 given in hex."""
+    return "sha-256=:" + base64.b64encode(bytes.fromhex(sha256_hex)).decode() + ":"
 
 
 def _opaque(tag: str) -> str:

@@ -15,7 +15,6 @@ it was signed.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -32,7 +31,7 @@ from app.ledger.service import TransparencyLog
 # The key folder's layout belongs to authority.py; its readers raise KeyMaterialError naming the
 # bad file, which is what an operator needs when a retired certificate is unreadable.
 from app.pki.authority import (_RETIRED, _SIGNERS, KeyMaterialError, _check_issued_by,
-                               _read_certificate)
+                               _read_certificate, certificate_sha256)
 from app.pki.keyring import REGISTRY_SIGNER, Keyring
 from app.pki.models import Revocation, SigningCertificate
 from app.publishing.service import isoformat, lock_head
@@ -120,11 +119,6 @@ class CertificateRecord:
         if self.revocation is not None:
             return "revoked"
         return "expired" if moment > self.not_after else "valid"
-
-
-def certificate_sha256(certificate: x509.Certificate) -> str:
-    """The SHA-256 of a certificate's DER, in lowercase hex: how the registry names it."""
-    return hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).hexdigest()
 
 
 def certificate_path(sha256: str) -> str:

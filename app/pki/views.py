@@ -11,7 +11,8 @@ from flask import Response, current_app, request
 
 from app.db import utcnow
 from app.http.api import Blueprint, Schema
-from app.pki.registry import CertificateRecord, CertificateRegistry, certificate_sha256
+from app.pki.authority import certificate_sha256
+from app.pki.registry import CertificateRecord, CertificateRegistry
 from app.provenance.service import ProvenanceService
 from app.publishing.service import isoformat
 
@@ -115,7 +116,8 @@ class TrustSchema(Schema):
     log = ma.fields.Nested(LogKeySchema, required=True)
 
 
-def _describe(certificate: x509.Certificate) -> dict:
+def describe_certificate(certificate: x509.Certificate) -> dict:
+    """A certificate as the trust list shows it: names, serial, validity and DER fingerprint."""
     return {"subject": certificate.subject.rfc4514_string(),
             "issuer": certificate.issuer.rfc4514_string(),
             "serial_number": format(certificate.serial_number, "x"),
@@ -134,7 +136,7 @@ def _revocation_json(record: CertificateRecord) -> dict | None:
 
 
 def _issued_json(record: CertificateRecord, now: datetime) -> dict:
-    return {**_describe(record.certificate()), "signer": record.signer,
+    return {**describe_certificate(record.certificate()), "signer": record.signer,
             "association": record.association, "status": record.status_at(now),
             "log_index": record.log_index, "url": record.path}
 
@@ -154,10 +156,10 @@ def trust():
     records = certificates().certificates()
     revoked = sorted((r for r in records if r.revocation), key=lambda r: r.revocation.log_index)
     return {"generated_at": isoformat(now),
-            "anchors": [_describe(keys.root_ca_certificate)],
+            "anchors": [describe_certificate(keys.root_ca_certificate)],
             "anchors_pem": "/v1/trust/anchors.pem",
-            "timestamp_authority": _describe(keys.tsa_certificate),
-            "signers": [{"name": name, **_describe(keys.signer_certificate(name))}
+            "timestamp_authority": describe_certificate(keys.tsa_certificate),
+            "signers": [{"name": name, **describe_certificate(keys.signer_certificate(name))}
                         for name in keys.signer_names()],
             "certificates": [_issued_json(record, now) for record in records],
             "revocations": [_revocation_json(record) for record in revoked],

@@ -10,7 +10,6 @@ byte for byte.
 
 from __future__ import annotations
 
-import base64
 import csv
 import hashlib
 import io
@@ -24,6 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from app.http.conditional import content_digest
 from app.catalog.kinds import ASSOCIATION, DECLARATION, PRIORITY, RECOMMENDATION
 from app.db import Database, utcnow
 from app.errors import Conflict, InvalidRequest, NotFound
@@ -140,7 +140,7 @@ class StoredExport:
     @property
     def content_digest(self) -> str:
         """RFC 9530 ``Content-Digest`` field value."""
-        return "sha-256=:" + base64.b64encode(bytes.fromhex(self.sha256)).decode() + ":"
+        return content_digest(self.sha256)
 
     @property
     def filename(self) -> str:

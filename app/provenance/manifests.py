@@ -23,7 +23,6 @@ Verification is always offline: remote manifest fetch and OCSP are off in every 
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
@@ -37,9 +36,8 @@ from typing import Any
 import c2pa
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from cryptography.hazmat.primitives.serialization import Encoding
 
-from app.pki.authority import KeyStore
+from app.pki.authority import KeyStore, certificate_sha256
 
 IDENTITY_LABEL = "org.tech7.document"
 SIDECAR_MEDIA_TYPE = "application/c2pa"
@@ -613,7 +611,7 @@ def _report(store: dict[str, Any], state: str | None, store_bytes: bytes) -> Man
         signer_organization=_subject_attribute(certificate, x509.NameOID.ORGANIZATION_NAME)
         or signature.get("issuer"),
         signer_serial_number=signature.get("cert_serial_number"),
-        signer_certificate_sha256=None if certificate is None else _sha256_hex(certificate),
+        signer_certificate_sha256=None if certificate is None else certificate_sha256(certificate),
         signed_at=_iso(signature.get("time")),
         timestamped=signature.get("time") is not None,
         timestamp_trusted="timeStamp.trusted" in success,
@@ -671,10 +669,6 @@ def _iso(value: object) -> str | None:
         return datetime.fromisoformat(value).isoformat()
     except ValueError:
         return value
-
-
-def _sha256_hex(certificate: x509.Certificate) -> str:
-    return hashlib.sha256(certificate.public_bytes(Encoding.DER)).hexdigest()
 
 
 def _subject_attribute(

@@ -20,10 +20,10 @@ from http.server import ThreadingHTTPServer
 from typing import Any, ClassVar
 
 import c2pa
-from cryptography.hazmat.primitives import serialization
 
 from app.errors import Conflict, ServiceUnavailable
 from app.pki.authority import KeyStore
+from app.pki.authority import certificate_sha256
 from app.pki.keyring import REGISTRY_SIGNER, Keyring
 from app.pki.timestamping import (QUERY_MEDIA_TYPE, REPLY_MEDIA_TYPE, LoopbackTSA,
                                   TimestampAuthority, _TSARequestHandler)
@@ -206,8 +206,8 @@ class ProvenanceService:
             manifest=manifest, sha256=hashlib.sha256(signed_bytes).hexdigest(),
             label=report.label or "",
             signer=signer_name,
-            signer_certificate_sha256=report.signer_certificate_sha256 or hashlib.sha256(
-                certificate.public_bytes(serialization.Encoding.DER)).hexdigest(),
+            signer_certificate_sha256=(report.signer_certificate_sha256
+                                       or certificate_sha256(certificate)),
             signed_at=report.signed_at)
 
 

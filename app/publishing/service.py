@@ -8,14 +8,13 @@ published version never changes, they are cached in process by (kind, slug, numb
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jsonpatch
 import json_merge_patch
@@ -25,15 +24,27 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.db import Database, utcnow
+
+if TYPE_CHECKING:  # the registry logs through this module's lock, so it imports us
+    from app.pki.registry import CertificateRegistry
 from app.errors import Conflict, IdempotencyKeyReused, InvalidRequest, NotFound
-from app.http.conditional import require_if_match, require_if_none_match_star, strong_etag
+from app.http.conditional import (content_digest, require_if_match, require_if_none_match_star,
+                                  strong_etag)
 from app.publishing.kinds import KINDS, DocumentKind
 from app.ledger.service import TransparencyLog
 from app.pki.keyring import REGISTRY_SIGNER
+from app.pki.authority import certificate_sha256
 from app.provenance.service import ProvenanceService, SignedManifest
 from app.publishing.models import Document, Draft, IdempotencyRecord, RegistryHead, Version
 
 _VERSION_CACHE_SIZE = 4096
+
+
+class SignerRevoked(Conflict):
+    """The signer's current certificate is revoked; nothing is signed with it any more."""
+
+    problem = "signer-revoked"
+    title = "The signing certificate is revoked"
 
 
 def canonical_bytes(value: Any) -> bytes:
@@ -85,7 +96,7 @@ class PublishedVersion:
     @property
     def content_digest(self) -> str:
         """RFC 9530 ``Content-Digest`` field value."""
-        return "sha-256=:" + base64.b64encode(bytes.fromhex(self.sha256)).decode() + ":"
+        return content_digest(self.sha256)
 
     def document(self) -> dict[str, Any]:
         """The version parsed as a JSON object."""
@@ -132,10 +143,12 @@ class PublishingService:
     in the transaction that inserts it: an unsigned or unlogged version never exists.
     """
 
-    def __init__(self, db: Database, provenance: ProvenanceService, log: TransparencyLog):
+    def __init__(self, db: Database, provenance: ProvenanceService, log: TransparencyLog,
+                 certificates: CertificateRegistry):
         self.db = db
         self.provenance = provenance
         self.log = log
+        self.certificates = certificates
         self._versions: OrderedDict[tuple[str, str, int], PublishedVersion] = OrderedDict()
 
     # -- reads ---------------------------------------------------------------------------------
@@ -378,8 +391,10 @@ class PublishingService:
         sha256 = hashlib.sha256(body).hexdigest()
         association = document.association
         if signed is None:
+            signer_name = _signer_of(kind, document)
+            self._refuse_revoked_signer(signer_name)
             signed = self.provenance.sign_version(
-                body=body, signer_name=_signer_of(kind, document),
+                body=body, signer_name=signer_name,
                 title=f"{kind.name} {document.slug} version {number}",
                 identity=version_identity(kind, document.slug, number, sha256, association),
                 parent=(previous.body, previous.manifest) if previous else None)
@@ -405,6 +420,16 @@ class PublishingService:
         return version
 
     # -- helpers -------------------------------------------------------------------------------
+
+    def _refuse_revoked_signer(self, signer_name: str) -> None:
+        """A revoked certificate must not sign anything new: the operator rotates it first."""
+        certificate = self.provenance.keyring.store.signer_certificate(signer_name)
+        status = self.certificates.status(certificate_sha256(certificate), None)
+        if status.revoked:
+            raise SignerRevoked(
+                f"The signing certificate of {signer_name!r} was revoked at "
+                f"{isoformat(status.revoked_at)} ({status.reason}); an operator must run "
+                f"`tech7-registry keys rotate {signer_name}` before anything more is signed.")
 
     def _require_document(self, session: Session, kind: DocumentKind, slug: str) -> Document:
         document = _document(session, kind, slug)

@@ -51,7 +51,7 @@ from sqlalchemy.orm import Session
 from app.auth.service import OPERATOR, Principal
 from app.db import utcnow
 from app.errors import Conflict, Forbidden, InvalidRequest, NotFound
-from app.pki.registry import certificate_sha256
+from app.pki.authority import certificate_sha256
 from app.provenance.manifests import TRUSTED, UNREADABLE, ManifestReport, read_manifest
 from app.provenance.service import JSON, SignedManifest
 from app.publishing.models import Document, Version

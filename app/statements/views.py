@@ -8,7 +8,7 @@ from flask import current_app, request
 from app.auth import Permission, current_principal, requires
 from app.auth.service import may_publish_as
 from app.http.api import Blueprint, Schema
-from app.pki.views import CertificatePathSchema, CertificateSchema, _describe
+from app.pki.views import CertificatePathSchema, CertificateSchema, describe_certificate
 from app.publishing.schemas import version_schema
 from app.publishing.service import isoformat
 from app.publishing.views import version_response
@@ -68,7 +68,7 @@ class SignedVersionUploadSchema(Schema):
 
 
 def _ca_json(record: CARecord) -> dict:
-    return {**_describe(record.certificate()), "association": record.association,
+    return {**describe_certificate(record.certificate()), "association": record.association,
             "status": record.status, "registered_at": isoformat(record.registered_at),
             "approved_at": isoformat(record.approved_at) if record.approved_at else None,
             "log_index": record.log_index, "url": record.url, "pem": record.pem}

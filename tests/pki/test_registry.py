@@ -15,10 +15,9 @@ from sqlalchemy.exc import DBAPIError
 from app import config
 from app.db import utcnow
 from app.errors import InvalidRequest
-from app.pki.authority import KeyMaterialError, rotate_signer
+from app.pki.authority import KeyMaterialError, certificate_sha256, rotate_signer
 from app.pki.keyring import signer_names_from_seed
-from app.pki.registry import (CertificateAlreadyRevoked, UnknownCertificate, certificate_sha256,
-                              certificate_path)
+from app.pki.registry import CertificateAlreadyRevoked, UnknownCertificate, certificate_path
 from app.publishing.service import isoformat
 
 

@@ -136,3 +136,16 @@ def test_filters_across_associations(client, token_of):
     assert [i["association"] for i in endorsements.json["items"]] == ["techuk"]
     assert client.get("/v1/associations/techuk/statements").json["total"] == 1
     assert client.get("/v1/associations/nobody/statements").status_code == 404
+
+
+def test_a_revoked_signer_signs_nothing_new(app, client, token_of):
+    bitkom = token_of("bitkom")
+    app.extensions["tech7.certificates"].revoke("bitkom", "keyCompromise")
+    before = _state(client)
+    created = client.post(BITKOM, json=STATEMENT, headers=bitkom)
+    published = client.post(f"{BITKOM}/{STATEMENT['slug']}/draft/publish",
+                            headers={**bitkom, "If-Match": created.headers["ETag"]})
+    assert published.status_code == 409
+    assert published.json["type"] == "/problems/signer-revoked"
+    assert "keys rotate bitkom" in published.json["detail"]
+    assert _state(client) == before
