@@ -62,7 +62,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.extensions["tech7.exports"] = ExportService(db, app.extensions["tech7.publishing"],
                                                     provenance, log)
     app.extensions["tech7.verification"] = VerificationService(
-        db, provenance, log, app.extensions["tech7.certificates"])
+        app.extensions["tech7.publishing"], app.extensions["tech7.certificates"])
     if app.config["STARTUP_CHECKS"]:
         # Refuse to start unless the keys load and a signed probe reads Trusted.
         provenance.start()
@@ -70,7 +70,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     api = Api(app)
     _register_blueprints(app, api)
     init_rate_limits(app)
-    CORS(app, resources={r"/v1/*": {"origins": "*", "methods": ["GET", "HEAD", "OPTIONS"]},
+    # Reads are open to every origin; so is verification, which stores nothing.
+    CORS(app, resources={r"/v1/verify": {"origins": "*", "methods": ["POST", "OPTIONS"]},
+                         r"/v1/*": {"origins": "*", "methods": ["GET", "HEAD", "OPTIONS"]},
                          r"/openapi.json": {"origins": "*"}},
          expose_headers=_EXPOSED_HEADERS, send_wildcard=True,
          allow_headers=["If-None-Match", "If-Modified-Since"], max_age=86400)

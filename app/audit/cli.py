@@ -1,0 +1,429 @@
+"""``tech7-audit``: verify a registry document offline, fetch what that needs, monitor the log.
+
+* ``verify`` runs :func:`~app.audit.verification.audit_document` on files only — no network —
+  and prints each step with its reason. Exit status 0 when every step passes, 1 when one fails,
+  2 on a usage error.
+* ``fetch`` downloads a version, its manifest and receipt, the trust anchors, the trust list and
+  the log key (and a consistency proof from the auditor's last checkpoint), then prints the
+  ``verify`` command to run. It talks to the given URL's host only.
+* ``monitor`` follows the log: it checks the new checkpoint against the pinned log key, its
+  consistency with the stored checkpoint, and re-hashes every entry through the C2SP tiles. It
+  keeps the new checkpoint only when all of that holds.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Sequence
+from email.message import Message
+from pathlib import Path
+from typing import Any
+
+import click
+
+from app.audit.verification import (CHECKPOINT, CONSISTENCY, LOG, Step, VerificationFailure,
+                                    audit_document, check_consistency, check_log, read_receipt,
+                                    verify_checkpoint)
+from app.ledger.note import NoteError, parse_verifier_key
+from app.ledger.tiles import TILE_WIDTH, entries_path, parse_entry_bundle, tile_path
+
+USAGE_ERROR = 2
+FAILED = 1
+
+_TIMEOUT = 30
+_MAX_DOWNLOAD = 64 * 1024 * 1024
+
+
+def main() -> None:
+    """Entry point of the ``tech7-audit`` console script."""
+    audit(prog_name="tech7-audit")
+
+
+@click.group()
+def audit() -> None:
+    """Verify TECH7 registry documents and watch its transparency log."""
+
+
+# --- verify -------------------------------------------------------------------------------------
+
+
+def _read(path: str | None) -> bytes | None:
+    return None if path is None else Path(path).read_bytes()
+
+
+def _json_object(path: str | None, option: str) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    try:
+        value = json.loads(Path(path).read_bytes())
+    except (UnicodeDecodeError, ValueError) as error:
+        raise click.BadParameter(f"{path} is not a JSON file: {error}", param_hint=option)
+    if not isinstance(value, dict):
+        raise click.BadParameter(f"{path} does not hold a JSON object", param_hint=option)
+    return value
+
+
+_FILE = click.Path(exists=True, dir_okay=False)
+
+
+@audit.command()
+@click.argument("file", type=_FILE)
+@click.option("--manifest", type=_FILE, help="The sidecar C2PA manifest (omit for a PDF).")
+@click.option("--trust", "anchors", type=_FILE, required=True,
+              help="The trust anchors (PEM), from /v1/trust/anchors.pem.")
+@click.option("--log-key", type=_FILE, required=True,
+              help="A file holding the log's C2SP verifier key (GET /v1/trust: log.verifier_key).")
+@click.option("--receipt", type=_FILE, required=True,
+              help="The version's receipt (c2sp.org/tlog-proof), from …/versions/N/receipt.")
+@click.option("--checkpoint", type=_FILE,
+              help="Your last checkpoint of the log (a signed note): the log must extend it.")
+@click.option("--consistency", type=_FILE,
+              help="Consistency proof (JSON from /v1/log/proofs/consistency) between your "
+                   "checkpoint and the receipt's.")
+@click.option("--trust-list", type=_FILE,
+              help="The trust list (GET /v1/trust as JSON): check certificates and revocations.")
+@click.option("--media-type", help="Read FILE as this media type (default: from the record).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+def verify(file: str, manifest: str | None, anchors: str, log_key: str, receipt: str,
+           checkpoint: str | None, consistency: str | None, trust_list: str | None,
+           media_type: str | None, as_json: bool) -> None:
+    """Prove, offline, that FILE is what the registry published and logged."""
+    if consistency is not None and checkpoint is None:
+        raise click.UsageError("--consistency proves a step from your --checkpoint: give both.")
+    anchors_pem = _read(anchors)
+    if b"-----BEGIN CERTIFICATE-----" not in anchors_pem:
+        raise click.BadParameter(f"{anchors} holds no PEM certificate", param_hint="--trust")
+    verifier_key = _verifier_key(Path(log_key).read_bytes(), "--log-key")
+    report = audit_document(
+        _read(file), _read(manifest), _read(receipt), trust_anchors_pem=anchors_pem,
+        verifier_key=verifier_key, media_type=media_type, filename=file,
+        last_checkpoint=_read(checkpoint),
+        consistency_proof=_json_object(consistency, "--consistency"),
+        trust_list=_json_object(trust_list, "--trust-list"))
+    if as_json:
+        click.echo(json.dumps(report.as_json(), indent=2, ensure_ascii=False))
+    else:
+        _print_steps(report.steps)
+        if report.ok:
+            record = report.record
+            whose = f" for {record['association']}" if record.get("association") else ""
+            click.echo(f"VERIFIED: {file} is {record['subject']}, signed by "
+                       f"{record['signer']}{whose} at {report.time}, entry {report.index} of the "
+                       f"log's tree of size {report.checkpoint_size}.")
+        else:
+            click.echo(f"NOT VERIFIED: {report.failure.name} failed: {report.failure.detail}")
+    sys.exit(0 if report.ok else FAILED)
+
+
+def _verifier_key(raw: bytes, option: str) -> str:
+    try:
+        text = raw.decode("utf-8").strip()
+        parse_verifier_key(text)
+    except (UnicodeDecodeError, NoteError) as error:
+        raise click.BadParameter(f"not a C2SP verifier key: {error}", param_hint=option)
+    return text
+
+
+def _marks() -> tuple[str, str]:
+    """✓/✗ where the terminal can print them, else OK/FAIL."""
+    encoding = getattr(sys.stdout, "encoding", None) or "ascii"
+    try:
+        "✓✗".encode(encoding)
+    except (UnicodeEncodeError, LookupError):
+        return "OK  ", "FAIL"
+    return "✓", "✗"
+
+
+def _print_steps(steps: Sequence[Step]) -> None:
+    passed, failed = _marks()
+    width = max((len(step.name) for step in steps), default=0)
+    for step in steps:
+        click.echo(f"{passed if step.ok else failed} {step.name:<{width}}  {step.detail}")
+
+
+# --- fetching, from one host only ----------------------------------------------------------------
+
+
+class FetchError(click.ClickException):
+    """A download failed: the server is unreachable, answered an error, or sent us elsewhere."""
+
+    exit_code = FAILED
+
+
+class _SameHostRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow redirects only within the origin the user named."""
+
+    def __init__(self, origin: tuple[str, str]):
+        self.origin = origin
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        if _origin(newurl) != self.origin:
+            fp.close()
+            raise FetchError(f"{req.full_url} redirects to another host ({newurl}); refusing")
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _origin(url: str) -> tuple[str, str]:
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme, parts.netloc
+
+
+class Fetcher:
+    """GETs URLs of one origin (scheme, host and port) with urllib, and nothing else."""
+
+    def __init__(self, url: str):
+        scheme, netloc = _origin(url)
+        if scheme not in ("http", "https") or not netloc:
+            raise click.BadParameter(f"{url} is not an http(s) URL", param_hint="URL")
+        self.origin = (scheme, netloc)
+        self.base = f"{scheme}://{netloc}"
+        self._opener = urllib.request.build_opener(_SameHostRedirects(self.origin))
+
+    def url(self, reference: str, relative_to: str | None = None) -> str:
+        """``reference`` resolved against ``relative_to`` (or the origin), refused if elsewhere."""
+        absolute = urllib.parse.urljoin(relative_to or self.base + "/", reference)
+        if _origin(absolute) != self.origin:
+            raise FetchError(f"{absolute} is not on {self.base}; refusing to fetch it")
+        return absolute
+
+    def get(self, reference: str, relative_to: str | None = None) -> tuple[bytes, Message]:
+        """The body and headers of a 200 answer; :class:`FetchError` for anything else."""
+        url = self.url(reference, relative_to)
+        try:
+            with self._opener.open(urllib.request.Request(url), timeout=_TIMEOUT) as response:
+                body = response.read(_MAX_DOWNLOAD + 1)
+                headers = response.headers
+        except urllib.error.HTTPError as error:
+            raise FetchError(f"GET {url} answered {error.code}: {_problem_detail(error)}") \
+                from None
+        except (urllib.error.URLError, OSError) as error:
+            raise FetchError(f"GET {url} failed: {error}") from None
+        if len(body) > _MAX_DOWNLOAD:
+            raise FetchError(f"GET {url}: the answer is larger than {_MAX_DOWNLOAD} bytes")
+        return body, headers
+
+    def get_json(self, reference: str) -> Any:
+        body, _ = self.get(reference)
+        try:
+            return json.loads(body)
+        except (UnicodeDecodeError, ValueError):
+            raise FetchError(f"GET {self.url(reference)} did not answer JSON") from None
+
+
+def _problem_detail(error: urllib.error.HTTPError) -> str:
+    try:
+        return str(json.loads(error.read(65536)).get("detail", error.reason))
+    except (ValueError, AttributeError, OSError):
+        return str(error.reason)
+
+
+def _links(headers: Message) -> dict[str, str]:
+    """``rel`` → target of an RFC 8288 ``Link`` header."""
+    links = {}
+    for value in headers.get_all("Link") or []:
+        for part in value.split(","):
+            target, _, params = part.strip().partition(";")
+            target = target.strip()
+            if not (target.startswith("<") and target.endswith(">")):
+                continue
+            for param in params.split(";"):
+                name, _, rel = param.strip().partition("=")
+                if name.strip().lower() == "rel":
+                    for each in rel.strip().strip('"').split():
+                        links[each] = target[1:-1]
+    return links
+
+
+# --- fetch ---------------------------------------------------------------------------------------
+
+
+_EXTENSIONS = {"application/json": "json", "application/pdf": "pdf", "text/csv": "csv"}
+
+
+@audit.command()
+@click.argument("url")
+@click.option("--out", type=click.Path(file_okay=False),
+              help="Folder to write into (default: named after the version).")
+@click.option("--checkpoint", type=_FILE,
+              help="Your last checkpoint: also fetch the consistency proof from it.")
+def fetch(url: str, out: str | None, checkpoint: str | None) -> None:
+    """Download what `verify` needs for the version at URL, from URL's host only."""
+    fetcher = Fetcher(url)
+    body, headers = fetcher.get(url)
+    links = _links(headers)
+    version_url = fetcher.url(headers.get("Content-Location") or url, url)
+    folder = Path(out or _folder_name(version_url))
+    folder.mkdir(parents=True, exist_ok=True)
+    extension = _EXTENSIONS.get(headers.get_content_type(), "bin")
+    written = {"file": _write(folder / f"document.{extension}", body)}
+    if "c2pa-manifest" in links:
+        written["manifest"] = _write(folder / "manifest.c2pa",
+                                     fetcher.get(links["c2pa-manifest"], url)[0])
+    receipt, _ = fetcher.get(links.get("receipt") or version_url.rstrip("/") + "/receipt", url)
+    written["receipt"] = _write(folder / "receipt.tlog", receipt)
+    trust_body, _ = fetcher.get("/v1/trust")
+    written["trust_list"] = _write(folder / "trust.json", trust_body)
+    try:
+        verifier_key = json.loads(trust_body)["log"]["verifier_key"]
+    except (ValueError, KeyError, TypeError):
+        raise FetchError(f"{fetcher.base}/v1/trust names no log verifier key") from None
+    written["log_key"] = _write(folder / "log.vkey", (verifier_key + "\n").encode())
+    try:
+        parsed = read_receipt(receipt)
+        receipt_checkpoint = verify_checkpoint(parsed.signed_checkpoint, verifier_key)
+    except VerificationFailure as failure:
+        raise FetchError(f"the receipt from {fetcher.base} does not verify: {failure.reason}") \
+            from None
+    _write(folder / "checkpoint.txt", parsed.signed_checkpoint.encode())
+    written["trust"] = _write(folder / "anchors.pem",
+                              _trust_anchors(fetcher, parsed.record.get("association")))
+
+    command = ["tech7-audit", "verify", str(written["file"])]
+    if "manifest" in written:
+        command += ["--manifest", str(written["manifest"])]
+    command += ["--trust", str(written["trust"]), "--log-key", str(written["log_key"]),
+                "--receipt", str(written["receipt"]), "--trust-list", str(written["trust_list"])]
+    if checkpoint is not None:
+        command += ["--checkpoint", checkpoint]
+        try:
+            last = verify_checkpoint(Path(checkpoint).read_bytes(), verifier_key)
+        except VerificationFailure as failure:
+            raise FetchError(f"{checkpoint} is not a checkpoint of this log: {failure.reason}") \
+                from None
+        if last.tree_size != receipt_checkpoint.tree_size:
+            first, second = sorted((last.tree_size, receipt_checkpoint.tree_size))
+            proof, _ = fetcher.get(f"/v1/log/proofs/consistency?first={first}&second={second}")
+            command += ["--consistency", str(_write(folder / "consistency.json", proof))]
+    click.echo(f"Fetched {version_url} and what verifying it needs into {folder}/.")
+    click.echo(f"The receipt's checkpoint (tree size {receipt_checkpoint.tree_size}) is in "
+               f"{folder / 'checkpoint.txt'}: keep it as your last checkpoint once verified.")
+    click.echo("Verify offline with:")
+    click.echo("  " + shlex.join(command))
+
+
+def _trust_anchors(fetcher: Fetcher, association: str | None) -> bytes:
+    """The registry's anchors, plus the approved CAs of ``association``: an association that
+    signs with its own key is vouched for by its own CA (README, "Publishing with your own key")."""
+    anchors, _ = fetcher.get("/v1/trust/anchors.pem")
+    if association:
+        listed = fetcher.get_json(f"/v1/associations/{urllib.parse.quote(association)}/ca")
+        for ca in listed.get("items", []) if isinstance(listed, dict) else []:
+            if isinstance(ca, dict) and ca.get("status") == "approved" \
+                    and isinstance(ca.get("pem"), str):
+                anchors += ca["pem"].encode("ascii")
+    return anchors
+
+
+def _folder_name(version_url: str) -> str:
+    parts = [p for p in urllib.parse.urlsplit(version_url).path.split("/") if p]
+    if len(parts) >= 2 and parts[-2] == "versions":
+        return f"{parts[-3]}-v{parts[-1]}"
+    return parts[-1] if parts else "document"
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+# --- monitor -------------------------------------------------------------------------------------
+
+
+@audit.command()
+@click.argument("url")
+@click.option("--state", "state_dir", type=click.Path(file_okay=False), required=True,
+              help="Folder keeping the pinned log key (log.vkey) and the last checkpoint.")
+def monitor(url: str, state_dir: str) -> None:
+    """Check that the log at URL only grew since the last run, re-hashing every entry."""
+    fetcher = Fetcher(url)
+    state = Path(state_dir)
+    state.mkdir(parents=True, exist_ok=True)
+    key_file, stored_file = state / "log.vkey", state / "checkpoint.txt"
+    steps: list[Step] = []
+    if key_file.exists():
+        verifier_key = _verifier_key(key_file.read_bytes(), "--state")
+        steps.append(Step("key", True, f"the pinned log key {verifier_key.split('+')[0]}"))
+    else:
+        trust = fetcher.get_json("/v1/trust")
+        try:
+            verifier_key = _verifier_key(str(trust["log"]["verifier_key"]).encode(), "URL")
+        except (KeyError, TypeError):
+            raise FetchError(f"{fetcher.base}/v1/trust names no log verifier key") from None
+        _write(key_file, (verifier_key + "\n").encode())
+        steps.append(Step("key", True, f"trust on first use: pinned the log key {verifier_key} "
+                                       f"from {fetcher.base}/v1/trust in {key_file}; compare "
+                                       f"it with one obtained another way"))
+    note, _ = fetcher.get("/v1/log/checkpoint")
+    try:
+        checkpoint = verify_checkpoint(note, verifier_key)
+        steps.append(Step(CHECKPOINT, True, f"signed by the pinned key, tree size "
+                                            f"{checkpoint.tree_size}"))
+        if stored_file.exists():
+            try:
+                stored = verify_checkpoint(stored_file.read_bytes(), verifier_key)
+            except VerificationFailure as failure:
+                raise VerificationFailure(CONSISTENCY, f"the stored checkpoint {stored_file} "
+                                                       f"does not verify: {failure.reason}") \
+                    from None
+            if checkpoint.tree_size < stored.tree_size:
+                raise VerificationFailure(CONSISTENCY, f"LOG REWRITTEN: the log's tree shrank "
+                                                       f"from size {stored.tree_size} to "
+                                                       f"{checkpoint.tree_size}")
+            proof = None
+            if checkpoint.tree_size != stored.tree_size:
+                proof = fetcher.get_json(f"/v1/log/proofs/consistency?first={stored.tree_size}"
+                                         f"&second={checkpoint.tree_size}")
+            steps.append(Step(CONSISTENCY, True, check_consistency(
+                checkpoint, stored_file.read_bytes(), verifier_key, proof)))
+        else:
+            steps.append(Step(CONSISTENCY, True, "first run: no earlier checkpoint to compare"))
+        steps.append(Step(LOG, True, check_log(_all_entries(fetcher, checkpoint.tree_size),
+                                               checkpoint, _tile_reader(fetcher))))
+    except VerificationFailure as failure:
+        steps.append(Step(failure.step, False, failure.reason))
+        _print_steps(steps)
+        click.echo(f"NOT VERIFIED: {failure.reason} (kept {stored_file} as it was)")
+        sys.exit(FAILED)
+    _write_atomically(stored_file, note)
+    _print_steps(steps)
+    click.echo(f"OK: the log at {fetcher.base} has {checkpoint.tree_size} entries and only grew; "
+               f"stored its checkpoint in {stored_file}.")
+
+
+def _all_entries(fetcher: Fetcher, tree_size: int) -> list[bytes]:
+    """Every entry of the tree, from its C2SP entry bundles."""
+    leaves: list[bytes] = []
+    for index in range(-(-tree_size // TILE_WIDTH)):
+        width = min(TILE_WIDTH, tree_size - index * TILE_WIDTH)
+        body, _ = fetcher.get("/v1/log/" + entries_path(index, width))
+        try:
+            bundle = parse_entry_bundle(body)
+        except ValueError as error:
+            raise VerificationFailure(LOG, f"entry bundle {index} is malformed: {error}") \
+                from None
+        if len(bundle) != width:
+            raise VerificationFailure(LOG, f"entry bundle {index} holds {len(bundle)} entries, "
+                                           f"not {width}")
+        leaves.extend(bundle)
+    return leaves
+
+
+def _tile_reader(fetcher: Fetcher) -> Callable[[int, int, int], bytes]:
+    """``tile(level, index, width)`` for :func:`~app.audit.verification.check_log`, over HTTP."""
+
+    def tile(level: int, index: int, width: int) -> bytes:
+        return fetcher.get("/v1/log/" + tile_path(level, index, width))[0]
+
+    return tile
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)

@@ -1,0 +1,372 @@
+"""Verifying an uploaded document against the registry: its manifest, its log entry, its
+certificate's standing.
+
+The checks are those of :mod:`app.audit.verification`, which the offline ``tech7-audit`` command
+runs too; here the registry supplies what an auditor would bring: its trust anchors (with the
+approved CAs of an association that signs with its own key), the log entry recording the file
+(found by the file's SHA-256), the *current* signed checkpoint with an inclusion proof in it, and
+the certificate's revocation status. Nothing is written and nothing is fetched over the network.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import c2pa
+import sqlalchemy as sa
+
+from app.audit.verification import (CHECKPOINT, HASHES, INCLUSION, MANIFEST, REVOCATION, SIGNER,
+                                    Revocation, Step, VerificationFailure, check_hashes,
+                                    check_inclusion, check_manifest, check_revocation,
+                                    check_signer, infer_media_type, parse_time, verify_checkpoint,
+                                    verify_manifest)
+from app.errors import NotFound
+from app.ledger.note import Checkpoint
+from app.ledger.service import Entry, TransparencyLog
+from app.pki.registry import CertificateRegistry
+from app.provenance.manifests import TRUSTED, VALID, INVALID, ManifestReport, verification_context
+from app.publishing.kinds import KINDS
+from app.publishing.models import Document, Version
+from app.publishing.service import PublishingService, isoformat
+from app.statements.byo import APPROVED, OwnKeyPublishing
+
+REVOKED = "Revoked"
+RECORD = "record"
+"""The step that finds the log entry recording the file (the receipt step of an offline audit)."""
+
+_MEMO_SIZE = 4096
+
+# Failing these steps still leaves c2pa's verdict standing: the manifest is intact and Trusted,
+# only the registry cannot vouch for the file (it never published it, or did so untimestamped).
+_STILL_VALID = frozenset({MANIFEST, RECORD})
+
+
+@dataclass(frozen=True)
+class PublishedAs:
+    """The published version a verified file is."""
+
+    kind: str
+    slug: str
+    number: int
+    href: str
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    """Everything the verify API reports about one upload (see :meth:`as_json`)."""
+
+    state: str
+    report: ManifestReport
+    steps: tuple[Step, ...]
+    record: Mapping[str, Any] | None
+    entry: Entry | None
+    version: PublishedAs | None
+    checkpoint: Checkpoint | None
+    inclusion_verified: bool
+    revocation: Revocation | None
+
+    @property
+    def failure(self) -> Step | None:
+        """The step that failed, if any."""
+        return next((step for step in self.steps if not step.ok), None)
+
+    def summary(self) -> str:
+        """One plain-language sentence: who signed it, when, which version, or what failed."""
+        report = self.report
+        who = report.signer_organization or report.signer_common_name or "an unknown signer"
+        what = f"published as {self.version.href}" if self.version else (
+            f"logged as {self.record['subject']}" if self.record else "")
+        if self.state == TRUSTED:
+            return (f"Signed by {who} at {report.signed_at} and {what}; log entry "
+                    f"{self.entry.index} is in the log's current tree of "
+                    f"{self.checkpoint.tree_size} entries.")
+        if self.state == REVOKED:
+            return (f"Signed by {who} at {report.signed_at} and {what}, but its certificate was "
+                    f"revoked at {self.revocation.revoked_at} ({self.revocation.reason}), "
+                    f"before it signed this.")
+        failure = self.failure
+        return f"Not verified ({failure.name}): {failure.detail}."
+
+    def as_json(self) -> dict[str, Any]:
+        """The report as served by ``POST /v1/verify``."""
+        report = self.report
+        association = None
+        if self.record is not None:
+            association = self.record.get("association")
+        elif isinstance(report.identity, Mapping):
+            association = report.identity.get("association")
+        signer = None if report.signer_certificate_sha256 is None and \
+            report.signer_common_name is None else {
+                "common_name": report.signer_common_name,
+                "organization": report.signer_organization,
+                "certificate_sha256": report.signer_certificate_sha256,
+                "association": association}
+        return {
+            "state": self.state,
+            "codes": list(report.codes),
+            "summary": self.summary(),
+            "signer": signer,
+            "signed_at": report.signed_at,
+            "timestamp_trusted": report.timestamp_trusted,
+            "ingredients": [{"title": i.title, "relationship": i.relationship, "state": i.state}
+                            for i in report.ingredients],
+            "identity": dict(report.identity) if isinstance(report.identity, Mapping) else None,
+            "version": None if self.version is None else {
+                "href": self.version.href, "kind": self.version.kind, "slug": self.version.slug,
+                "number": self.version.number},
+            "log_entry": None if self.entry is None else {
+                "index": self.entry.index,
+                "leaf_hash": base64.b64encode(self.entry.leaf_hash).decode(),
+                "type": self.entry.entry_type, "subject": self.entry.subject},
+            "inclusion_verified": self.inclusion_verified,
+            "checkpoint_size": None if self.checkpoint is None else self.checkpoint.tree_size,
+            "revoked": None if self.revocation is None else {
+                "revoked_at": self.revocation.revoked_at, "reason": self.revocation.reason},
+            "steps": [step.as_json() for step in self.steps],
+        }
+
+
+class _Memo:
+    """A bounded, thread-safe map of facts that never change once true; oldest out first.
+
+    Log entries, the versions they record, inclusion proofs for a given tree size and verified
+    checkpoint notes are immutable, so remembering them is safe. What may change is read afresh:
+    the current checkpoint on every request, a certificate's revocation whenever the log grew.
+    """
+
+    def __init__(self, size: int = _MEMO_SIZE):
+        self._items: OrderedDict[Hashable, Any] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, default: Any = None) -> Any:
+        with self._lock:
+            return self._items.get(key, default)
+
+    def put(self, key: Hashable, value: Any) -> Any:
+        with self._lock:
+            self._items[key] = value
+            if len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return value
+
+
+_UNKNOWN = object()
+
+
+class VerificationService:
+    """Runs the auditor's checks on uploads, with the registry's own anchors, log and records."""
+
+    def __init__(self, publishing: PublishingService, certificates: CertificateRegistry):
+        self.db = publishing.db
+        self.provenance = publishing.provenance
+        self.log = publishing.log
+        self.certificates = certificates
+        self._own_keys = OwnKeyPublishing(publishing)
+        self._lock = threading.Lock()
+        self._pid: int | None = None
+        self._contexts: dict[bytes, c2pa.Context] = {}
+        self._logged_entries = _Memo()
+        self._versions = _Memo()
+        self._proofs = _Memo()
+        self._checkpoints = _Memo(size=4)
+        self._revocation_lists = _Memo()
+        self._association_anchors = _Memo()
+
+    def _verification_context(self, trust_anchors_pem: bytes) -> c2pa.Context:
+        """One c2pa context per process and set of anchors: c2pa objects made before a fork are
+        invalid after it."""
+        with self._lock:
+            if self._pid != os.getpid():
+                self._contexts = {}
+                self._pid = os.getpid()
+            context = self._contexts.get(trust_anchors_pem)
+            if context is None:
+                context = self._contexts[trust_anchors_pem] = verification_context(
+                    trust_anchors_pem)
+            return context
+
+    def verify(self, content: bytes, manifest: bytes | None, *, media_type: str | None = None,
+               filename: str | None = None) -> VerificationResult:
+        """Verify ``content`` (with its sidecar ``manifest``, or the one it embeds) end to end.
+
+        Never raises on bad input: whatever is wrong with the bytes is a step that failed.
+        """
+        sha256 = hashlib.sha256(content).hexdigest()
+        signed_sha256 = hashlib.sha256(manifest).hexdigest() if manifest is not None else sha256
+        entry, record = self._logged(sha256, signed_sha256)
+        # The current checkpoint, read once: the tree every later step is judged against.
+        note = self.log.checkpoint() if entry is not None else None
+        media_type = media_type or infer_media_type(
+            content, record["subject"] if record else None, filename)
+        anchors = self._trust_anchors(record, note)
+        report = verify_manifest(content, media_type, manifest, anchors,
+                                 self._verification_context(anchors))
+        steps: list[Step] = []
+        checkpoint = None
+        inclusion_verified = False
+        revocation = None
+        try:
+            steps.append(Step(MANIFEST, True, check_manifest(report)))
+            if entry is None:
+                raise VerificationFailure(RECORD, f"no entry of the registry's log records a "
+                                                  f"document with SHA-256 {sha256}: the registry "
+                                                  f"did not publish this file")
+            steps.append(Step(RECORD, True, f"log entry {entry.index} records the "
+                                            f"{record['type']} of {record['subject']}"))
+            steps.append(Step(SIGNER, True, check_signer(record, report)))
+            steps.append(Step(HASHES, True, check_hashes(record, sha256, signed_sha256)))
+            checkpoint = self._verified_checkpoint(note)
+            steps.append(Step(CHECKPOINT, True, f"the log's current checkpoint is signed by "
+                                                f"{checkpoint.origin}, tree size "
+                                                f"{checkpoint.tree_size}"))
+            steps.append(Step(INCLUSION, True, self._check_inclusion(entry, checkpoint)))
+            inclusion_verified = True
+            revocations = self._revocations(record["signer_certificate_sha256"],
+                                            report.signed_at, checkpoint)
+            try:
+                steps.append(Step(REVOCATION, True, check_revocation(
+                    record["signer_certificate_sha256"], report.signed_at, revocations)))
+            except VerificationFailure:
+                revocation = revocations[0]
+                raise
+        except VerificationFailure as failure:
+            steps.append(Step(failure.step, False, failure.reason))
+        return VerificationResult(
+            state=_state(steps, report), report=report, steps=tuple(steps), record=record,
+            entry=entry, version=self._version(entry) if entry is not None else None,
+            checkpoint=checkpoint, inclusion_verified=inclusion_verified,
+            revocation=revocation)
+
+    def _logged(self, sha256: str, manifest_sha256: str
+                ) -> tuple[Entry | None, Mapping[str, Any] | None]:
+        """The log entry recording this document, preferring the one naming this manifest.
+
+        Only an exact match (document and manifest) is remembered: anything less may still
+        change as the log grows.
+        """
+        remembered = self._logged_entries.get((sha256, manifest_sha256))
+        if remembered is not None:
+            return remembered
+        candidates = []
+        for entry in self.log.entries_for_document(sha256):
+            record = _record_of(entry)
+            if record is not None:
+                candidates.append((entry, record))
+        for entry, record in candidates:
+            if record.get("manifest_sha256") == manifest_sha256:
+                return self._logged_entries.put((sha256, manifest_sha256), (entry, record))
+        return candidates[0] if candidates else (None, None)
+
+    def _trust_anchors(self, record: Mapping[str, Any] | None, note: str | None) -> bytes:
+        """The registry's anchors, plus the approved CAs of the association the record names.
+
+        An association that signs its statements with its own key has them vouched for by its
+        own CA, which an operator approved (README, "Publishing with your own key"); who signed
+        is then settled by the record's certificate digest (:func:`check_signer`). Approvals are
+        logged in the transaction that makes them, so the answer holds while the log's
+        checkpoint (``note``) stays the same.
+        """
+        registry = self.provenance.trust_anchors_pem
+        association = record.get("association") if record is not None else None
+        if not isinstance(association, str):
+            return registry
+        anchors = self._association_anchors.get((association, note))
+        if anchors is None:
+            try:
+                approved = [ca.pem.encode("ascii") for ca in self._own_keys.cas(association)
+                            if ca.status == APPROVED]
+            except NotFound:
+                approved = []
+            anchors = self._association_anchors.put((association, note),
+                                                    registry + b"".join(approved))
+        return anchors
+
+    def _verified_checkpoint(self, note: str) -> Checkpoint:
+        """``note``, the log's current checkpoint, its signature verified with the log key."""
+        checkpoint = self._checkpoints.get(note)
+        if checkpoint is None:
+            checkpoint = self._checkpoints.put(note, verify_checkpoint(note,
+                                                                       self.log.verifier_key))
+        return checkpoint
+
+    def _check_inclusion(self, entry: Entry, checkpoint: Checkpoint) -> str:
+        """Verify the log's inclusion proof of ``entry`` in ``checkpoint``'s tree.
+
+        A proof for a given entry and tree size never changes, so one that verified is
+        remembered (and still checked against the signed checkpoint on every request).
+        """
+        key = (entry.index, checkpoint.tree_size)
+        proof = self._proofs.get(key)
+        if proof is None:
+            proof = self.log.inclusion_proof(entry.index, checkpoint.tree_size)
+        detail = check_inclusion(entry.leaf, entry.index, proof, checkpoint)
+        self._proofs.put(key, proof)
+        return detail
+
+    def _version(self, entry: Entry) -> PublishedAs | None:
+        """The published version whose log entry this is (exports are logged but no version)."""
+        version = self._versions.get(entry.index, _UNKNOWN)
+        if version is _UNKNOWN:
+            version = self._versions.put(entry.index, self._version_row(entry.index))
+        return version
+
+    def _version_row(self, index: int) -> PublishedAs | None:
+        with self.db.sessions() as session:
+            row = session.execute(
+                sa.select(Document.kind, Document.slug, Version.number)
+                .join(Document, Document.id == Version.document_id)
+                .where(Version.log_index == index)).one_or_none()
+        if row is None or row.kind not in KINDS:
+            return None
+        return PublishedAs(kind=row.kind, slug=row.slug, number=row.number,
+                           href=KINDS[row.kind].version_path(row.slug, row.number))
+
+    def _revocations(self, certificate_sha256: str, signed_at: str | None,
+                     checkpoint: Checkpoint) -> list[Revocation]:
+        """The certificate's revocation, if the registry recorded one by ``checkpoint``'s tree.
+
+        A revocation is recorded in the same transaction as its log entry
+        (:meth:`~app.pki.registry.CertificateRegistry.revoke`), so none can appear while the log
+        keeps its size: an answer read after ``checkpoint`` was current holds for as long as it
+        is. And a revocation is final, so an answer that already includes a later one is right
+        too. The answer is therefore remembered per certificate and tree size.
+        """
+        key = (certificate_sha256, checkpoint.tree_size)
+        remembered = self._revocation_lists.get(key)
+        if remembered is not None:
+            return remembered
+        status = self.certificates.status(certificate_sha256, parse_time(signed_at))
+        revocations = [] if status.revoked_at is None else [Revocation(
+            certificate_sha256=certificate_sha256, revoked_at=isoformat(status.revoked_at),
+            reason=status.reason or "")]
+        return self._revocation_lists.put(key, revocations)
+
+
+def _record_of(entry: Entry) -> Mapping[str, Any] | None:
+    try:
+        record = json.loads(entry.leaf)
+    except ValueError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _state(steps: list[Step], report: ManifestReport) -> str:
+    """Trusted only when every step passed; Revoked when only the certificate's standing failed;
+    Valid when c2pa trusts the manifest but the registry cannot vouch for the file."""
+    failed = next((step for step in steps if not step.ok), None)
+    if failed is None:
+        return TRUSTED
+    if failed.name == REVOCATION:
+        return REVOKED
+    if failed.name in _STILL_VALID and report.state == TRUSTED:
+        return VALID
+    return INVALID
