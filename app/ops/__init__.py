@@ -1,0 +1,20 @@
+"""Operations: health endpoints, structured logs with request IDs, database outages as 503s, and
+backups (:mod:`app.ops.backup`, used by the ``backup`` and ``restore`` commands)."""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from app.ops import health, outages
+from app.ops import logging as request_logging
+
+
+def init_app(app: Flask) -> None:
+    """Install the operational parts of the application.
+
+    Call last in :func:`app.create_app`: the health endpoints are exempted from the rate limiter
+    installed before, and the request-ID middleware must wrap every other WSGI middleware.
+    """
+    health.init_app(app)
+    outages.init_app(app)
+    request_logging.init_app(app)

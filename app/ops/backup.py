@@ -1,0 +1,160 @@
+"""Backing up the registry's database and restoring it into an empty one.
+
+- SQLite: SQLite's online backup API (``sqlite3.Connection.backup``) copies a consistent snapshot
+  while the service keeps running; the copy is one self-contained file (rollback journal, not
+  WAL) checked with ``PRAGMA integrity_check``.
+- PostgreSQL: ``pg_dump --format=custom`` (a consistent snapshot too), checked by listing it
+  with ``pg_restore --list``; restored with ``pg_restore --single-transaction``.
+
+A backup is written next to its destination and renamed into place once complete and checked, so
+a failed backup never leaves a file that looks like one. A restore goes only into an empty
+database and is one transaction, so it either completes or leaves the database empty. The key
+folder is not in the database: back it up separately (see the README).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL
+
+from app.db import Database
+
+
+class BackupError(Exception):
+    """A backup or restore that could not be made; the database was not changed."""
+
+
+def backup(db: Database, out: Path) -> None:
+    """Write a backup of ``db`` to ``out`` (replacing it, once the new backup is complete)."""
+    if not out.parent.is_dir():
+        raise BackupError(f"could not write {out}: {out.parent} is not a folder")
+    partial = out.with_name(out.name + ".partial")
+    try:
+        partial.unlink(missing_ok=True)
+        if db.is_sqlite:
+            _backup_sqlite(db, partial)
+        else:
+            _backup_postgresql(db, partial)
+        os.replace(partial, out)
+    except (OSError, sqlite3.Error, sa.exc.SQLAlchemyError) as error:
+        raise BackupError(f"could not write {out}: {error}") from error
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def restore(db: Database, source: Path) -> None:
+    """Restore the backup ``source`` into ``db``, which must be empty (hold no tables)."""
+    if not source.is_file():
+        raise BackupError(f"{source} is not a file")
+    try:
+        if db.is_sqlite:
+            _restore_sqlite(db, source)
+        else:
+            _restore_postgresql(db, source)
+    except (OSError, sqlite3.Error, sa.exc.SQLAlchemyError) as error:
+        raise BackupError(f"could not restore {source}: {error}") from error
+
+
+# -- SQLite ----------------------------------------------------------------------------------------
+
+
+def _backup_sqlite(db: Database, partial: Path) -> None:
+    source = db.engine.raw_connection()
+    try:
+        target = sqlite3.connect(partial)
+        try:
+            # One step (pages=-1): the whole snapshot is copied under a single read transaction.
+            source.driver_connection.backup(target)
+            # A backup is one file: a WAL database would need its -wal and -shm files beside it.
+            target.execute("PRAGMA journal_mode=DELETE")
+            _check_integrity(target, f"the backup written to {partial}")
+        finally:
+            target.close()
+    finally:
+        source.close()
+
+
+def _restore_sqlite(db: Database, source: Path) -> None:
+    path = db.engine.url.database
+    if not path or path == ":memory:" or db.engine.url.query.get("mode") == "ro":
+        raise BackupError(f"cannot restore into {db.engine.url}: not a writable database file")
+    # The engine's pooled connections would not see the restored schema.
+    db.engine.dispose()
+    backup_file = sqlite3.connect(source.resolve().as_uri() + "?mode=ro", uri=True)
+    try:
+        try:
+            _check_integrity(backup_file, str(source))
+        except sqlite3.DatabaseError as error:
+            raise BackupError(f"{source} is not an SQLite backup: {error}") from error
+        target = sqlite3.connect(path)
+        try:
+            if target.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                raise BackupError(f"{path} is not empty; restore only into an empty database")
+            # The backup API replaces the target's content in one write transaction.
+            backup_file.backup(target)
+            _check_integrity(target, path)
+        finally:
+            target.close()
+    finally:
+        backup_file.close()
+
+
+def _check_integrity(connection: sqlite3.Connection, what: str) -> None:
+    result = connection.execute("PRAGMA integrity_check").fetchall()
+    if result != [("ok",)]:
+        raise BackupError(f"{what} fails PRAGMA integrity_check: {result[:5]}")
+
+
+# -- PostgreSQL ------------------------------------------------------------------------------------
+
+
+def _backup_postgresql(db: Database, partial: Path) -> None:
+    _run([_tool("pg_dump"), "--format=custom", f"--file={partial}"], db.engine.url,
+         "pg_dump failed")
+    _run([_tool("pg_restore"), "--list", str(partial)], None,
+         "the dump does not read back with pg_restore --list")
+
+
+def _restore_postgresql(db: Database, source: Path) -> None:
+    pg_restore = _tool("pg_restore")
+    _run([pg_restore, "--list", str(source)], None, f"{source} is not a pg_dump custom archive")
+    with db.engine.connect() as connection:
+        tables = sa.inspect(connection).get_table_names()
+    db.engine.dispose()
+    if tables:
+        raise BackupError(f"database {db.engine.url.database} is not empty "
+                          f"({len(tables)} tables); restore only into an empty database")
+    _run([pg_restore, "--exit-on-error", "--single-transaction", "--no-owner", str(source)],
+         db.engine.url, "pg_restore failed (nothing was restored)")
+
+
+def _tool(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise BackupError(f"{name} is not installed (it comes with the PostgreSQL client tools, "
+                          f"of the server's major version or newer)")
+    return path
+
+
+def _run(command: list[str], url: URL | None, failure: str) -> None:
+    """Run a PostgreSQL client tool, on the database at ``url`` if given.
+
+    The password goes in ``PGPASSWORD``, not on the command line, where other users could read it.
+    """
+    environment = dict(os.environ)
+    if url is not None:
+        if url.password is not None:
+            environment["PGPASSWORD"] = str(url.password)
+        libpq = URL.create("postgresql", username=url.username, host=url.host, port=url.port,
+                           database=url.database, query=url.query)
+        command = [*command, f"--dbname={libpq.render_as_string(hide_password=False)}"]
+    completed = subprocess.run(command, env=environment, capture_output=True, text=True,
+                               check=False)
+    if completed.returncode:
+        raise BackupError(f"{failure}: {completed.stderr.strip()}")
