@@ -85,7 +85,7 @@ def checkpoint():
                     headers={"Cache-Control": "no-cache"})
 
 
-@blp.route("/entries/<int(max=9223372036854775807):index>")
+@blp.route("/entries/<int(max=2147483647):index>")  # log_entries.index is a 32-bit integer
 @blp.response(200, EntrySchema)
 def entry(index):
     """One log entry with its exact leaf bytes"""

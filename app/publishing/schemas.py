@@ -34,12 +34,21 @@ class RecommendationQuerySchema(CollectionQuerySchema):
     tag = ma.fields.String(load_default=None, validate=ma.validate.Length(min=1, max=64))
 
 
+MAX_CURSOR = 2**31 - 1
+
+
+def _valid_cursor(value: str) -> None:
+    if not (value.isascii() and value.isdigit() and len(value) <= 10
+            and int(value) <= MAX_CURSOR):
+        raise ma.ValidationError("since must be a cursor returned by this feed.")
+
+
 class ChangesQuerySchema(Schema):
     """The change feed's cursor and page size."""
 
-    since = ma.fields.String(load_default="0", validate=ma.validate.Regexp(
-        r"^[0-9]{1,15}$", error="since must be a cursor returned by this feed."),
-        metadata={"description": "Opaque cursor from a previous page's next_cursor; 0 to start."})
+    # A cursor is a publication sequence number, stored as a 32-bit integer on every engine.
+    since = ma.fields.String(load_default="0", validate=_valid_cursor,
+                             metadata={"description": "Opaque cursor from a previous page's next_cursor; 0 to start."})
     limit = ma.fields.Integer(load_default=100, validate=ma.validate.Range(min=1, max=500))
 
 

@@ -96,7 +96,8 @@ def test_change_feed_in_publication_order_with_cursor(client, operator):
     new = client.get("/v1/changes", query_string={"since": cursor}).json
     assert [(i["slug"], i["version"]) for i in new["items"]] == [("key-risks", 2)]
     assert new["items"][0]["href"] == "/v1/recommendations/key-risks/versions/2"
-    assert client.get("/v1/changes", query_string={"since": "abc"}).status_code == 422
+    for cursor in ("abc", "-1", "9863795683914", "2147483648"):
+        assert client.get("/v1/changes", query_string={"since": cursor}).status_code == 422
 
 
 def _publish_edit(client, operator, slug, changes):
