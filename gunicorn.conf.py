@@ -30,3 +30,6 @@ logconfig_dict = {
     "loggers": {"gunicorn.error": {"handlers": [], "propagate": True},
                 "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": False}},
 }
+# gunicorn's control socket lives at one path per user ($HOME/.gunicorn), which two registries on
+# one host would share; nothing here uses it.
+control_socket_disable = True

@@ -274,6 +274,9 @@ class PublishingService:
         """Create (``If-None-Match: *``) or replace (``If-Match``) a draft; returns (draft, created)."""
         content = _load(kind, body)
         with self.db.write() as session:
+            # Drafts are checked and changed under the writer lock, as publish is: without it two
+            # editors on PostgreSQL could both pass the same If-Match.
+            _lock_head(session)
             document = self._require_document(session, kind, slug)
             authorise(document)
             _check_references(kind, session, content)
@@ -296,6 +299,9 @@ class PublishingService:
         if not isinstance(patch, dict):
             raise InvalidRequest("A merge patch on a draft must be a JSON object.")
         with self.db.write() as session:
+            # Drafts are checked and changed under the writer lock, as publish is: without it two
+            # editors on PostgreSQL could both pass the same If-Match.
+            _lock_head(session)
             document = self._require_document(session, kind, slug)
             authorise(document)
             draft = _draft_of(session, document)
@@ -310,6 +316,9 @@ class PublishingService:
                      authorise: Callable[[Document], None]) -> None:
         """Discard the draft under ``If-Match``; published versions are untouched."""
         with self.db.write() as session:
+            # Drafts are checked and changed under the writer lock, as publish is: without it two
+            # editors on PostgreSQL could both pass the same If-Match.
+            _lock_head(session)
             document = self._require_document(session, kind, slug)
             authorise(document)
             draft = _draft_of(session, document)

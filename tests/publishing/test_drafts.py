@@ -142,3 +142,30 @@ def test_writes_need_a_valid_token(client, headers):
     assert response.mimetype == "application/problem+json"
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
     assert client.get(DRAFT, headers=headers).status_code == 401
+
+
+def test_concurrent_draft_writers_never_both_win(app, operator):
+    """Two editors racing on one draft: exactly one wins, the other gets 412 (not a 500 and not a
+    lost edit), on both engines."""
+    import threading  # noqa: PLC0415
+
+    body = app.test_client().get("/v1/recommendations/key-risks").json
+    barrier = threading.Barrier(2)
+    outcomes = []
+
+    def write(headers):
+        client = app.test_client()
+        barrier.wait()
+        outcomes.append(client.put(DRAFT, json=body, headers={**operator, **headers}).status_code)
+
+    for headers in ({"If-None-Match": "*"}, None):
+        if headers is None:  # second round: both hold the same ETag of the existing draft
+            etag = app.test_client().get(DRAFT, headers=operator).headers["ETag"]
+            headers = {"If-Match": etag}
+        outcomes.clear()
+        threads = [threading.Thread(target=write, args=(headers,)) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert sorted(outcomes) in ([201, 412], [200, 412]), outcomes
