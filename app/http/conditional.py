@@ -25,6 +25,32 @@ def content_digest(sha256_hex: str) -> str:
     return "sha-256=:" + base64.b64encode(bytes.fromhex(sha256_hex)).decode() + ":"
 
 
+class SignedBytesValidators:
+    """Validators of stored bytes known by their SHA-256, and of their C2PA manifest's bytes.
+
+    Mixed into the frozen records of versions and exports, which define ``sha256`` and
+    ``manifest_sha256`` (hex).
+    """
+
+    sha256: str
+    manifest_sha256: str
+
+    @property
+    def etag(self) -> str:
+        """Strong ETag: the SHA-256 of the stored bytes."""
+        return f'"{self.sha256}"'
+
+    @property
+    def manifest_etag(self) -> str:
+        """Strong ETag of the sidecar manifest."""
+        return f'"{self.manifest_sha256}"'
+
+    @property
+    def content_digest(self) -> str:
+        """RFC 9530 ``Content-Digest`` field value."""
+        return content_digest(self.sha256)
+
+
 def _opaque(tag: str) -> str:
     """The opaque part of an entity tag, for weak comparison (RFC 9110 §8.8.3.2)."""
     tag = tag.strip()

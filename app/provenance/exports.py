@@ -23,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.http.conditional import content_digest
+from app.http.conditional import SignedBytesValidators
 from app.catalog.kinds import ASSOCIATION, DECLARATION, PRIORITY, RECOMMENDATION
 from app.db import Database, utcnow
 from app.errors import Conflict, InvalidRequest, NotFound
@@ -100,7 +100,7 @@ class ExportScope:
 
 
 @dataclass(frozen=True)
-class StoredExport:
+class StoredExport(SignedBytesValidators):
     """One export as stored: its bytes, its manifest and what the log recorded."""
 
     id: str
@@ -126,21 +126,6 @@ class StoredExport:
     def manifest_path(self) -> str | None:
         """Where the sidecar manifest is served; None when it is embedded (PDF)."""
         return f"{self.path}/manifest" if self.manifest is not None else None
-
-    @property
-    def etag(self) -> str:
-        """Strong ETag: the SHA-256 of the stored bytes."""
-        return f'"{self.sha256}"'
-
-    @property
-    def manifest_etag(self) -> str:
-        """Strong ETag of the sidecar manifest."""
-        return f'"{self.manifest_sha256}"'
-
-    @property
-    def content_digest(self) -> str:
-        """RFC 9530 ``Content-Digest`` field value."""
-        return content_digest(self.sha256)
 
     @property
     def filename(self) -> str:

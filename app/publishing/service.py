@@ -28,8 +28,8 @@ from app.db import Database, utcnow
 if TYPE_CHECKING:  # the registry logs through this module's lock, so it imports us
     from app.pki.registry import CertificateRegistry
 from app.errors import Conflict, IdempotencyKeyReused, InvalidRequest, NotFound
-from app.http.conditional import (content_digest, require_if_match, require_if_none_match_star,
-                                  strong_etag)
+from app.http.conditional import (SignedBytesValidators, require_if_match,
+                                  require_if_none_match_star, strong_etag)
 from app.publishing.kinds import KINDS, DocumentKind
 from app.ledger.service import TransparencyLog
 from app.pki.keyring import REGISTRY_SIGNER
@@ -66,7 +66,7 @@ def version_identity(kind: DocumentKind, slug: str, number: int, sha256: str,
 
 
 @dataclass(frozen=True)
-class PublishedVersion:
+class PublishedVersion(SignedBytesValidators):
     """An immutable published version and the validators derived from its bytes."""
 
     kind: str
@@ -82,21 +82,6 @@ class PublishedVersion:
     manifest_sha256: str
     signer: str
     log_index: int
-
-    @property
-    def etag(self) -> str:
-        """Strong ETag: the SHA-256 of the canonical bytes."""
-        return f'"{self.sha256}"'
-
-    @property
-    def manifest_etag(self) -> str:
-        """Strong ETag of the sidecar manifest."""
-        return f'"{self.manifest_sha256}"'
-
-    @property
-    def content_digest(self) -> str:
-        """RFC 9530 ``Content-Digest`` field value."""
-        return content_digest(self.sha256)
 
     def document(self) -> dict[str, Any]:
         """The version parsed as a JSON object."""
@@ -288,7 +273,7 @@ class PublishingService:
                 session.add(draft)
                 session.flush()
                 return _draft_view(kind, slug, draft), True
-            require_if_match(if_match, _draft_view(kind, slug, draft).etag if draft else None)
+            _require_draft_match(kind, slug, draft, if_match)
             _replace(draft, content, editor)
             session.flush()
             return _draft_view(kind, slug, draft), False
@@ -299,13 +284,8 @@ class PublishingService:
         if not isinstance(patch, dict):
             raise InvalidRequest("A merge patch on a draft must be a JSON object.")
         with self.db.write() as session:
-            # Drafts are checked and changed under the writer lock, as publish is: without it two
-            # editors on PostgreSQL could both pass the same If-Match.
             _lock_head(session)
-            document = self._require_document(session, kind, slug)
-            authorise(document)
-            draft = _draft_of(session, document)
-            require_if_match(if_match, _draft_view(kind, slug, draft).etag if draft else None)
+            _, draft = self._matched_draft(session, kind, slug, authorise, if_match)
             merged = _load(kind, json_merge_patch.merge(json.loads(draft.body), patch))
             _check_references(kind, session, merged)
             _replace(draft, merged, editor)
@@ -316,13 +296,8 @@ class PublishingService:
                      authorise: Callable[[Document], None]) -> None:
         """Discard the draft under ``If-Match``; published versions are untouched."""
         with self.db.write() as session:
-            # Drafts are checked and changed under the writer lock, as publish is: without it two
-            # editors on PostgreSQL could both pass the same If-Match.
             _lock_head(session)
-            document = self._require_document(session, kind, slug)
-            authorise(document)
-            draft = _draft_of(session, document)
-            require_if_match(if_match, _draft_view(kind, slug, draft).etag if draft else None)
+            _, draft = self._matched_draft(session, kind, slug, authorise, if_match)
             session.delete(draft)
 
     def publish(self, kind: DocumentKind, slug: str, *, if_match: str | None, publisher: str,
@@ -339,10 +314,7 @@ class PublishingService:
                 replay = _replay(session, *idempotency)
                 if replay is not None:
                     return PublishOutcome(replay, replayed=True)
-            document = self._require_document(session, kind, slug)
-            authorise(document)
-            draft = _draft_of(session, document)
-            require_if_match(if_match, _draft_view(kind, slug, draft).etag if draft else None)
+            document, draft = self._matched_draft(session, kind, slug, authorise, if_match)
             version = self._append_version(session, kind, document,
                                            _content_of(draft), publisher=publisher)
             session.delete(draft)
@@ -439,6 +411,20 @@ class PublishingService:
                 f"The signing certificate of {signer_name!r} was revoked at "
                 f"{isoformat(status.revoked_at)} ({status.reason}); an operator must run "
                 f"`tech7-registry keys rotate {signer_name}` before anything more is signed.")
+
+    def _matched_draft(self, session: Session, kind: DocumentKind, slug: str,
+                       authorise: Callable[[Document], None], if_match: str | None
+                       ) -> tuple[Document, Draft]:
+        """The document and its draft, once the caller may edit it and ``If-Match`` holds.
+
+        Every draft writer calls this after taking the writer lock, so the precondition is checked
+        against the draft as it is, not as another transaction is about to leave it.
+        """
+        document = self._require_document(session, kind, slug)
+        authorise(document)
+        draft = _draft_of(session, document)
+        _require_draft_match(kind, slug, draft, if_match)
+        return document, draft
 
     def _require_document(self, session: Session, kind: DocumentKind, slug: str) -> Document:
         document = _document(session, kind, slug)
@@ -539,6 +525,11 @@ def _replace(draft: Draft, content: Mapping[str, Any], editor: str) -> None:
 
 def _content_of(draft: Draft) -> dict[str, Any]:
     return json.loads(draft.body)
+
+
+def _require_draft_match(kind: DocumentKind, slug: str, draft: Draft | None,
+                         if_match: str | None) -> None:
+    require_if_match(if_match, _draft_view(kind, slug, draft).etag if draft else None)
 
 
 def _draft_view(kind: DocumentKind, slug: str, draft: Draft) -> DraftView:
