@@ -31,7 +31,8 @@ class StatementContent(WithdrawableContent):
 
     @ma.validates("addresses")
     def _distinct(self, value, **_kwargs):
-        slugs = [item["slug"] for item in value]
+        # Items that failed their own validation may lack a slug; they are reported already.
+        slugs = [item["slug"] for item in value if "slug" in item]
         if len(slugs) != len(set(slugs)):
             raise ma.ValidationError("Address each recommendation once.")
 
