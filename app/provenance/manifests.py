@@ -285,21 +285,13 @@ class ManifestSigner:
         :class:`IngredientNotTrustedError`. ``identity`` is stored as the ``org.tech7.document``
         assertion. Raises :class:`SigningError` when c2pa refuses.
         """
-        builder = self._builder(
-            media_type,
+        manifest, _ = self._sign(
+            content, media_type, embed=False,
             signer_name=signer_name, title=title, action=action, identity=identity,
             parent_manifest=parent_manifest, parent_content=parent_content,
             ingredients=ingredients, digital_source_type=digital_source_type,
         )
-        try:
-            builder.set_no_embed()
-            return builder.sign(
-                self._signer(signer_name), media_type, io.BytesIO(content), io.BytesIO()
-            )
-        except c2pa.C2paError as exc:
-            raise SigningError(f"c2pa could not sign {title!r}: {exc}") from exc
-        finally:
-            builder.close()
+        return manifest
 
     def sign_embedded(
         self,
@@ -320,22 +312,34 @@ class ManifestSigner:
         Same arguments as :meth:`sign_sidecar`; ``parent_manifest`` may be ``None`` when the
         parent carries its manifest embedded.
         """
-        builder = self._builder(
-            media_type,
+        _, signed = self._sign(
+            content, media_type, embed=True,
             signer_name=signer_name, title=title, action=action, identity=identity,
             parent_manifest=parent_manifest, parent_content=parent_content,
             ingredients=ingredients, digital_source_type=digital_source_type,
         )
+        return signed
+
+    # --- building ------------------------------------------------------------------------------
+
+    def _sign(self, content: bytes, media_type: str, *, embed: bool, signer_name: str,
+              title: str, **definition: Any) -> tuple[bytes, bytes]:
+        """Build and sign one manifest; returns (manifest store bytes, signed content).
+
+        Without ``embed`` the content is left as it is and the manifest is a sidecar.
+        """
+        builder = self._builder(media_type, signer_name=signer_name, title=title, **definition)
         destination = io.BytesIO()
         try:
-            builder.sign(self._signer(signer_name), media_type, io.BytesIO(content), destination)
+            if not embed:
+                builder.set_no_embed()
+            manifest = builder.sign(self._signer(signer_name), media_type,
+                                    io.BytesIO(content), destination)
         except c2pa.C2paError as exc:
             raise SigningError(f"c2pa could not sign {title!r}: {exc}") from exc
         finally:
             builder.close()
-        return destination.getvalue()
-
-    # --- building ------------------------------------------------------------------------------
+        return manifest, destination.getvalue() if embed else content
 
     def _builder(
         self,
