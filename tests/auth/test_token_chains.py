@@ -6,14 +6,19 @@ transitively. An association's onboarding token starts a chain of its own.
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 from token_state import bearer, state  # noqa: F401 - state is a fixture
 
 from app.auth import service
+from app.auth.models import AccessToken
 from app.auth.service import ASSOCIATION, OPERATOR, create_token
 from app.db import utcnow
+from app.errors import Unauthenticated
 from app.publishing.service import isoformat
 
 
@@ -126,3 +131,34 @@ def test_a_revoked_parent_mints_nothing(app, client, state):
                           headers=bearer(child["token"]))
     assert refused.status_code == 401, refused.json
     state.assert_only_audited(before, status=401, permission="manage-tokens")
+
+
+def test_a_token_revoked_while_it_mints_mints_nothing(app, state):
+    # A revocation of the maker that commits while a mint waits for it must be seen by the mint,
+    # or the new token would escape the cascade. The revocation here holds its transaction open;
+    # however late the mint gets to its read, it must read the revoked row.
+    db = app.extensions["tech7.db"]
+    create_token(db, role=ASSOCIATION, association="bitkom")
+    parent_id = state.tokens()[-1][0]
+    principal = service.Principal(token_id=parent_id, role=ASSOCIATION, association="bitkom",
+                                  scopes=frozenset(service.DEFAULT_SCOPES))
+    outcome: list[BaseException | None] = []
+
+    def mint() -> None:
+        try:
+            service.issue_token(db, principal, association="bitkom", scopes=["publish"])
+            outcome.append(None)
+        except BaseException as error:  # noqa: BLE001 - handed to the test's thread
+            outcome.append(error)
+
+    with db.write() as session:
+        session.execute(sa.update(AccessToken).where(AccessToken.id == parent_id)
+                        .values(revoked_at=utcnow()))
+        session.flush()
+        minter = threading.Thread(target=mint)
+        minter.start()
+        time.sleep(1)  # let the mint reach its read of the maker, where it must wait
+    minter.join(timeout=60)
+    assert not minter.is_alive()
+    assert isinstance(outcome[0], Unauthenticated), outcome
+    assert [row[0] for row in state.tokens()] == [parent_id]
