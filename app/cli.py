@@ -7,6 +7,7 @@ starts, so several workers never race to migrate or seed.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -16,8 +17,9 @@ import click
 from flask import Flask, current_app
 from flask.cli import FlaskGroup, with_appcontext
 
-from app.auth import Permission
-from app.auth.service import ASSOCIATION, OPERATOR, create_token, revoke_token
+from app.auth.permissions import DEFAULT_SCOPES, Permission
+from app.auth.service import COMMAND_LINE, OPERATOR, issue_token, list_tokens, revoke_token
+from app.db import utcnow
 from app.errors import RegistryError
 from app.ops import backup as backups
 from app.pki.authority import KeyMaterialError, rotate_signer
@@ -213,46 +215,98 @@ def export(export_format: str, priority: int | None, association: str | None,
 
 @click.group()
 def tokens() -> None:
-    """Create and manage access tokens."""
+    """Create, list and revoke access tokens."""
+
+
+def _scopes(_context: click.Context, _parameter: click.Parameter, value: str | None
+            ) -> list[Permission] | None:
+    if value is None:
+        return None
+    valid = sorted(p.value for p in Permission)
+    names = [name.strip() for name in value.split(",") if name.strip()]
+    unknown = [name for name in names if name not in valid]
+    if unknown or not names:
+        raise click.BadParameter(f"{', '.join(map(repr, unknown)) or 'none'} given; the valid "
+                                 f"scopes are {', '.join(valid)}.")
+    return [Permission(name) for name in names]
 
 
 @tokens.command("create")
 @click.option("--operator", "role", flag_value=OPERATOR, help="A registry operator's token.")
-@click.option("--association", help="Slug of the association the token publishes for.")
-@click.option("--scopes", default=",".join(p.value for p in Permission), show_default=True,
-              help="Comma-separated permissions.")
+@click.option("--association", help="Slug of the association the token publishes for "
+                                    "(its onboarding: the token starts its own chain).")
+@click.option("--scopes", callback=_scopes, metavar="SCOPE,…",
+              help="Comma-separated permissions, of "
+                   f"{', '.join(sorted(p.value for p in Permission))} "
+                   f"[default: {','.join(sorted(p.value for p in DEFAULT_SCOPES))}; "
+                   f"{Permission.ONBOARD_ASSOCIATIONS.value} only when asked for, and only for "
+                   f"operators].")
 @click.option("--expires", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d"]),
-              help="Expiry (UTC date or RFC 3339 time).")
+              help="Expiry in the future (UTC date or RFC 3339 time).")
 @click.option("--label", default="", help="A note saying who holds the token.")
 @with_appcontext
-def create_token_command(role: str | None, association: str | None, scopes: str,
-                         expires: datetime | None, label: str) -> None:
-    """Print a new token once; only its hash is stored."""
+def create_token_command(role: str | None, association: str | None,
+                         scopes: list[Permission] | None, expires: datetime | None,
+                         label: str) -> None:
+    """Print a new token once on stdout (its id on stderr); only its hash is stored."""
     if (role is None) == (association is None):
         raise click.UsageError("Give exactly one of --operator or --association SLUG.")
-    try:
-        permissions = [Permission(s.strip()) for s in scopes.split(",") if s.strip()]
-    except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--scopes") from error
     if expires is not None and expires.tzinfo is None:
         expires = expires.replace(tzinfo=timezone.utc)
-    token = create_token(current_app.extensions["tech7.db"],
-                         role=role or ASSOCIATION, association=association,
-                         scopes=permissions, label=label, expires_at=expires)
-    click.echo(token)
-    click.echo("Store this token now: it is not shown again.", err=True)
+    try:
+        issued = issue_token(current_app.extensions["tech7.db"], None, association=association,
+                             scopes=scopes, label=label, expires_at=expires)
+    except RegistryError as error:
+        raise click.ClickException(error.detail) from error
+    click.echo(issued.token)
+    click.echo(f"Made token {issued.row.id} ({_holder(issued.row)}; "
+               f"{issued.row.scopes.replace(' ', ',')}). Store it now: it is not shown again. "
+               f"Revoke it with: tech7-registry tokens revoke {issued.row.id}", err=True)
+
+
+def _holder(row) -> str:
+    return f"association {row.association}" if row.association else "operator"
+
+
+@tokens.command("list")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the tokens as GET /v1/tokens lists them, as a JSON array.")
+@with_appcontext
+def list_tokens_command(as_json: bool) -> None:
+    """List every token: who holds it, who made it, whether it still works (never the token)."""
+    from app.auth.views import token_json  # noqa: PLC0415 - the API's own view of a token
+
+    rows = list_tokens(current_app.extensions["tech7.db"], None)
+    if as_json:
+        click.echo(json.dumps([token_json(row) for row in rows], indent=2))
+        return
+    now = utcnow()
+    table = [("ID", "ROLE", "ASSOCIATION", "STATE", "EXPIRES", "MINTED-BY", "SCOPES", "LABEL")]
+    for row in rows:
+        state = "revoked" if row.revoked_at else \
+            "expired" if row.expires_at and row.expires_at <= now else "live"
+        table.append((str(row.id), row.role, row.association or "-", state,
+                      isoformat(row.expires_at) if row.expires_at else "never",
+                      f"token {row.minted_by.id}" if row.minted_by else COMMAND_LINE,
+                      ",".join(row.scopes.split()), row.label))
+    widths = [max(len(line[column]) for line in table) for column in range(len(table[0]) - 1)]
+    for line in table:
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(line, widths))
+                   + "  " + line[-1])
 
 
 @tokens.command("revoke")
 @click.argument("token_id", type=int)
 @with_appcontext
 def revoke_token_command(token_id: int) -> None:
-    """Revoke token TOKEN_ID at once."""
+    """Revoke token TOKEN_ID at once, and every token it made, transitively."""
     try:
-        revoke_token(current_app.extensions["tech7.db"], None, token_id)
+        ended = revoke_token(current_app.extensions["tech7.db"], None, token_id)
     except RegistryError as error:
         raise click.ClickException(error.detail) from error
-    click.echo(f"Token {token_id} is revoked.")
+    children = [str(ended_id) for ended_id in ended if ended_id != token_id]
+    made = f", and the tokens it made: {', '.join(children)}" if children else ""
+    click.echo(f"Token {token_id} is revoked{made}.")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -5,13 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Base, UTCDateTime
 
 
 class AccessToken(Base):
-    """A bearer token of an operator or of one association's publisher."""
+    """A bearer token of an operator or of one association's publisher.
+
+    ``parent_id`` is the token whose life bounds this one's: it expires no later, and revoking
+    the parent revokes it. ``minted_by_id`` records who made it: the parent, or for an
+    association's onboarding token the operator token that made it (which is not its parent:
+    the association's chain is its own). Both are None for a token made on the command line.
+    """
 
     __tablename__ = "access_tokens"
 
@@ -24,6 +30,11 @@ class AccessToken(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    parent_id: Mapped[int | None] = mapped_column(sa.ForeignKey("access_tokens.id"), index=True)
+    minted_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("access_tokens.id"))
+
+    minted_by: Mapped[AccessToken | None] = relationship(
+        remote_side=[id], foreign_keys=[minted_by_id], lazy="raise")
 
     __table_args__ = (
         sa.CheckConstraint("role IN ('operator', 'association')", name="role"),

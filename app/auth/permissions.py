@@ -29,6 +29,13 @@ class Permission(str, enum.Enum):
     PUBLISH = "publish"
     MANAGE_TOKENS = "manage-tokens"
     READ_AUDIT = "read-audit"
+    #: Make an association's first token: the one act in which an operator hands over a token
+    #: that acts in an association's name. Never an association's, and never a default.
+    ONBOARD_ASSOCIATIONS = "onboard-associations"
+
+
+#: What a token holds unless its maker asks for something else: everything but onboarding.
+DEFAULT_SCOPES = frozenset(Permission) - {Permission.ONBOARD_ASSOCIATIONS}
 
 
 def requires(permission: Permission) -> Callable[[Callable], Callable]:
@@ -54,6 +61,15 @@ def requires(permission: Permission) -> Callable[[Callable], Callable]:
 def declared_permission(view: Callable) -> Permission | None:
     """The permission a view declared with :func:`requires`, or None."""
     return getattr(view, _ATTRIBUTE, None)
+
+
+def audit_as(permission: Permission) -> None:
+    """Record this request in the audit trail as an exercise of ``permission``.
+
+    For a request whose view declares one permission but which, by what it asks for, exercises
+    a stronger one (``POST /v1/tokens`` for an association's first token is onboarding).
+    """
+    g.audited_permission = permission
 
 
 def current_principal() -> Principal:

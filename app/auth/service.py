@@ -10,19 +10,24 @@ import hashlib
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.orm import Session, joinedload
 
-from app.auth.models import AccessToken
-from app.auth.permissions import Permission
+from app.auth.models import AccessToken, AuditEvent
+from app.auth.permissions import DEFAULT_SCOPES, Permission
 from app.db import Database, utcnow
 from app.errors import Forbidden, InvalidRequest, NotFound, Unauthenticated
+from app.publishing.models import is_member_association
+from app.publishing.service import isoformat
 
 TOKEN_PREFIX = "t7_"
 OPERATOR = "operator"
 ASSOCIATION = "association"
+#: How the audit trail and ``minted_by`` name the command line on the host.
+COMMAND_LINE = "command-line"
 
 
 @dataclass(frozen=True)
@@ -46,15 +51,14 @@ def hash_token(token: str) -> str:
 
 
 def create_token(db: Database, *, role: str, association: str | None = None,
-                 scopes: Iterable[Permission] = tuple(Permission), label: str = "",
+                 scopes: Iterable[Permission | str] | None = None, label: str = "",
                  expires_at: datetime | None = None) -> str:
-    """Create a token and return it; it cannot be recovered later."""
-    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    with db.write() as session:
-        session.add(AccessToken(token_sha256=hash_token(token), role=role, association=association,
-                                scopes=" ".join(sorted(Permission(s).value for s in scopes)),
-                                label=label, created_at=utcnow(), expires_at=expires_at))
-    return token
+    """Make a token as the command line on the host does, and return only the token (it cannot
+    be recovered later); for scripts and tests. See :func:`issue_token` for what is refused."""
+    if (role == ASSOCIATION) != (association is not None):
+        raise ValueError("an association token names its association, an operator's none")
+    return issue_token(db, None, association=association, scopes=scopes, label=label,
+                       expires_at=expires_at).token
 
 
 def authenticate(authorization: str | None) -> Principal:
@@ -68,15 +72,19 @@ def authenticate(authorization: str | None) -> Principal:
     with db.sessions() as session:
         row = session.scalar(sa.select(AccessToken)
                              .where(AccessToken.token_sha256 == hash_token(token.strip())))
-    now = utcnow()
     if row is None:
         raise Unauthenticated("The bearer token is not known.")
+    _require_live(row, utcnow())
+    return Principal(token_id=row.id, role=row.role, association=row.association,
+                     scopes=frozenset(Permission(s) for s in row.scopes.split()))
+
+
+def _require_live(row: AccessToken, now: datetime) -> None:
+    """Raise 401 if the token was revoked or has expired."""
     if row.revoked_at is not None:
         raise Unauthenticated("The bearer token was revoked.")
     if row.expires_at is not None and row.expires_at <= now:
         raise Unauthenticated("The bearer token has expired.")
-    return Principal(token_id=row.id, role=row.role, association=row.association,
-                     scopes=frozenset(Permission(s) for s in row.scopes.split()))
 
 
 def authorise(principal: Principal, permission: Permission) -> None:
@@ -108,49 +116,166 @@ def may_publish_as(principal: Principal, association: str | None) -> None:
         raise Forbidden("Statements are written and published only by their own association.")
 
 
-def list_tokens(db: Database, principal: Principal) -> list[AccessToken]:
-    """The tokens a principal may see: all for an operator, its own association's otherwise."""
+def list_tokens(db: Database, principal: Principal | None) -> list[AccessToken]:
+    """The tokens a principal may see: all for an operator or the command line (None), its own
+    association's otherwise.
+
+    Each comes with ``minted_by`` loaded, so that an association sees who made its tokens.
+    """
     with db.sessions() as session:
-        query = sa.select(AccessToken).order_by(AccessToken.id)
-        if principal.role != OPERATOR:
+        query = sa.select(AccessToken).options(joinedload(AccessToken.minted_by)) \
+            .order_by(AccessToken.id)
+        if principal is not None and principal.role != OPERATOR:
             query = query.where(AccessToken.association == principal.association)
         return list(session.scalars(query))
 
 
-def issue_token(db: Database, principal: Principal, *, association: str | None,
-                scopes: Iterable[Permission], label: str,
-                expires_at: datetime | None) -> tuple[int, str]:
-    """Create a token on behalf of ``principal``; returns (id, token).
+@dataclass(frozen=True)
+class IssuedToken:
+    """A token just made: its row (with ``minted_by`` loaded) and the token, shown once."""
 
-    An association may only make tokens for itself, with scopes it holds; an operator may make
-    any association token, or another operator's when ``association`` is None.
+    row: AccessToken
+    token: str
+
+
+def onboards(principal: Principal | None, association: str | None) -> bool:
+    """Whether making a token for ``association`` would onboard it.
+
+    An association's token made by anyone but the association itself (an operator, or the
+    command line on the host) is an onboarding act: it starts the association's own chain.
     """
-    scopes = frozenset(scopes)
-    if principal.role != OPERATOR:
-        if association != principal.association:
-            raise Forbidden("An association may only create tokens for itself.")
-        if not scopes <= principal.scopes:
-            raise Forbidden("A token cannot grant scopes its creator does not hold.")
-    if expires_at is not None and expires_at <= utcnow():
-        raise InvalidRequest("expires_at must be in the future.")
-    token = create_token(db, role=ASSOCIATION if association else OPERATOR,
-                         association=association, scopes=scopes, label=label,
-                         expires_at=expires_at)
-    with db.sessions() as session:
-        token_id = session.scalar(sa.select(AccessToken.id)
-                                  .where(AccessToken.token_sha256 == hash_token(token)))
-    return token_id, token
+    return association is not None and (principal is None or principal.role == OPERATOR)
 
 
-def revoke_token(db: Database, principal: Principal | None, token_id: int) -> None:
-    """Revoke a token now; ``principal`` None means the command line (an operator at the host).
+def issue_token(db: Database, principal: Principal | None, *, association: str | None,
+                scopes: Iterable[Permission | str] | None = None, label: str = "",
+                expires_at: datetime | None = None) -> IssuedToken:
+    """Make a token on behalf of ``principal`` (None: the command line on the host).
 
-    Another association's token is reported as not found, so ids cannot be probed.
+    - A token grants only scopes its maker holds, and only for principals its maker may act
+      for: an association makes tokens for itself; an operator makes operator tokens. No
+      association token holds ``onboard-associations``.
+    - An operator makes an association's token only to onboard it: with the
+      ``onboard-associations`` scope, and only while the association has no live token. After
+      that the association makes its own. The onboarding token starts a chain of its own
+      (revoking the operator's token does not end it); ``minted_by`` records who made it.
+    - Every other token made through a token is that token's child: with no ``expires_at`` it
+      expires with its parent, a later one is refused, and revoking the parent revokes it.
+    - The command line on the host (whoever runs it can read the database anyway) may make any
+      token; an association token it makes is an onboarding, recorded in the audit trail as
+      ``command-line`` and shown to the association like any other.
     """
+    scopes = DEFAULT_SCOPES if scopes is None else frozenset(Permission(s) for s in scopes)
+    now = utcnow()
+    onboarding = onboards(principal, association)
+    if association is not None and Permission.ONBOARD_ASSOCIATIONS in scopes:
+        raise InvalidRequest(f"An association's token cannot hold "
+                             f"{Permission.ONBOARD_ASSOCIATIONS.value!r}: only operators onboard "
+                             f"associations.")
+    if expires_at is not None:
+        expires_at = expires_at.astimezone(timezone.utc)
+        if expires_at <= now:
+            raise InvalidRequest(f"The expiry {isoformat(expires_at)} is not in the future.")
+    if association is not None:
+        with db.sessions() as session:  # associations are never removed: no race to guard
+            if not is_member_association(session, association):
+                raise InvalidRequest(f"There is no member association {association!r}.")
+    if principal is not None:
+        _may_mint(principal, association, scopes)
+    token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with db.write() as session:
-        row = session.get(AccessToken, token_id)
+        minter = None
+        if principal is not None:
+            # Locked, so that a revocation of the maker either finishes first (and is seen here)
+            # or waits for this token and then revokes it too.
+            minter = session.scalars(sa.select(AccessToken)
+                                     .where(AccessToken.id == principal.token_id)
+                                     .with_for_update()).one()
+            _require_live(minter, now)
+            if onboarding:
+                _require_not_onboarded(session, association, now)
+        parent = None if onboarding else minter
+        if parent is not None and parent.expires_at is not None:
+            if expires_at is None:
+                expires_at = parent.expires_at
+            elif expires_at > parent.expires_at:
+                raise InvalidRequest(f"A token expires no later than the token that makes it: "
+                                     f"{isoformat(parent.expires_at)}.")
+        row = AccessToken(token_sha256=hash_token(token),
+                          role=ASSOCIATION if association else OPERATOR, association=association,
+                          scopes=" ".join(sorted(p.value for p in scopes)), label=label,
+                          created_at=now, expires_at=expires_at,
+                          parent_id=parent.id if parent else None, minted_by=minter)
+        session.add(row)
+        session.flush()
+        if principal is None:
+            _record_command(session, row.id,
+                            Permission.ONBOARD_ASSOCIATIONS if onboarding
+                            else Permission.MANAGE_TOKENS, status=201)
+    return IssuedToken(row=row, token=token)
+
+
+def _may_mint(principal: Principal, association: str | None,
+              scopes: frozenset[Permission]) -> None:
+    """Raise 403 unless ``principal`` may make a token for ``association`` with ``scopes``."""
+    if principal.role == ASSOCIATION and association != principal.association:
+        raise Forbidden("An association may only create tokens for itself.")
+    if onboards(principal, association) \
+            and Permission.ONBOARD_ASSOCIATIONS not in principal.scopes:
+        raise Forbidden(f"An operator makes an association's token only to onboard it, and "
+                        f"this token is not scoped to "
+                        f"{Permission.ONBOARD_ASSOCIATIONS.value!r}.")
+    missing = scopes - principal.scopes
+    if missing:
+        raise Forbidden("A token cannot grant scopes its maker does not hold: "
+                        + ", ".join(sorted(p.value for p in missing)) + ".")
+
+
+def _require_not_onboarded(session: Session, association: str, now: datetime) -> None:
+    """Raise 403 if ``association`` has a live token: from then on it makes its own."""
+    live = session.scalar(sa.select(AccessToken.id).where(
+        AccessToken.association == association, AccessToken.revoked_at.is_(None),
+        sa.or_(AccessToken.expires_at.is_(None), AccessToken.expires_at > now)).limit(1))
+    if live is not None:
+        raise Forbidden(f"{association!r} is onboarded already: its further tokens are made by "
+                        f"its own tokens with 'manage-tokens'. An operator may onboard it again "
+                        f"only once none of its tokens is live.")
+
+
+def revoke_token(db: Database, principal: Principal | None, token_id: int) -> list[int]:
+    """Revoke a token now, and every token it minted, transitively; ``principal`` None means the
+    command line (an operator at the host). Returns the ids this call revoked, in id order.
+
+    Another association's token is reported as not found, so ids cannot be probed. An onboarding
+    token is not its maker's child, so revoking an operator's token never ends an association's.
+    """
+    now = utcnow()
+    with db.write() as session:
+        row = session.get(AccessToken, token_id, with_for_update=True)
         if row is None or (principal is not None and principal.role != OPERATOR
                            and row.association != principal.association):
             raise NotFound(f"There is no token {token_id}.")
-        if row.revoked_at is None:
-            row.revoked_at = utcnow()
+        ended: list[int] = []
+        chain = [row.id]
+        while chain:
+            ended += session.scalars(sa.update(AccessToken)
+                                     .where(AccessToken.id.in_(chain),
+                                            AccessToken.revoked_at.is_(None))
+                                     .values(revoked_at=now).returning(AccessToken.id))
+            chain = list(session.scalars(sa.select(AccessToken.id)
+                                         .where(AccessToken.parent_id.in_(chain))))
+        if principal is None:
+            _record_command(session, token_id, Permission.MANAGE_TOKENS, status=204)
+    return sorted(ended)
+
+
+def _record_command(session: Session, token_id: int, permission: Permission, *,
+                    status: int) -> None:
+    """Put a token command run at the host in the audit trail, in the transaction it commits in.
+
+    The trail records requests by method and path: a command is method ``CLI`` on the path of
+    the token it concerns, by principal ``command-line``, with the status its request would get.
+    """
+    session.add(AuditEvent(at=utcnow(), principal=COMMAND_LINE, token_id=None, method="CLI",
+                           path=f"/v1/tokens/{token_id}", permission=permission.value,
+                           status=status))

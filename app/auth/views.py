@@ -6,8 +6,10 @@ import marshmallow as ma
 from flask import Response, current_app
 
 from app.auth import audit_trail
-from app.auth.permissions import Permission, current_principal, requires
-from app.auth.service import OPERATOR, issue_token, list_tokens, revoke_token
+from app.auth.models import AccessToken
+from app.auth.permissions import Permission, audit_as, current_principal, requires
+from app.auth.service import (ASSOCIATION, COMMAND_LINE, OPERATOR, issue_token, list_tokens,
+                              onboards, revoke_token)
 from app.errors import Forbidden
 from app.http.api import Blueprint, Schema
 from app.publishing.service import isoformat
@@ -22,9 +24,25 @@ class TokenRequestSchema(Schema):
     association = ma.fields.String(load_default=None, validate=_SLUG, metadata={
         "description": "The association the token publishes for; omit for an operator token."})
     scopes = ma.fields.List(ma.fields.String(validate=ma.validate.OneOf(
-        [p.value for p in Permission])), required=True, validate=ma.validate.Length(min=1))
+        [p.value for p in Permission])), required=True, validate=ma.validate.Length(min=1),
+        metadata={"description": "Only scopes the calling token holds itself. An operator's "
+                                 "token makes an association's token only to onboard it: it "
+                                 "needs 'onboard-associations', and the association no live "
+                                 "token."})
     label = ma.fields.String(load_default="", validate=ma.validate.Length(max=200))
-    expires_at = ma.fields.AwareDateTime(load_default=None)
+    expires_at = ma.fields.AwareDateTime(load_default=None, metadata={
+        "description": "No later than the calling token's expiry (422 otherwise); omitted, the "
+                       "calling token's expiry. An association's onboarding token is not bound "
+                       "by the operator's."})
+
+
+class MintedBySchema(Schema):
+    token_id = ma.fields.Integer(allow_none=True, required=True, metadata={
+        "description": "The token that made this one; null when made on the command line."})
+    role = ma.fields.String(required=True,
+                            validate=ma.validate.OneOf((OPERATOR, ASSOCIATION, COMMAND_LINE)))
+    association = ma.fields.String(allow_none=True, required=True)
+    label = ma.fields.String(required=True)
 
 
 class TokenSchema(Schema):
@@ -36,6 +54,14 @@ class TokenSchema(Schema):
     created_at = ma.fields.String(required=True)
     expires_at = ma.fields.String(allow_none=True, required=True)
     revoked_at = ma.fields.String(allow_none=True, required=True)
+    parent_id = ma.fields.Integer(allow_none=True, required=True, metadata={
+        "description": "The token this one's life depends on: it expires no later, and "
+                       "revoking it revokes this one. Null for a chain's first token."})
+    onboarding = ma.fields.Boolean(required=True, metadata={
+        "description": "An association's token made by an operator or on the command line, "
+                       "not by the association: the first of its own chain."})
+    minted_by = ma.fields.Nested(MintedBySchema, required=True, metadata={
+        "description": "Who made this token; created_at says when."})
 
 
 class NewTokenSchema(TokenSchema):
@@ -71,12 +97,20 @@ def _db():
     return current_app.extensions["tech7.db"]
 
 
-def _token_json(row) -> dict:
+def token_json(row: AccessToken) -> dict:
+    """A token as ``GET /v1/tokens`` shows it (``row.minted_by`` loaded); never the token."""
+    minter = row.minted_by
     return {"id": row.id, "role": row.role, "association": row.association,
             "scopes": row.scopes.split(), "label": row.label,
             "created_at": isoformat(row.created_at),
             "expires_at": isoformat(row.expires_at) if row.expires_at else None,
-            "revoked_at": isoformat(row.revoked_at) if row.revoked_at else None}
+            "revoked_at": isoformat(row.revoked_at) if row.revoked_at else None,
+            "parent_id": row.parent_id,
+            "onboarding": row.role == ASSOCIATION and row.parent_id is None,
+            "minted_by": {"token_id": minter.id, "role": minter.role,
+                          "association": minter.association, "label": minter.label}
+            if minter else {"token_id": None, "role": COMMAND_LINE, "association": None,
+                            "label": ""}}
 
 
 @blp.route("/tokens", methods=["GET"])
@@ -84,7 +118,7 @@ def _token_json(row) -> dict:
 @blp.response(200, TokenListSchema)
 def tokens():
     """List tokens (an association sees its own; an operator sees all)"""
-    items = [_token_json(row) for row in list_tokens(_db(), current_principal())]
+    items = [token_json(row) for row in list_tokens(_db(), current_principal())]
     return {"items": items, "total": len(items)}
 
 
@@ -95,19 +129,21 @@ def tokens():
 @blp.response(201, NewTokenSchema)
 def create_token(body):
     """Create a token; the response is the only time it is shown"""
-    token_id, token = issue_token(_db(), current_principal(), association=body["association"],
-                                  scopes=[Permission(s) for s in body["scopes"]],
-                                  label=body["label"], expires_at=body["expires_at"])
-    row = next(r for r in list_tokens(_db(), current_principal()) if r.id == token_id)
-    return {**_token_json(row), "token": token}, 201, {"Location": f"/v1/tokens/{token_id}",
-                                                       "Cache-Control": "no-store"}
+    principal = current_principal()
+    if onboards(principal, body["association"]):
+        audit_as(Permission.ONBOARD_ASSOCIATIONS)
+    issued = issue_token(_db(), principal, association=body["association"],
+                         scopes=body["scopes"], label=body["label"],
+                         expires_at=body["expires_at"])
+    return {**token_json(issued.row), "token": issued.token}, 201, {
+        "Location": f"/v1/tokens/{issued.row.id}", "Cache-Control": "no-store"}
 
 
 @blp.route("/tokens/<int(max=2147483647):token_id>", methods=["DELETE"])
 @requires(Permission.MANAGE_TOKENS)
 @blp.response(204)
 def delete_token(token_id):
-    """Revoke a token (it stops working at once)"""
+    """Revoke a token and every token it made (they stop working at once)"""
     revoke_token(_db(), current_principal(), token_id)
     return Response(status=204)
 

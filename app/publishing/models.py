@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
 from app.db import Base, UTCDateTime
 
@@ -43,6 +43,12 @@ class Document(Base):
                                                    order_by="Version.number", viewonly=True)
 
     __table_args__ = (sa.UniqueConstraint("kind", "slug"),)
+
+
+def is_member_association(session: Session, slug: str) -> bool:
+    """Whether ``slug`` names a member association (a document of kind ``association``)."""
+    return session.scalar(sa.select(Document.id).where(Document.kind == "association",
+                                                       Document.slug == slug)) is not None
 
 
 class Version(Base):

@@ -35,7 +35,8 @@ from app.ledger.service import TransparencyLog
 from app.pki.keyring import REGISTRY_SIGNER
 from app.pki.authority import certificate_sha256
 from app.provenance.service import ProvenanceService, SignedManifest
-from app.publishing.models import Document, Draft, IdempotencyRecord, RegistryHead, Version
+from app.publishing.models import (Document, Draft, IdempotencyRecord, RegistryHead, Version,
+                                   is_member_association)
 
 _VERSION_CACHE_SIZE = 4096
 
@@ -162,8 +163,7 @@ class PublishingService:
     def require_association(self, association: str) -> None:
         """Raise 404 unless ``association`` is a member association."""
         with self.db.sessions() as session:
-            if session.scalar(sa.select(Document.id).where(Document.kind == "association",
-                                                           Document.slug == association)) is None:
+            if not is_member_association(session, association):
                 raise NotFound(f"There is no member association {association!r}.")
 
     def latest(self, kind: DocumentKind, slug: str, as_of: datetime | None = None

@@ -1,0 +1,53 @@
+"""What the token tests share: bearer headers, and the state a refusal must leave untouched.
+
+Not a conftest.py: other test folders import the root conftest by that name.
+"""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from app.auth.models import AccessToken, AuditEvent
+
+
+def bearer(token: str) -> dict[str, str]:
+    """Authorization headers for ``token``."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+class TokenState:
+    """Every token row, and the audit trail, of one test's database."""
+
+    def __init__(self, app):
+        self.db = app.extensions["tech7.db"]
+
+    def tokens(self) -> list[tuple]:
+        """Every column of every token, in id order."""
+        with self.db.sessions() as session:
+            table = AccessToken.__table__
+            return [tuple(row) for row in session.execute(sa.select(table).order_by(table.c.id))]
+
+    def events(self) -> list[AuditEvent]:
+        """The audit trail, oldest first."""
+        with self.db.sessions() as session:
+            return list(session.scalars(sa.select(AuditEvent).order_by(AuditEvent.id)))
+
+    def snapshot(self) -> tuple[list[tuple], int]:
+        return self.tokens(), len(self.events())
+
+    def assert_only_audited(self, before: tuple[list[tuple], int], *, status: int,
+                            permission: str) -> AuditEvent:
+        """Nothing changed since ``before`` but one new audit event, with this outcome."""
+        tokens, count = before
+        assert self.tokens() == tokens, "a refused request changed the tokens"
+        events = self.events()
+        assert len(events) == count + 1, [(e.method, e.path, e.status) for e in events[count:]]
+        assert (events[-1].status, events[-1].permission) == (status, permission)
+        return events[-1]
+
+
+@pytest.fixture
+def state(app) -> TokenState:
+    """The tokens and the audit trail of this test's database."""
+    return TokenState(app)
