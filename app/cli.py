@@ -8,6 +8,7 @@ starts, so several workers never race to migrate or seed.
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -28,6 +29,10 @@ from app.pki.registry import REVOCATION_REASONS
 from app.provenance.exports import MEDIA_TYPES, ExportScope
 from app.provenance.manifests import SelfCheckError
 from app.publishing.service import isoformat
+
+# What ``serve`` and ``seed`` report goes to the JSON log like the server's own lines; what a
+# person asked for (a token, a listing) is printed on stdout.
+log = logging.getLogger(__name__)
 
 
 def main() -> None:
@@ -56,7 +61,7 @@ def prepare(app: Flask) -> None:
     upgrade(app.config["DATABASE_URL"])
     if seed_declaration(app.extensions["tech7.publishing"], app.config["SEED_FILE"],
                         certificates=app.extensions["tech7.certificates"]):
-        click.echo("Published the TECH7 declaration as version 1 of every document.")
+        log.info("Published the TECH7 declaration as version 1 of every document.")
 
 
 @click.command()
@@ -72,7 +77,8 @@ def serve(host: str, port: int, workers: int) -> None:
     # child process so that this one, gunicorn's master, never touches c2pa before forking.
     if subprocess.run([sys.executable, "-m", "app.cli", "seed"], check=False).returncode:
         raise click.ClickException("refusing to start: preparation failed (see above)")
-    click.echo(f"Serving on http://{host}:{port}/v1 (docs: http://{host}:{port}/docs/)")
+    log.info("Serving on http://%s:%s/v1 (docs: http://%s:%s/docs/)", host, port, host, port,
+             extra={"url": f"http://{host}:{port}/v1"})
     run(host=host, port=port, workers=workers)
 
 

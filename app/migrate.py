@@ -13,6 +13,9 @@ def alembic_config(database_url: str) -> Config:
     config = Config(str(PROJECT_ROOT / "alembic.ini"))
     config.set_main_option("script_location", str(PROJECT_ROOT / "migrations"))
     config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    # The application has installed its own JSON logging; alembic.ini's logging section is for
+    # the ``alembic`` command alone and would replace the application's handlers.
+    config.attributes["configure_logger"] = False
     return config
 
 

@@ -35,6 +35,8 @@ REQUEST_ID_HEADER = "X-Request-ID"
 #: Where the request ID and the principal's name travel in the WSGI environ.
 REQUEST_ID_ENVIRON_KEY = "tech7.request_id"
 PRINCIPAL_ENVIRON_KEY = "tech7.principal"
+#: The principal of an access line when the request carried no valid token.
+ANONYMOUS = "anonymous"
 
 access_log = logging.getLogger("tech7.access")
 
@@ -143,9 +145,8 @@ class RequestLog:
             fields = {"method": environ.get("REQUEST_METHOD"), "path": environ.get("PATH_INFO"),
                       "status": status,
                       "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                      "request_id": request_id}
-            if environ.get(PRINCIPAL_ENVIRON_KEY):
-                fields["principal"] = environ[PRINCIPAL_ENVIRON_KEY]
+                      "request_id": request_id,
+                      "principal": environ.get(PRINCIPAL_ENVIRON_KEY) or ANONYMOUS}
             access_log.info("%s %s %s", fields["method"], fields["path"], status, extra=fields)
             _current_request_id.reset(token)
 

@@ -97,7 +97,7 @@ def test_one_access_line_per_request(app, client, operator, caplog):
         ("GET", VERSION, 200, "fast"), ("GET", "/v1/nowhere", 404, "missing"),
         ("DELETE", "/v1/recommendations/key-risks/draft", 412, "who")]
     assert all(isinstance(r.duration_ms, float) and r.duration_ms >= 0 for r in lines)
-    assert [getattr(r, "principal", None) for r in lines] == [None, None, "operator"]
+    assert [r.principal for r in lines] == ["anonymous", "anonymous", "operator"]
 
 
 def test_a_request_that_raises_is_logged_as_500(caplog):
@@ -175,15 +175,17 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def test_the_served_app_and_gunicorn_write_json_lines(keys_dir, tmp_path):
+def test_everything_serve_writes_is_json_lines(keys_dir, tmp_path):
+    """From migrations and seeding to gunicorn's worker boots and the access lines, every line
+    ``serve`` writes, on stdout or stderr, is one JSON object."""
     port = _free_port()
     env = {**os.environ, "TECH7_DATA_DIR": str(tmp_path / "data"), "TECH7_KEYS_DIR": str(keys_dir)}
     env.pop("TECH7_DATABASE_URL", None)
     command = [str(Path(sys.executable).with_name("tech7-registry")), "serve",
                "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    stderr = tmp_path / "stderr"
-    with open(stderr, "wb") as errors:
-        process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=errors,
+    stdout, stderr = tmp_path / "stdout", tmp_path / "stderr"
+    with open(stdout, "wb") as out, open(stderr, "wb") as errors:
+        process = subprocess.Popen(command, env=env, stdout=out, stderr=errors,
                                    start_new_session=True)
         try:
             deadline = time.monotonic() + 90
@@ -202,13 +204,17 @@ def test_the_served_app_and_gunicorn_write_json_lines(keys_dir, tmp_path):
             os.killpg(process.pid, signal.SIGTERM)
             process.wait(timeout=30)
 
+    assert stdout.read_text() == ""
     lines = stderr.read_text().splitlines()
-    # Preparation (migrations, seeding) runs before gunicorn; from gunicorn's start on, every
-    # line on stderr is one JSON object.
-    start = next(number for number, line in enumerate(lines) if "Starting gunicorn" in line)
-    entries = [json.loads(line) for line in lines[start:]]
-    assert any(e["logger"] == "gunicorn.error" and "Booting worker" in e["message"]
-               for e in entries)
+    entries = [json.loads(line) for line in lines]
+    messages = [(e["logger"], e["message"]) for e in entries]
+    assert any(logger.startswith("alembic") and "Running upgrade" in message
+               for logger, message in messages), messages
+    assert any("Published the TECH7 declaration" in message for _, message in messages)
+    assert any(message.startswith(f"Serving on http://127.0.0.1:{port}/v1")
+               for _, message in messages)
+    assert any(logger == "gunicorn.error" and "Booting worker" in message
+               for logger, message in messages)
     access = [e for e in entries if e["logger"] == "tech7.access"]
-    assert {"method": "GET", "path": "/readyz", "status": 200, "request_id": "served-1"}.items() \
-        <= access[-1].items()
+    assert {"method": "GET", "path": "/readyz", "status": 200, "request_id": "served-1",
+            "principal": "anonymous"}.items() <= access[-1].items()
