@@ -1,4 +1,4 @@
-"""The ``tech7-registry`` command: serve, migrate, seed, tokens (and Flask's own commands).
+"""The ``tech7-registry`` command: serve, migrate, seed, tokens, keys, export, backup, restore.
 
 ``tech7-registry serve`` is the one command a newcomer needs: it applies migrations, loads the
 declaration once, and runs gunicorn. Preparation happens here, in one process, before any worker
@@ -11,12 +11,15 @@ import json
 import logging
 import subprocess
 import sys
+from copy import copy
 from datetime import datetime, timezone
+from importlib.metadata import version
 from pathlib import Path
 
 import click
 from flask import Flask, current_app
-from flask.cli import FlaskGroup, with_appcontext
+from flask.cli import ScriptInfo, with_appcontext
+from flask_smorest.spec import openapi_cli
 
 from app.auth.permissions import DEFAULT_SCOPES, Permission
 from app.auth.service import COMMAND_LINE, OPERATOR, issue_token, list_tokens, revoke_token
@@ -37,19 +40,30 @@ log = logging.getLogger(__name__)
 
 def main() -> None:
     """Entry point of the ``tech7-registry`` console script."""
+    registry(prog_name="tech7-registry")
+
+
+@click.group(help="The TECH7 registry: publish, sign and log the TECH7 declaration.")
+@click.version_option(version("tech7-registry"), prog_name="tech7-registry",
+                      message="%(prog)s %(version)s")
+@click.pass_context
+def registry(context: click.Context) -> None:
+    """The project's own command group: only the registry's commands, and its own version.
+
+    Flask's ``FlaskGroup`` would add its generic options (``--app``, ``--env-file``, ``--debug``)
+    and every extension's command group; the app's ``flask`` commands stay on ``app.cli``.
+    """
     from app import create_app  # noqa: PLC0415
 
     # Commands run before keys exist (keys init, migrate), so the start-up checks belong to the
     # server's workers, not to the command line.
-    FlaskGroup(create_app=lambda: create_app({"STARTUP_CHECKS": False}),
-               add_default_commands=False,
-               help="The TECH7 registry: publish, sign and log the TECH7 declaration.")(
-        prog_name="tech7-registry")
+    context.obj = ScriptInfo(create_app=lambda: create_app({"STARTUP_CHECKS": False}),
+                             set_debug_flag=False)
 
 
 def register(app: Flask) -> None:
-    """Attach the registry's commands to ``app.cli``."""
-    for command in (serve, migrate, seed, tokens, keys, export, backup, restore):
+    """Attach the registry's commands to ``app.cli`` (for ``app.test_cli_runner()``)."""
+    for command in COMMANDS:
         app.cli.add_command(command)
 
 
@@ -314,6 +328,14 @@ def revoke_token_command(token_id: int) -> None:
     made = f", and the tokens it made: {', '.join(children)}" if children else ""
     click.echo(f"Token {token_id} is revoked{made}.")
 
+
+COMMANDS = (serve, migrate, seed, tokens, keys, export, backup, restore)
+for _command in COMMANDS:
+    registry.add_command(_command)
+# For maintainers only (regenerating openapi/openapi.json), so left out of --help; a copy, so
+# that hiding it leaves the group flask-smorest puts on app.cli as it is.
+registry.add_command(copy(openapi_cli), "openapi")
+registry.commands["openapi"].hidden = True
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
