@@ -163,7 +163,8 @@ def keys_rotate(signer: str) -> None:
     """Issue a new signing certificate for SIGNER (registry or an association slug) and log it.
 
     The old certificate stays listed in /v1/trust (valid until it expires, unless revoked):
-    manifests it signed keep verifying.
+    manifests it signed keep verifying. A running server signs with the new one from its next
+    signature on: recording it changes the key state its workers check.
     """
     try:
         certificate = rotate_signer(Path(current_app.config["KEYS_DIR"]), signer)

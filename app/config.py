@@ -11,7 +11,7 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-#: Folder for the embedded SQLite database; created on start.
+#: Folder for the embedded SQLite database; created on start, owner-only (0700).
 DATA_DIR = "data"
 #: SQLAlchemy URL; empty means SQLite in DATA_DIR. PostgreSQL: postgresql://user@host/db.
 DATABASE_URL = ""
@@ -43,11 +43,17 @@ RATELIMIT_STORAGE_URI = "memory://"
 
 
 def database_url(data_dir: str | os.PathLike, configured: str = "") -> str:
-    """The database URL to use: the configured one, or SQLite in ``data_dir`` (created here)."""
+    """The database URL to use: the configured one, or SQLite in ``data_dir`` (created here,
+    owner-only: 0700, for the database holds token hashes and the audit trail)."""
     if configured:
         return configured
     folder = Path(data_dir).resolve()
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(mode=0o700, parents=True)
+    except FileExistsError:
+        pass  # an existing folder is the operator's to set
+    else:
+        folder.chmod(0o700)  # mkdir's mode is filtered by the umask
     return f"sqlite:///{folder / 'registry.db'}"
 
 

@@ -10,6 +10,7 @@ import contextlib
 import os
 from collections.abc import Iterator
 from datetime import datetime, timezone
+from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -101,11 +102,48 @@ def create_engine(url: str) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     if url.startswith("sqlite"):
+        database = sa.engine.make_url(url).database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            _private_sqlite_files(Path(database))
         # 30 s busy timeout: writers queue behind each other rather than failing at once.
         engine = sa.create_engine(url, connect_args={"timeout": 30})
         _configure_sqlite(engine)
         return engine
     return sa.create_engine(url, pool_pre_ping=True)
+
+
+def create_private_file(path: Path) -> bool:
+    """Create ``path`` empty and readable by its owner only (0600, whatever the umask); False if
+    it exists. O_EXCL: a file someone else put there is never taken over."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        return False
+    return True
+
+
+def _private_sqlite_files(database: Path) -> None:
+    """Make the SQLite database owner-only (0600) before SQLite opens it: it holds token hashes
+    and the audit trail.
+
+    SQLite creates a new database 0644 (less the umask), and gives its ``-wal``, ``-shm`` and
+    ``-journal`` files the database file's permissions (os_unix.c: ``findCreateFileMode``,
+    ``unixOpenSharedMemory``), so creating the file first, empty (a valid empty database),
+    covers them all. Files an older version left readable by others are tightened; a file owned
+    by another user is theirs to change.
+    """
+    try:
+        if create_private_file(database):
+            return
+    except FileNotFoundError:
+        return  # no such folder: SQLite says so, with the path, when it connects
+    for path in (database, *(database.with_name(database.name + suffix)
+                             for suffix in ("-wal", "-shm", "-journal"))):
+        try:
+            if path.stat().st_mode & 0o077:
+                path.chmod(0o600)
+        except (FileNotFoundError, PermissionError):
+            continue
 
 
 def _configure_sqlite(engine: Engine) -> None:

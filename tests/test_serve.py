@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -12,6 +13,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from app import config
+from app.pki.keyring import signer_names_from_seed
 
 
 def _free_port() -> int:
@@ -59,3 +63,24 @@ def test_serve_publishes_the_declaration_on_sqlite(served):
     assert (tmp_path / "data" / "registry.db").exists()
     with urllib.request.urlopen(f"{base}/v1/recommendations?per_page=100") as response:
         assert b'"total": 14' in response.read()
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_serve_keeps_the_database_and_keys_owner_only(served):
+    # The database holds token hashes and the audit trail; the key folder, the private keys.
+    base, process, tmp_path = served
+    _wait_for(f"{base}/v1/declaration", process)
+    data = tmp_path / "data"
+    assert _mode(data) == 0o700
+    files = {path.name: _mode(path) for path in data.iterdir()}
+    # The workers hold connections open, so SQLite's WAL files are there too.
+    assert files == {"registry.db": 0o600, "registry.db-wal": 0o600, "registry.db-shm": 0o600}
+    keys = tmp_path / "keys"
+    assert {_mode(folder) for folder in (keys, keys / "signers")} == {0o700}
+    private = list(keys.rglob("*.key"))
+    # The root and issuing CAs, the TSA, the log, and each signer.
+    assert len(private) == 4 + len(signer_names_from_seed(config.SEED_FILE))
+    assert {_mode(key) for key in private} == {0o600}

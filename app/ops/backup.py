@@ -23,7 +23,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from app.db import Database
+from app.db import Database, create_private_file
 
 
 class BackupError(Exception):
@@ -37,6 +37,8 @@ def backup(db: Database, out: Path) -> None:
     partial = out.with_name(out.name + ".partial")
     try:
         partial.unlink(missing_ok=True)
+        # A backup holds what the database does (token hashes, the audit trail): owner-only.
+        create_private_file(partial)
         if db.is_sqlite:
             _backup_sqlite(db, partial)
         else:

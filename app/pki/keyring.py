@@ -1,14 +1,19 @@
-"""The process's view of the key folder: loaded once, on first use, and checked as a whole."""
+"""The process's view of the key folder: loaded on first use, checked as a whole, and read again
+when the key state recorded in the database changes."""
 
 from __future__ import annotations
 
 import json
+import logging
 import threading
+from collections.abc import Hashable
 from pathlib import Path
 
-from app.pki.authority import KeyStore, init_keys
+from app.pki.authority import KeyMaterialError, KeyStore, init_keys
 
 REGISTRY_SIGNER = "registry"
+
+log = logging.getLogger(__name__)
 
 
 class Keyring:
@@ -21,6 +26,7 @@ class Keyring:
     def __init__(self, directory: str | Path):
         self.directory = Path(directory)
         self._store: KeyStore | None = None
+        self._generation: Hashable | None = None
         self._lock = threading.Lock()
 
     @property
@@ -38,6 +44,30 @@ class Keyring:
         with self._lock:
             self._store = KeyStore.load(self.directory)
         return self._store
+
+    def refresh(self, generation: Hashable) -> KeyStore:
+        """The store, read again first unless it was loaded after the key state ``generation``.
+
+        ``generation`` names the signing-key state recorded in the database
+        (:meth:`app.pki.registry.CertificateRegistry.current_keys`). ``keys rotate`` writes the
+        folder before it records the new certificate, so a folder read after seeing a generation
+        is at least as new as that generation. If the folder cannot be read (another rotation is
+        moving its files), the previous store stays in use and the next call tries again.
+        """
+        if generation == self._generation and self._store is not None:
+            return self._store
+        with self._lock:
+            if generation != self._generation or self._store is None:
+                try:
+                    self._store = KeyStore.load(self.directory)
+                except KeyMaterialError as error:
+                    if self._store is None:
+                        raise
+                    log.warning("the key folder did not load; signing with the keys loaded "
+                                "before: %s", error)
+                    return self._store
+                self._generation = generation
+            return self._store
 
 
 def signer_names_from_seed(seed_file: str | Path) -> list[str]:

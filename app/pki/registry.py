@@ -11,6 +11,11 @@ A revocation carries the time from which the certificate is no longer trusted (R
 calls the corresponding notion the invalidity date): a manifest signed at or after that time
 verifies as revoked, one signed before it stays good, because its RFC 3161 timestamp proves when
 it was signed.
+
+``keys rotate`` and ``keys revoke`` run in a process of their own while the server's workers keep
+the key folder loaded. What they change lands in these two tables, so the newest row of each is
+the *key generation*: every worker compares it with the one its keys were loaded under before it
+signs or serves the trust list (one small query), and reads the folder again when it moved.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from app.errors import Conflict, InvalidRequest, NotFound
 from app.ledger.service import TransparencyLog
 # The key folder's layout belongs to authority.py; its readers raise KeyMaterialError naming the
 # bad file, which is what an operator needs when a retired certificate is unreadable.
-from app.pki.authority import (_RETIRED, _SIGNERS, KeyMaterialError, _check_issued_by,
+from app.pki.authority import (_RETIRED, _SIGNERS, KeyMaterialError, KeyStore, _check_issued_by,
                                _read_certificate, certificate_sha256)
 from app.pki.keyring import REGISTRY_SIGNER, Keyring
 from app.pki.models import Revocation, SigningCertificate
@@ -140,6 +145,42 @@ class CertificateRegistry:
         self.keyring = keyring
         self.log = log
 
+    # -- the current keys ----------------------------------------------------------------------
+
+    def key_generation(self, session: Session | None = None) -> tuple[int | None, int | None]:
+        """The recorded signing-key state: the log indices of the newest recorded certificate
+        and of the newest revocation (None while there is none).
+
+        Both tables are append-only and every rotation or revocation adds a row to one of them,
+        so the pair changes exactly when a signer's current certificate or its standing may have.
+        One query on two unique indexes; ``session`` is the caller's, or a new one.
+        """
+        query = sa.select(sa.select(sa.func.max(SigningCertificate.log_index)).scalar_subquery(),
+                          sa.select(sa.func.max(Revocation.log_index)).scalar_subquery())
+        if session is not None:
+            return tuple(session.execute(query).one())
+        with self.db.sessions() as own:
+            return tuple(own.execute(query).one())
+
+    def current_keys(self, session: Session | None = None) -> KeyStore:
+        """The key folder as the database says it is now: read again if another process (``keys
+        rotate``, ``keys revoke``) changed the key state since this one loaded it."""
+        return self.keyring.refresh(self.key_generation(session))
+
+    def current_certificate(self, session: Session, signer: str) -> x509.Certificate:
+        """The certificate ``signer`` signs with from now on, recorded before anything is signed.
+
+        Runs in the caller's transaction, which holds the registry lock
+        (:func:`~app.publishing.service.lock_head`), so it sees every rotation committed before
+        it. A certificate found in the folder but not yet recorded (its ``keys rotate`` is
+        between writing the files and recording them) is recorded here, so that no manifest
+        names a certificate the log has not announced. ``KeyError`` if there is no such signer.
+        """
+        certificate = self.current_keys(session).signer_certificate(signer)
+        if session.get(SigningCertificate, certificate_sha256(certificate)) is None:
+            self.sync(session)
+        return certificate
+
     # -- writes --------------------------------------------------------------------------------
 
     def sync(self, session: Session) -> list[SigningCertificate]:
@@ -193,6 +234,8 @@ class CertificateRegistry:
                                  f"a revocation takes effect now or at a past instant.")
         with self.db.write() as session:
             lock_head(session)
+            # A signer's name means its certificate now, whoever rotated it last.
+            self.current_keys(session)
             self.sync(session)
             sha256 = self._resolve(sha256_or_signer_name)
             certificate = session.get(SigningCertificate, sha256)

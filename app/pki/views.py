@@ -21,6 +21,8 @@ blp = Blueprint("trust", __name__, url_prefix="/v1",
                             "revocations, log key, timestamps.")
 
 TIMESTAMP_QUERY = "application/timestamp-query"
+#: The trust list and certificate records change with every rotation and revocation.
+REVALIDATE = "no-cache"
 TIMESTAMP_REPLY = "application/timestamp-reply"
 CERTIFICATE_STATUSES = ("valid", "expired", "revoked")
 
@@ -148,22 +150,24 @@ def trust():
 
     A self-contained trust list: saved as a file, it is what the offline audit CLI takes as
     --trust-list to check that a manifest's certificate was issued here and not revoked when it
-    was signed.
+    was signed. It changes with every rotation and revocation, so caches must revalidate it.
     """
-    keys = provenance().keyring.store
+    keys = certificates().current_keys()
     log = current_app.extensions["tech7.log"]
     now = utcnow()
     records = certificates().certificates()
     revoked = sorted((r for r in records if r.revocation), key=lambda r: r.revocation.log_index)
-    return {"generated_at": isoformat(now),
-            "anchors": [describe_certificate(keys.root_ca_certificate)],
-            "anchors_pem": "/v1/trust/anchors.pem",
-            "timestamp_authority": describe_certificate(keys.tsa_certificate),
-            "signers": [{"name": name, **describe_certificate(keys.signer_certificate(name))}
-                        for name in keys.signer_names()],
-            "certificates": [_issued_json(record, now) for record in records],
-            "revocations": [_revocation_json(record) for record in revoked],
-            "log": {"origin": log.origin, "verifier_key": log.verifier_key}}
+    trust_list = {
+        "generated_at": isoformat(now),
+        "anchors": [describe_certificate(keys.root_ca_certificate)],
+        "anchors_pem": "/v1/trust/anchors.pem",
+        "timestamp_authority": describe_certificate(keys.tsa_certificate),
+        "signers": [{"name": name, **describe_certificate(keys.signer_certificate(name))}
+                    for name in keys.signer_names()],
+        "certificates": [_issued_json(record, now) for record in records],
+        "revocations": [_revocation_json(record) for record in revoked],
+        "log": {"origin": log.origin, "verifier_key": log.verifier_key}}
+    return trust_list, 200, {"Cache-Control": REVALIDATE}
 
 
 @blp.route("/trust/certificates/<string:sha256>")
@@ -173,7 +177,8 @@ def certificate(args, sha256):
     """One signing certificate the registry issued, with its PEM and revocation"""
     record = certificates().certificate(args["sha256"])
     return {**_issued_json(record, utcnow()), "pem": record.pem,
-            "recorded_at": isoformat(record.recorded_at), "revocation": _revocation_json(record)}
+            "recorded_at": isoformat(record.recorded_at),
+            "revocation": _revocation_json(record)}, 200, {"Cache-Control": REVALIDATE}
 
 
 @blp.route("/trust/anchors.pem")

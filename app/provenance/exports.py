@@ -28,6 +28,7 @@ from app.catalog.kinds import ASSOCIATION, DECLARATION, PRIORITY, RECOMMENDATION
 from app.db import Database, utcnow
 from app.errors import Conflict, InvalidRequest, NotFound
 from app.ledger.service import TransparencyLog
+from app.pki.keyring import REGISTRY_SIGNER
 from app.provenance.manifests import Ingredient, IngredientNotTrustedError
 from app.provenance.models import Export
 from app.provenance.pdf import render_export_pdf, version_href
@@ -156,7 +157,8 @@ class ExportService:
         Raises :class:`~app.errors.InvalidRequest` (nothing written) when the format is unknown,
         a version path names nothing, or the scope selects no version or more than
         :data:`MAX_VERSIONS`; :class:`ComponentNotTrusted` when a selected version no longer
-        verifies; :class:`~app.provenance.service.SigningUnavailable` when signing fails.
+        verifies; :class:`~app.publishing.service.SignerRevoked` when the registry's certificate
+        is revoked; :class:`~app.provenance.service.SigningUnavailable` when signing fails.
         """
         media_type = MEDIA_TYPES.get(export_format)
         if media_type is None:
@@ -170,6 +172,7 @@ class ExportService:
             created_at = utcnow()
             hrefs = [version_href(version) for version in versions]
             content = _layout(export_format, scope, versions, path=path, created_at=created_at)
+            self.publishing.require_current_signer(session, REGISTRY_SIGNER)
             try:
                 content, signed = self.provenance.sign_export(
                     content=content, media_type=media_type, embedded=export_format == "pdf",

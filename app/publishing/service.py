@@ -373,7 +373,7 @@ class PublishingService:
         association = document.association
         if signed is None:
             signer_name = _signer_of(kind, document)
-            self._refuse_revoked_signer(signer_name)
+            self.require_current_signer(session, signer_name)
             signed = self.provenance.sign_version(
                 body=body, signer_name=signer_name,
                 title=f"{kind.name} {document.slug} version {number}",
@@ -400,17 +400,20 @@ class PublishingService:
         session.flush()
         return version
 
-    # -- helpers -------------------------------------------------------------------------------
-
-    def _refuse_revoked_signer(self, signer_name: str) -> None:
-        """A revoked certificate must not sign anything new: the operator rotates it first."""
-        certificate = self.provenance.keyring.store.signer_certificate(signer_name)
+    def require_current_signer(self, session: Session, signer_name: str) -> None:
+        """Before signing in the caller's transaction (which holds the registry lock): make the
+        provenance service sign with ``signer_name``'s current certificate, even if another
+        process rotated it, and refuse (409) if that certificate is revoked: the operator rotates
+        it first."""
+        certificate = self.certificates.current_certificate(session, signer_name)
         status = self.certificates.status(certificate_sha256(certificate), None)
         if status.revoked:
             raise SignerRevoked(
                 f"The signing certificate of {signer_name!r} was revoked at "
                 f"{isoformat(status.revoked_at)} ({status.reason}); an operator must run "
                 f"`tech7-registry keys rotate {signer_name}` before anything more is signed.")
+
+    # -- helpers -------------------------------------------------------------------------------
 
     def _matched_draft(self, session: Session, kind: DocumentKind, slug: str,
                        authorise: Callable[[Document], None], if_match: str | None

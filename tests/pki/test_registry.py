@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -15,10 +16,11 @@ from sqlalchemy.exc import DBAPIError
 from app import config
 from app.db import utcnow
 from app.errors import InvalidRequest
-from app.pki.authority import KeyMaterialError, certificate_sha256, rotate_signer
-from app.pki.keyring import signer_names_from_seed
+from app.pki.authority import KeyMaterialError, KeyStore, certificate_sha256, rotate_signer
+from app.pki.keyring import Keyring, signer_names_from_seed
 from app.pki.registry import CertificateAlreadyRevoked, UnknownCertificate, certificate_path
-from app.publishing.service import isoformat
+from app.provenance.exports import ExportScope
+from app.publishing.service import SignerRevoked, isoformat
 
 
 def registry(app):
@@ -287,6 +289,108 @@ def test_cli_refuses_bad_revocations(app, args, message):
     assert result.exit_code != 0
     assert message in result.output
     assert row_counts(app) == before
+
+
+# --- keys changed by another process ------------------------------------------------------------
+# `tech7-registry keys` runs in a process of its own while the server's workers keep the key folder
+# loaded: ``command_line`` is that process, ``own_keys_app`` a worker.
+
+VERSION = "/v1/recommendations/sme-participation/versions/1"
+
+
+@pytest.fixture
+def command_line(own_keys_app, tmp_path):
+    """A CLI runner of a second app on the worker's database and key folder."""
+    other = make_app(own_keys_app.config["DATABASE_URL"], tmp_path / "cli",
+                     KEYS_DIR=own_keys_app.config["KEYS_DIR"], STARTUP_CHECKS=False)
+    yield other.test_cli_runner()
+    other.extensions["tech7.db"].engine.dispose()
+
+
+def export_now(app) -> dict:
+    """Make a JSON export signed by the registry; returns its log record."""
+    made = app.extensions["tech7.exports"].create("json", ExportScope(versions=(VERSION,)),
+                                                  created_by="test")
+    return record_at(app, made.log_index)
+
+
+def folder_sha256(app, signer: str) -> str:
+    """``signer``'s current certificate as the key folder holds it now."""
+    return certificate_sha256(KeyStore.load(Path(app.config["KEYS_DIR"]))
+                              .signer_certificate(signer))
+
+
+def test_a_worker_signs_with_the_certificate_another_process_rotated(own_keys_app, command_line):
+    worker = own_keys_app
+    old = current_sha256(worker, "registry")
+    assert export_now(worker)["signer_certificate_sha256"] == old
+
+    assert command_line.invoke(args=["keys", "rotate", "registry"]).exit_code == 0
+
+    new = folder_sha256(worker, "registry")
+    assert new != old
+    assert export_now(worker)["signer_certificate_sha256"] == new
+    trust = worker.test_client().get("/v1/trust")
+    assert {s["name"]: s["sha256"] for s in trust.json["signers"]}["registry"] == new
+    assert trust.headers["Cache-Control"] == "no-cache"
+
+
+def test_a_worker_refuses_a_certificate_another_process_revoked_until_it_is_rotated(
+        own_keys_app, command_line):
+    worker = own_keys_app
+    export_now(worker)  # the worker has signed with the certificate about to be revoked
+    revoked = command_line.invoke(args=["keys", "revoke", "registry", "--reason",
+                                        "keyCompromise"])
+    assert revoked.exit_code == 0, revoked.output
+    before = row_counts(worker)
+
+    with pytest.raises(SignerRevoked, match="keys rotate registry"):
+        export_now(worker)
+    assert row_counts(worker) == before
+
+    assert command_line.invoke(args=["keys", "rotate", "registry"]).exit_code == 0
+    assert export_now(worker)["signer_certificate_sha256"] == folder_sha256(worker, "registry")
+
+
+def test_the_keys_are_read_again_only_when_the_recorded_key_state_changes(own_keys_app,
+                                                                         command_line):
+    certificates = registry(own_keys_app)
+    loaded = certificates.current_keys()
+    assert certificates.current_keys() is loaded
+    assert command_line.invoke(args=["keys", "revoke", "bitkom", "--reason",
+                                     "superseded"]).exit_code == 0
+    assert certificates.current_keys() is not loaded
+
+
+def test_a_certificate_in_the_folder_but_not_yet_recorded_is_logged_before_it_signs(
+        own_keys_app, tmp_path):
+    # A worker that starts while `keys rotate` has written the new files but not recorded them.
+    rotate_signer(Path(own_keys_app.config["KEYS_DIR"]), "registry")
+    worker = make_app(own_keys_app.config["DATABASE_URL"], tmp_path / "worker",
+                      KEYS_DIR=own_keys_app.config["KEYS_DIR"])
+    new = folder_sha256(worker, "registry")
+    size = transparency_log(worker).size()
+
+    exported = export_now(worker)
+
+    assert exported["signer_certificate_sha256"] == new
+    assert (record_at(worker, size)["type"], record_at(worker, size)["signer_certificate_sha256"]
+            ) == ("certificate-issue", new)
+    worker.extensions["tech7.db"].engine.dispose()
+
+
+def test_a_key_folder_caught_mid_rotation_leaves_the_loaded_keys_in_use(keys_dir, tmp_path):
+    folder = tmp_path / "keys"
+    shutil.copytree(keys_dir, folder)
+    keyring = Keyring(folder)
+    loaded = keyring.refresh((1, None))
+    key = folder / "signers" / "bitkom.key"
+    key.rename(tmp_path / "moving.key")
+
+    assert keyring.refresh((2, None)) is loaded
+
+    (tmp_path / "moving.key").rename(key)
+    assert keyring.refresh((2, None)) is not loaded
 
 
 # --- the database itself -----------------------------------------------------------------------
