@@ -3,9 +3,8 @@
 from app.auth.models import AccessToken, AuditEvent
 from app.db import Base
 from app.ledger.models import LogCheckpoint, LogEntry, LogTile
-from app.pki.models import Revocation, SigningCertificate
+from app.pki.models import AssociationCA, Revocation, SigningCertificate
 from app.provenance.models import Export
-from app.statements.models import AssociationCA
 from app.publishing.models import Document, Draft, IdempotencyRecord, RegistryHead, Version
 
 metadata = Base.metadata

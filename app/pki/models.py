@@ -1,4 +1,5 @@
-"""The registry's record of signing certificates and their revocations (both append-only)."""
+"""The registry's record of signing certificates and their revocations (both append-only), and the
+CA certificates that associations bring for signing with their own keys."""
 
 from __future__ import annotations
 
@@ -37,3 +38,17 @@ class Revocation(Base):
     revoked_at: Mapped[datetime] = mapped_column(UTCDateTime())
     reason: Mapped[str] = mapped_column(sa.String(64))
     log_index: Mapped[int] = mapped_column(unique=True)
+
+
+class AssociationCA(Base):
+    """An association's own CA certificate; usable for non-custodial publishing once approved."""
+
+    __tablename__ = "association_cas"
+
+    sha256: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    association: Mapped[str] = mapped_column(sa.String(64), index=True)
+    pem: Mapped[str] = mapped_column(sa.Text)
+    registered_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    registered_by: Mapped[str] = mapped_column(sa.String(128))
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    approved_by: Mapped[str | None] = mapped_column(sa.String(128))

@@ -38,7 +38,7 @@ from app.ledger.service import TransparencyLog
 from app.pki.authority import (_RETIRED, _SIGNERS, KeyMaterialError, KeyStore, _check_issued_by,
                                _read_certificate, certificate_sha256)
 from app.pki.keyring import REGISTRY_SIGNER, Keyring
-from app.pki.models import Revocation, SigningCertificate
+from app.pki.models import AssociationCA, Revocation, SigningCertificate
 from app.publishing.service import isoformat, lock_head
 
 #: RFC 5280 §5.3.1 CRLReason names a registry signing certificate may be revoked for. The CA
@@ -144,6 +144,21 @@ class CertificateRegistry:
         self.db = db
         self.keyring = keyring
         self.log = log
+
+    # -- associations' own CAs --------------------------------------------------------------
+
+    @staticmethod
+    def approved_ca_pem(session: Session, association: str) -> bytes:
+        """The PEM certificates of ``association``'s approved CAs, concatenated (empty if none).
+
+        These are the anchors the registry checks an own-key version against when it accepts
+        it, so every later check of that version (as the parent of the next one, or as an
+        export's ingredient) trusts them too, and only for that association's versions.
+        """
+        return b"".join(pem.encode("ascii") for pem in session.scalars(
+            sa.select(AssociationCA.pem).where(AssociationCA.association == association,
+                                               AssociationCA.approved_at.is_not(None))
+            .order_by(AssociationCA.sha256)))
 
     # -- the current keys ----------------------------------------------------------------------
 

@@ -151,6 +151,20 @@ class ExportService:
         self.provenance = provenance
         self.log = log
 
+    def _ingredients(self, session: Session, hrefs: list[str],
+                     versions: list[PublishedVersion]) -> list[Ingredient]:
+        """The selected versions as ``componentOf`` ingredients. A version an association signed
+        is read against that association's approved CAs as well as the registry's root: one it
+        signed with its own key chains to the former."""
+        anchors: dict[str, bytes] = {}
+        for version in versions:
+            if version.signer != REGISTRY_SIGNER and version.signer not in anchors:
+                anchors[version.signer] = self.publishing.certificates.approved_ca_pem(
+                    session, version.signer)
+        return [Ingredient(href, JSON, version.body, version.manifest, relationship="componentOf",
+                           own_anchors_pem=anchors.get(version.signer, b""))
+                for href, version in zip(hrefs, versions)]
+
     def create(self, export_format: str, scope: ExportScope, *, created_by: str) -> StoredExport:
         """Make the export of ``scope`` in ``export_format`` (pdf, json or csv), in one transaction.
 
@@ -180,9 +194,7 @@ class ExportService:
                     identity={"kind": "export", "id": export_id, "format": export_format,
                               "scope": scope.to_json(), "versions": hrefs,
                               "exported_at": isoformat(created_at)},
-                    ingredients=[Ingredient(href, JSON, version.body, version.manifest,
-                                            relationship="componentOf")
-                                 for href, version in zip(hrefs, versions)])
+                    ingredients=self._ingredients(session, hrefs, versions))
             except IngredientNotTrustedError as error:
                 raise ComponentNotTrusted(
                     f"Refusing to export: {error}. The stored version no longer matches its "

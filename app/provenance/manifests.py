@@ -96,6 +96,9 @@ class Ingredient:
 
     ``manifest`` is its sidecar manifest, or ``None`` when ``content`` carries the manifest
     embedded (a PDF). ``relationship`` is ``componentOf`` for the documents an export contains.
+    ``own_anchors_pem`` are CA certificates it may chain to besides the registry's root: the
+    approved CAs of the association that signed it with its own key, which the registry checked
+    it against when it accepted the version.
     """
 
     title: str
@@ -103,6 +106,7 @@ class Ingredient:
     content: bytes
     manifest: bytes | None = None
     relationship: str = "componentOf"
+    own_anchors_pem: bytes = b""
 
 
 @dataclass(frozen=True)
@@ -273,6 +277,7 @@ class ManifestSigner:
         identity: Mapping[str, object],
         parent_manifest: bytes | None = None,
         parent_content: bytes | None = None,
+        parent_anchors_pem: bytes = b"",
         ingredients: Sequence[Ingredient] = (),
         digital_source_type: str = DIGITAL_CREATION,
     ) -> bytes:
@@ -280,7 +285,8 @@ class ManifestSigner:
 
         ``action`` is ``c2pa.created`` for a first version (no parent) or ``c2pa.edited`` /
         ``c2pa.published`` for a later one, whose previous version (``parent_content`` and its
-        ``parent_manifest``) becomes the ``parentOf`` ingredient. ``ingredients`` become
+        ``parent_manifest``) becomes the ``parentOf`` ingredient, read against the registry's root
+        plus ``parent_anchors_pem`` (see :attr:`Ingredient.own_anchors_pem`). ``ingredients`` become
         ``componentOf`` ingredients. Every ingredient must read Trusted, else
         :class:`IngredientNotTrustedError`. ``identity`` is stored as the ``org.tech7.document``
         assertion. Raises :class:`SigningError` when c2pa refuses.
@@ -289,6 +295,7 @@ class ManifestSigner:
             content, media_type, embed=False,
             signer_name=signer_name, title=title, action=action, identity=identity,
             parent_manifest=parent_manifest, parent_content=parent_content,
+            parent_anchors_pem=parent_anchors_pem,
             ingredients=ingredients, digital_source_type=digital_source_type,
         )
         return manifest
@@ -353,6 +360,7 @@ class ManifestSigner:
         parent_content: bytes | None,
         ingredients: Sequence[Ingredient],
         digital_source_type: str,
+        parent_anchors_pem: bytes = b"",
     ) -> c2pa.Builder:
         self._check_process()
         has_parent = parent_content is not None or parent_manifest is not None
@@ -377,6 +385,7 @@ class ManifestSigner:
                 content=parent_content,
                 manifest=parent_manifest,
                 relationship="parentOf",
+                own_anchors_pem=parent_anchors_pem,
             )
             staged.append(self._stage(parent, _PARENT_ID))
         for index, ingredient in enumerate(ingredients):
@@ -429,12 +438,15 @@ class ManifestSigner:
         return builder
 
     def _stage(self, ingredient: Ingredient, ingredient_id: str) -> _StagedIngredient:
+        # An ingredient an association signed with its own key chains to one of its CAs, not to
+        # the registry's root: it needs a context of its own (the signer's context trusts the
+        # root alone).
         report = read_manifest(
             ingredient.content,
             ingredient.media_type,
             ingredient.manifest,
-            trust_anchors_pem=self._keys.trust_anchors_pem,
-            context=self._context,
+            trust_anchors_pem=ingredient.own_anchors_pem + self._keys.trust_anchors_pem,
+            context=None if ingredient.own_anchors_pem else self._context,
         )
         if not report.trusted:
             raise IngredientNotTrustedError(ingredient.title, report)

@@ -135,8 +135,14 @@ class ProvenanceService:
 
     # -- verifying ------------------------------------------------------------------------------
 
-    def verify(self, content: bytes, media_type: str, manifest: bytes | None) -> ManifestReport:
-        """Read a manifest offline against the registry's trust anchors."""
+    def verify(self, content: bytes, media_type: str, manifest: bytes | None,
+               own_anchors_pem: bytes = b"") -> ManifestReport:
+        """Read a manifest offline against the registry's trust anchors, plus
+        ``own_anchors_pem`` (associations' approved CAs, see :attr:`Ingredient.own_anchors_pem`)
+        when it builds on versions they signed with their own keys."""
+        if own_anchors_pem:
+            return read_manifest(content, media_type, manifest,
+                                 trust_anchors_pem=own_anchors_pem + self.trust_anchors_pem)
         _, context = self._process_objects()
         return read_manifest(content, media_type, manifest,
                              trust_anchors_pem=self.trust_anchors_pem, context=context)
@@ -144,8 +150,12 @@ class ProvenanceService:
     # -- signing --------------------------------------------------------------------------------
 
     def sign_version(self, *, body: bytes, identity: dict[str, Any], signer_name: str,
-                     title: str, parent: tuple[bytes, bytes] | None) -> SignedManifest:
+                     title: str, parent: tuple[bytes, bytes] | None,
+                     parent_anchors_pem: bytes = b"") -> SignedManifest:
         """Sign a version's canonical bytes; ``parent`` is the previous (body, manifest).
+
+        ``parent_anchors_pem`` are the approved CAs of the association, when the previous version
+        may be one it signed with its own key (:attr:`Ingredient.own_anchors_pem`).
 
         The parent must still read Trusted: c2pa does not let a tampered parent invalidate the
         child, so this check is ours to make (409 otherwise). :meth:`ManifestSigner.sign_sidecar`
@@ -158,7 +168,8 @@ class ProvenanceService:
                 body, JSON, signer_name=signer_name, title=title,
                 action=EDITED if parent is not None else CREATED, identity=identity,
                 parent_manifest=parent[1] if parent else None,
-                parent_content=parent[0] if parent else None)
+                parent_content=parent[0] if parent else None,
+                parent_anchors_pem=parent_anchors_pem)
         except IngredientNotTrustedError as error:
             report = error.report
             raise ParentNotTrusted(
@@ -168,7 +179,7 @@ class ProvenanceService:
         except SigningError as error:
             raise SigningUnavailable(f"The manifest could not be signed and timestamped, so "
                                      f"nothing was published: {error}") from error
-        return self._checked(body, JSON, manifest, signer_name)
+        return self._checked(body, JSON, manifest, signer_name, parent_anchors_pem)
 
     def sign_export(self, *, content: bytes, media_type: str, embedded: bool, title: str,
                     identity: dict[str, Any], ingredients: list[Ingredient]) -> tuple[bytes, SignedManifest]:
@@ -191,11 +202,14 @@ class ProvenanceService:
         except SigningError as error:
             raise SigningUnavailable(f"The export could not be signed and timestamped: "
                                      f"{error}") from error
-        return content, self._checked(content, media_type, manifest, REGISTRY_SIGNER)
+        own_anchors = b"".join(sorted({ingredient.own_anchors_pem for ingredient in ingredients}))
+        return content, self._checked(content, media_type, manifest, REGISTRY_SIGNER, own_anchors)
 
     def _checked(self, content: bytes, media_type: str, manifest: bytes | None,
-                 signer_name: str) -> SignedManifest:
-        report = self.verify(content, media_type, manifest)
+                 signer_name: str, own_anchors_pem: bytes = b"") -> SignedManifest:
+        # c2pa re-validates the ingredients' manifests too, so the anchors their signers chain
+        # to must be there.
+        report = self.verify(content, media_type, manifest, own_anchors_pem)
         if not report.trusted:
             raise SigningUnavailable(f"A freshly signed manifest reads {report.state} "
                                      f"({', '.join(report.codes)}); nothing was published.")

@@ -378,7 +378,10 @@ class PublishingService:
                 body=body, signer_name=signer_name,
                 title=f"{kind.name} {document.slug} version {number}",
                 identity=version_identity(kind, document.slug, number, sha256, association),
-                parent=(previous.body, previous.manifest) if previous else None)
+                parent=(previous.body, previous.manifest) if previous else None,
+                # The previous version may be one the association signed with its own key.
+                parent_anchors_pem=self.certificates.approved_ca_pem(session, association)
+                if previous is not None and association else b"")
         withdrawn = bool(content.get("withdrawn"))
         entry = self.log.append(session, {
             "type": "withdrawal" if withdrawn else "publication",

@@ -52,13 +52,13 @@ from app.auth.service import OPERATOR, Principal
 from app.db import utcnow
 from app.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from app.pki.authority import certificate_sha256
+from app.pki.models import AssociationCA
 from app.provenance.manifests import TRUSTED, UNREADABLE, ManifestReport, read_manifest
 from app.provenance.service import JSON, SignedManifest
 from app.publishing.models import Document, Version
 from app.publishing.service import (PublishedVersion, PublishingService, canonical_bytes,
                                     isoformat, lock_head, version_identity)
 from app.statements.kinds import STATEMENT
-from app.statements.models import AssociationCA
 
 #: How far the publication time a signed version states may be from the registry's clock.
 PUBLISHED_AT_TOLERANCE = timedelta(minutes=10)
@@ -255,9 +255,7 @@ class OwnKeyPublishing:
                          association: str, stored_slug: str, number: int,
                          previous: Version | None) -> SignedManifest:
         """The checks from ``binding`` on; returns what the log and the version row record."""
-        own_anchors = b"".join(row.pem.encode("ascii") for row in session.scalars(
-            sa.select(AssociationCA).where(AssociationCA.association == association,
-                                           AssociationCA.approved_at.is_not(None))))
+        own_anchors = self.publishing.certificates.approved_ca_pem(session, association)
         # Read with the association's CAs plus the registry's root: the root is there only so
         # that a timestamp from the registry's own authority can be trusted. Because the root
         # also anchors every registry-issued signing certificate, who signed is decided by a

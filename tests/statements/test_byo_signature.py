@@ -403,3 +403,63 @@ def test_a_ca_is_registered_once_and_approved_under_its_own_association(
     record = client.get(f"{BITKOM}/ca/{approved}").json
     assert record["status"] == "approved" and record["pem"] == pki.ca_pem.decode()
     assert record["association"] == "bitkom"
+
+
+# --- mixed custodial and own-key histories -------------------------------------------------------
+
+
+def test_a_custodial_version_builds_on_an_own_key_version(client, bitkom, approved, pki, tsa_url):
+    """The registry accepted version 1 against Bitkom's approved CA; building version 2 on it
+    trusts the same CA."""
+    _published_v1_own_key(client, bitkom, pki, tsa_url)
+    put = client.put(f"{STATEMENT}/draft", json={**CONTENT, "text": "Now signed custodially."},
+                     headers={**bitkom, "If-None-Match": "*"})
+    assert put.status_code == 201, put.json
+    published = client.post(f"{STATEMENT}/draft/publish",
+                            headers={**bitkom, "If-Match": put.headers["ETag"]})
+    assert published.status_code == 201, published.json
+
+    anchors = client.get("/v1/trust/anchors.pem").get_data() + pki.ca_pem
+    body = client.get(f"{STATEMENT}/versions/2").get_data()
+    report = read_manifest(body, "application/json",
+                           client.get(f"{STATEMENT}/versions/2/manifest").get_data(),
+                           trust_anchors_pem=anchors)
+    assert report.trusted
+    (parent,) = [i for i in report.ingredients if i.relationship == "parentOf"]
+    assert parent.state == "Trusted"
+
+
+def test_an_export_includes_an_own_key_version(app, client, operator, bitkom, approved, pki,
+                                               tsa_url):
+    _published_v1_own_key(client, bitkom, pki, tsa_url)
+    made = client.post("/v1/exports", headers=operator,
+                       json={"format": "json", "scope": {"versions": [f"{STATEMENT}/versions/1"]}})
+    assert made.status_code == 201, made.json
+    export = made.headers["Location"]
+    anchors = client.get("/v1/trust/anchors.pem").get_data() + pki.ca_pem
+    report = read_manifest(client.get(export).get_data(), "application/json",
+                           client.get(export + "/manifest").get_data(), trust_anchors_pem=anchors)
+    assert report.trusted
+    assert [(i.relationship, i.state) for i in report.ingredients] == [("componentOf", "Trusted")]
+
+
+def test_an_unapproved_ca_still_vouches_for_nothing(app, client, operator, bitkom, approved, pki,
+                                                   tsa_url):
+    """Trusting an association's approved CAs for its own versions trusts nothing more: a
+    stored version whose manifest chains to a CA that is not approved is refused as a parent and
+    as an export's ingredient."""
+    _published_v1_own_key(client, bitkom, pki, tsa_url)
+    db = app.extensions["tech7.db"]
+    with db.engine.begin() as connection:
+        # The CA table is not append-only; forgetting the approval stands for a CA the
+        # registry never approved.
+        connection.exec_driver_sql("UPDATE association_cas SET approved_at = NULL, "
+                                   "approved_by = NULL")
+    put = client.put(f"{STATEMENT}/draft", json={**CONTENT, "text": "v2"},
+                     headers={**bitkom, "If-None-Match": "*"})
+    refused = client.post(f"{STATEMENT}/draft/publish",
+                          headers={**bitkom, "If-Match": put.headers["ETag"]})
+    assert refused.status_code == 409 and refused.json["type"].endswith("parent-not-trusted")
+    made = client.post("/v1/exports", headers=operator,
+                       json={"format": "json", "scope": {"versions": [f"{STATEMENT}/versions/1"]}})
+    assert made.status_code == 409, made.json
