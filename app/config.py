@@ -37,6 +37,8 @@ SEED_FILE = str(Path(__file__).resolve().parent / "catalog" / "content" / "tech7
 RATELIMIT_ENABLED = True
 RATELIMIT_ANONYMOUS = "300 per minute"
 RATELIMIT_AUTHENTICATED = "1200 per minute"
+#: Making exports, per client, on top of the API's limit: each costs about 1.5 s of signing.
+RATELIMIT_EXPORTS = "30 per hour"
 #: Where the counters live: memory:// counts per process; redis://host:6379 shares them between
 #: workers and hosts.
 RATELIMIT_STORAGE_URI = "memory://"

@@ -98,6 +98,7 @@ def make_app(database_url: str, tmp: Path, **overrides):
     """Build an app on ``database_url`` with test settings and the session's keys."""
     config = {"TESTING": True, "DATABASE_URL": database_url, "DATA_DIR": str(tmp),
               "RATELIMIT_ANONYMOUS": "100000/minute", "RATELIMIT_AUTHENTICATED": "100000/minute",
+              "RATELIMIT_EXPORTS": "100000/minute",
               "KEYS_DIR": str(_KEYS_DIR)}
     config.update(overrides)
     return create_app(config)

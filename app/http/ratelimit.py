@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 
 from flask import Flask, Response, request
 from flask_limiter import Limiter, RateLimitExceeded, RequestLimit
@@ -48,6 +49,8 @@ from app.auth.service import hash_token
 from app.http.problems import render_http_exception
 from app.publishing.kinds import KINDS
 
+# The attribute :func:`limited_by` sets on a view: the name of the setting holding its own limit.
+_OWN_LIMIT_SETTING = "_tech7_rate_limit_setting"
 # 64 bits of the token's SHA-256 keep buckets apart and the storage keys short.
 _TOKEN_KEY_HEX_DIGITS = 16
 
@@ -77,10 +80,34 @@ def init_rate_limits(app: Flask) -> Limiter | None:
         headers_enabled=False)
     limiter.request_filter(lambda: _is_immutable_version_read(version_endpoints))
     limiter.init_app(app)
+    _apply_own_limits(app, limiter)
     app.after_request(lambda response: _add_rate_limit_fields(limiter, response))
     app.register_error_handler(RateLimitExceeded,
                                lambda error: _render_rate_limited(limiter, error))
     return limiter
+
+
+def limited_by(setting: str) -> Callable[[Callable], Callable]:
+    """Give a costly view a limit of its own, from config ``setting``, on top of the API's.
+
+    Put it right under the route decorator; :func:`init_rate_limits` applies the limit, per
+    client as :func:`rate_limit_key` tells them apart.
+    """
+
+    def mark(view: Callable) -> Callable:
+        setattr(view, _OWN_LIMIT_SETTING, setting)
+        return view
+
+    return mark
+
+
+def _apply_own_limits(app: Flask, limiter: Limiter) -> None:
+    for endpoint, view in list(app.view_functions.items()):
+        setting = getattr(view, _OWN_LIMIT_SETTING, None)
+        if setting is not None:
+            parse_many(app.config[setting])  # a malformed limit fails at start-up
+            app.view_functions[endpoint] = limiter.limit(app.config[setting],
+                                                         key_func=rate_limit_key)(view)
 
 
 def rate_limit_key() -> str:

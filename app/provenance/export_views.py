@@ -2,7 +2,10 @@
 
 Making an export needs a token with the ``publish`` permission: the content it packs is public,
 but every export is signed by the registry, stored for good and written to the transparency log,
-so only those who may add to the registry's record may make one. Downloading is public.
+so only those who may add to the registry's record may make one. An operator exports anything; an
+association exports only its own record (its ``association`` scope, or versions of its own
+statements). Each export costs about a second and a half of signing, so making one also has a
+limit of its own (``RATELIMIT_EXPORTS``), on top of the API's. Downloading is public.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from flask import Response, current_app, json, request
 from app.auth import Permission, current_principal, requires
 from app.http.api import Blueprint, Schema
 from app.http.conditional import none_match, not_modified
+from app.http.ratelimit import limited_by
 from app.provenance.exports import MAX_VERSIONS, MEDIA_TYPES, ExportScope, ExportService
 from app.publishing.views import C2PA_MEDIA_TYPE, IMMUTABLE
 
@@ -86,14 +90,22 @@ def _metadata_response(metadata: dict, status: int = 200) -> Response:
 
 
 @blp.route("/exports", methods=["POST"])
+@limited_by("RATELIMIT_EXPORTS")
 @requires(Permission.PUBLISH)
 @blp.accepts("application/json")
 @blp.arguments(ExportRequestSchema, as_kwargs=False)
 @blp.response(201, ExportSchema, headers={"Location": {
     "description": "The export's URL.", "schema": {"type": "string"}}})
 def create_export(body):
-    """Make a signed, logged export (needs a token with the publish permission)"""
-    export = exports().create(body["format"], body["scope"], created_by=current_principal().name)
+    """Make a signed, logged export (needs a token with the publish permission)
+
+    An operator exports anything; an association only its own record: the scope
+    `{"association": <itself>}`, or versions of its own statements (403 otherwise). Making
+    exports has a limit of its own, lower than the API's (429 beyond it).
+    """
+    principal = current_principal()
+    export = exports().create(body["format"], body["scope"], created_by=principal.name,
+                              association=principal.association)
     response = _metadata_response(export.metadata(), status=201)
     response.headers["Location"] = export.path
     return response

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from app.http.conditional import SignedBytesValidators
 from app.catalog.kinds import ASSOCIATION, DECLARATION, PRIORITY, RECOMMENDATION
 from app.db import Database, utcnow
-from app.errors import Conflict, InvalidRequest, NotFound
+from app.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from app.ledger.service import TransparencyLog
 from app.pki.keyring import REGISTRY_SIGNER
 from app.provenance.manifests import Ingredient, IngredientNotTrustedError
@@ -165,8 +165,13 @@ class ExportService:
                            own_anchors_pem=anchors.get(version.signer, b""))
                 for href, version in zip(hrefs, versions)]
 
-    def create(self, export_format: str, scope: ExportScope, *, created_by: str) -> StoredExport:
+    def create(self, export_format: str, scope: ExportScope, *, created_by: str,
+               association: str | None = None) -> StoredExport:
         """Make the export of ``scope`` in ``export_format`` (pdf, json or csv), in one transaction.
+
+        ``association`` is the association asking, or None for an operator (or the command line),
+        who may export anything. An association exports only what is its own
+        (:func:`_require_own_scope`), else :class:`~app.errors.Forbidden`, nothing written.
 
         Raises :class:`~app.errors.InvalidRequest` (nothing written) when the format is unknown,
         a version path names nothing, or the scope selects no version or more than
@@ -181,6 +186,8 @@ class ExportService:
         with self.db.write() as session:
             lock_head(session)
             versions = self._select(session, scope)
+            if association is not None:
+                _require_own_scope(association, scope, versions)
             export_id = str(uuid.uuid4())
             path = f"/v1/exports/{export_id}"
             created_at = utcnow()
@@ -322,6 +329,23 @@ def _layout(export_format: str, scope: ExportScope, versions: list[PublishedVers
         return _csv(versions)
     return render_export_pdf(title=_title(scope, versions), scope=scope.describe(),
                              exported_at=created_at, export_path=path, versions=versions)
+
+
+def _require_own_scope(association: str, scope: ExportScope,
+                       versions: list[PublishedVersion]) -> None:
+    """Refuse an association's export of anything but its own record: the ``association`` scope
+    of itself, or versions of its own statements.
+
+    Every export is signed by the registry and logged for good; the declaration's and the
+    priorities' exports are the registry's own publications, which its operators make.
+    """
+    if scope.association == association:
+        return
+    if scope.versions and all(version.signer == association for version in versions):
+        return
+    raise Forbidden(f"An association exports only its own record: the scope "
+                    f'{{"association": "{association}"}}, or versions of its own statements. '
+                    f"Other exports are made by the registry's operators.")
 
 
 def _title(scope: ExportScope, versions: list[PublishedVersion]) -> str:

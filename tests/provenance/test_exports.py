@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from pypdf import PdfReader
 
 from app.auth import Permission
-from app.auth.service import OPERATOR, create_token
+from app.auth.service import ASSOCIATION, OPERATOR, create_token
 from app.catalog.kinds import PRIORITY, RECOMMENDATION
 from app.provenance.exports import CSV_COLUMNS, MAX_VERSIONS
 from app.provenance.manifests import read_manifest
@@ -395,3 +395,74 @@ def test_the_cli_writes_an_export_and_its_sidecar_that_read_trusted(app, client,
     assert unknown.exit_code == 1 and "/v1/nothing" in unknown.output
     assert not (tmp_path / "y").exists()
     assert _state(app) == before
+
+
+# --- who may export what, and how often -----------------------------------------------------------
+
+
+def _association(app, association: str) -> dict[str, str]:
+    token = create_token(app.extensions["tech7.db"], role=ASSOCIATION, association=association)
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _own_statement(client, headers, association: str) -> str:
+    """Publish a statement of ``association``; returns its version 1 path."""
+    base = f"/v1/associations/{association}/statements"
+    created = client.post(base, headers=headers, json={
+        "slug": "exported", "statement_type": "position", "title": "t", "text": "t"})
+    assert created.status_code == 201, created.json
+    published = client.post(f"{base}/exported/draft/publish",
+                            headers={**headers, "If-Match": created.headers["ETag"]})
+    assert published.status_code == 201, published.json
+    return published.headers["Location"]
+
+
+def test_an_association_exports_its_own_record_only(app, client, operator):
+    bitkom, numeum = _association(app, "bitkom"), _association(app, "numeum")
+    own = _own_statement(client, bitkom, "bitkom")
+    others = _own_statement(client, numeum, "numeum")
+    assert _export(client, bitkom, "json", {"versions": [own]})["versions"] == [own]
+    assert _export(client, bitkom, "csv", {"association": "bitkom"})["scope"] == \
+        {"association": "bitkom"}
+
+    before = _state(app)
+    refused = [{"declaration": True}, {"priority": 1}, {"association": "numeum"},
+               {"versions": [others]}, {"versions": [own, others]},
+               {"versions": ["/v1/recommendations/key-risks/versions/1"]}]
+    for scope in refused:
+        response = client.post("/v1/exports", json={"format": "json", "scope": scope},
+                               headers=bitkom)
+        assert response.status_code == 403, (scope, response.json)
+        assert response.mimetype == "application/problem+json"
+        assert "its own record" in response.json["detail"]
+    assert _state(app) == before
+    trail = client.get("/v1/audit-events", headers=operator).json["items"]
+    assert [(e["path"], e["status"], e["principal"]) for e in trail[:len(refused)]] == \
+        [("/v1/exports", 403, "association:bitkom")] * len(refused)
+    # An operator exports what an association may not.
+    assert _export(client, operator, "json", {"versions": [others]})["versions"] == [others]
+
+
+def test_making_exports_has_a_limit_of_its_own(databases, tmp_path):
+    limited = make_app(databases.clone_template(), tmp_path, RATELIMIT_EXPORTS="2 per hour")
+    try:
+        client = limited.test_client()
+        token = create_token(limited.extensions["tech7.db"], role=OPERATOR, label="limited")
+        operator = {"Authorization": f"Bearer {token}"}
+        # Refused requests count too: the limit is on asking, which is what costs.
+        for _ in range(2):
+            answer = client.post("/v1/exports", json={"format": "nope", "scope": {}},
+                                 headers=operator)
+            assert answer.status_code == 422
+            assert answer.headers["RateLimit-Limit"] == "2"
+        before = _state(limited)
+        refused = client.post("/v1/exports", json={"format": "json",
+                                                   "scope": {"declaration": True}},
+                              headers=operator)
+        assert refused.status_code == 429 and refused.mimetype == "application/problem+json"
+        assert int(refused.headers["Retry-After"]) > 0
+        assert _state(limited) == before
+        # The rest of the API is not held back by the export limit.
+        assert client.get("/v1/recommendations", headers=operator).status_code == 200
+    finally:
+        limited.extensions["tech7.db"].engine.dispose()
