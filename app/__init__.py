@@ -43,6 +43,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.config.update(config)
     app.config["DATABASE_URL"] = default_config.database_url(app.config["DATA_DIR"],
                                                              app.config["DATABASE_URL"])
+    app.config["KEYS_DIR"] = default_config.keys_dir(app.config["DATA_DIR"],
+                                                     app.config["KEYS_DIR"])
     app.config["MAX_CONTENT_LENGTH"] = int(app.config["MAX_BODY_BYTES"])
     app.config.update(_OPENAPI)
     app.json.sort_keys = False

@@ -7,16 +7,20 @@ starts, so several workers never race to migrate or seed.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import subprocess
 import sys
+from collections.abc import Callable
 from copy import copy
 from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import click
+import sqlalchemy as sa
 from flask import Flask, current_app
 from flask.cli import ScriptInfo, with_appcontext
 from flask_smorest.spec import openapi_cli
@@ -59,6 +63,35 @@ def registry(context: click.Context) -> None:
     # server's workers, not to the command line.
     context.obj = ScriptInfo(create_app=lambda: create_app({"STARTUP_CHECKS": False}),
                              set_debug_flag=False)
+
+
+def needs_registry(command: Callable) -> Callable:
+    """For a command that acts on an existing registry: with none at the configured place, stop
+    with one line, having written nothing (put it under ``@with_appcontext``)."""
+
+    @functools.wraps(command)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        _require_registry()
+        return command(*args, **kwargs)
+
+    return checked
+
+
+def _require_registry() -> None:
+    db = current_app.extensions["tech7.db"]
+    where = db.engine.url.render_as_string(hide_password=True)
+    make_one = ("run `tech7-registry serve` or `tech7-registry migrate` first, or point "
+                "TECH7_DATA_DIR or TECH7_DATABASE_URL at an existing registry")
+    if db.is_sqlite and not Path(db.engine.url.database or "").is_file():
+        raise click.ClickException(f"no registry at {db.engine.url.database}: {make_one}")
+    try:
+        with db.engine.connect() as connection:
+            migrated = sa.inspect(connection).has_table("alembic_version")
+    except sa.exc.SQLAlchemyError as error:
+        raise click.ClickException(f"cannot open the registry at {where}: "
+                                   f"{getattr(error, 'orig', None) or error}") from error
+    if not migrated:
+        raise click.ClickException(f"no registry in {where}: {make_one}")
 
 
 def register(app: Flask) -> None:
@@ -108,6 +141,7 @@ def migrate() -> None:
 @click.command()
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
 @with_appcontext
+@needs_registry
 def backup(out: Path) -> None:
     """Back up the database to OUT while the service runs (SQLite: a database file; PostgreSQL:
     a pg_dump custom archive). The key folder is not included: back it up separately."""
@@ -159,6 +193,7 @@ def keys_init() -> None:
 @keys.command("rotate")
 @click.argument("signer")
 @with_appcontext
+@needs_registry
 def keys_rotate(signer: str) -> None:
     """Issue a new signing certificate for SIGNER (registry or an association slug) and log it.
 
@@ -195,6 +230,7 @@ def _iso8601(_context: click.Context, _parameter: click.Parameter, value: str | 
               help="When the certificate stopped being trustworthy, with a UTC offset "
                    "[default: now]. Manifests signed from then on verify as revoked.")
 @with_appcontext
+@needs_registry
 def keys_revoke(certificate: str, reason: str, revoked_at: datetime | None) -> None:
     """Revoke SIGNER's current signing certificate, or the one with this SHA-256, and log it."""
     try:
@@ -216,6 +252,7 @@ def keys_revoke(certificate: str, reason: str, revoked_at: datetime | None) -> N
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path),
               help="The file to write; JSON and CSV also get FILE.c2pa, the sidecar manifest.")
 @with_appcontext
+@needs_registry
 def export(export_format: str, priority: int | None, association: str | None,
            versions: tuple[str, ...], out: Path) -> None:
     """Make a signed, logged export (default: the whole declaration) and print its id."""
@@ -266,6 +303,7 @@ def _scopes(_context: click.Context, _parameter: click.Parameter, value: str | N
               help="Expiry in the future (UTC date or RFC 3339 time).")
 @click.option("--label", default="", help="A note saying who holds the token.")
 @with_appcontext
+@needs_registry
 def create_token_command(role: str | None, association: str | None,
                          scopes: list[Permission] | None, expires: datetime | None,
                          label: str) -> None:
@@ -293,6 +331,7 @@ def _holder(row) -> str:
 @click.option("--json", "as_json", is_flag=True,
               help="Print the tokens as GET /v1/tokens lists them, as a JSON array.")
 @with_appcontext
+@needs_registry
 def list_tokens_command(as_json: bool) -> None:
     """List every token: who holds it, who made it, whether it still works (never the token)."""
     from app.auth.views import token_json  # noqa: PLC0415 - the API's own view of a token
@@ -319,6 +358,7 @@ def list_tokens_command(as_json: bool) -> None:
 @tokens.command("revoke")
 @click.argument("token_id", type=int)
 @with_appcontext
+@needs_registry
 def revoke_token_command(token_id: int) -> None:
     """Revoke token TOKEN_ID at once, and every token it made, transitively."""
     try:

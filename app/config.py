@@ -9,14 +9,19 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import platformdirs
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-#: Folder for the embedded SQLite database; created on start, owner-only (0700).
-DATA_DIR = "data"
+#: Folder for the embedded SQLite database, made owner-only (0700) by the commands that make a
+#: registry: the user's data folder (``~/.local/share/tech7-registry`` on Linux), so that every
+#: command finds the same registry from whatever folder it is run in.
+DATA_DIR = platformdirs.user_data_dir("tech7-registry", appauthor=False)
 #: SQLAlchemy URL; empty means SQLite in DATA_DIR. PostgreSQL: postgresql://user@host/db.
 DATABASE_URL = ""
-#: Folder holding the registry's keys and certificates (see keys/README.md).
-KEYS_DIR = str(PROJECT_ROOT / "keys")
+#: Folder holding the registry's keys and certificates (see keys/README.md); empty means
+#: ``keys`` in DATA_DIR.
+KEYS_DIR = ""
 #: Largest request body accepted, in bytes (413 beyond it).
 MAX_BODY_BYTES = 1024 * 1024
 #: Default and largest page sizes of collections.
@@ -45,18 +50,19 @@ RATELIMIT_STORAGE_URI = "memory://"
 
 
 def database_url(data_dir: str | os.PathLike, configured: str = "") -> str:
-    """The database URL to use: the configured one, or SQLite in ``data_dir`` (created here,
-    owner-only: 0700, for the database holds token hashes and the audit trail)."""
+    """The database URL to use: the configured one, or SQLite in ``data_dir``.
+
+    Nothing is created here: only the commands that make a registry (``serve``, ``migrate``,
+    ``restore``) make its folder (:func:`app.db.create_database_folder`).
+    """
     if configured:
         return configured
-    folder = Path(data_dir).resolve()
-    try:
-        folder.mkdir(mode=0o700, parents=True)
-    except FileExistsError:
-        pass  # an existing folder is the operator's to set
-    else:
-        folder.chmod(0o700)  # mkdir's mode is filtered by the umask
-    return f"sqlite:///{folder / 'registry.db'}"
+    return f"sqlite:///{Path(data_dir).resolve() / 'registry.db'}"
+
+
+def keys_dir(data_dir: str | os.PathLike, configured: str = "") -> str:
+    """The key folder to use: the configured one, or ``keys`` in ``data_dir``."""
+    return configured or str(Path(data_dir).resolve() / "keys")
 
 
 def environment_database_url() -> str:

@@ -17,6 +17,8 @@ from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
+from app.files import create_private_file, make_private_folder
+
 # A naming convention makes constraint names deterministic, so migrations can refer to them and
 # `alembic check` compares like with like on both engines.
 NAMING_CONVENTION = {
@@ -112,31 +114,31 @@ def create_engine(url: str) -> Engine:
     return sa.create_engine(url, pool_pre_ping=True)
 
 
-def create_private_file(path: Path) -> bool:
-    """Create ``path`` empty and readable by its owner only (0600, whatever the umask); False if
-    it exists. O_EXCL: a file someone else put there is never taken over."""
-    try:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-    except FileExistsError:
-        return False
-    return True
+def create_database(url: str) -> None:
+    """Make an SQLite database at ``url`` if it is missing: its folder owner-only (0700) and the
+    file itself empty and 0600, before SQLite opens it, for it holds token hashes and the audit
+    trail. SQLite gives its ``-wal``, ``-shm`` and ``-journal`` files the database file's
+    permissions (os_unix.c: ``findCreateFileMode``, ``unixOpenSharedMemory``), so this covers
+    them too. Nothing for other engines.
+
+    Called only where a registry is made (migrations, restore), so that a command needing an
+    existing registry writes nothing when it finds none.
+    """
+    if not url.startswith("sqlite"):
+        return
+    database = sa.engine.make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return
+    make_private_folder(Path(database).parent)
+    create_private_file(Path(database))
 
 
 def _private_sqlite_files(database: Path) -> None:
-    """Make the SQLite database owner-only (0600) before SQLite opens it: it holds token hashes
-    and the audit trail.
-
-    SQLite creates a new database 0644 (less the umask), and gives its ``-wal``, ``-shm`` and
-    ``-journal`` files the database file's permissions (os_unix.c: ``findCreateFileMode``,
-    ``unixOpenSharedMemory``), so creating the file first, empty (a valid empty database),
-    covers them all. Files an older version left readable by others are tightened; a file owned
-    by another user is theirs to change.
+    """Tighten an existing SQLite database and its ``-wal``, ``-shm`` and ``-journal`` files to
+    owner-only (0600): files an older version left readable by others, or a copied database. A
+    file owned by another user is theirs to change. New databases are made 0600 by
+    :func:`create_database`.
     """
-    try:
-        if create_private_file(database):
-            return
-    except FileNotFoundError:
-        return  # no such folder: SQLite says so, with the path, when it connects
     for path in (database, *(database.with_name(database.name + suffix)
                              for suffix in ("-wal", "-shm", "-journal"))):
         try:

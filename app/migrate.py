@@ -6,6 +6,7 @@ from alembic import command
 from alembic.config import Config
 
 from app.config import PROJECT_ROOT
+from app.db import create_database
 
 
 def alembic_config(database_url: str) -> Config:
@@ -20,5 +21,6 @@ def alembic_config(database_url: str) -> Config:
 
 
 def upgrade(database_url: str) -> None:
-    """Upgrade the database to the latest migration."""
+    """Upgrade the database to the latest migration (making an SQLite database's folder)."""
+    create_database(database_url)
     command.upgrade(alembic_config(database_url), "head")

@@ -7,7 +7,7 @@ from logging.config import fileConfig
 from alembic import context
 
 from app.config import environment_database_url
-from app.db import create_engine
+from app.db import create_database, create_engine
 from app.models import metadata
 
 config = context.config
@@ -25,6 +25,7 @@ def run_migrations_offline() -> None:
 
 def run_migrations_online() -> None:
     """Run migrations in one transaction on a live connection."""
+    create_database(_url())
     engine = create_engine(_url())
     with engine.connect() as connection:
         # SQLite cannot ALTER most constraints in place; batch mode rebuilds tables instead.

@@ -153,3 +153,21 @@ def operator_token(app) -> str:
 def operator(operator_token) -> dict[str, str]:
     """Authorization headers of a registry operator."""
     return {"Authorization": f"Bearer {operator_token}"}
+
+
+# --- browser tests ---------------------------------------------------------------------------------
+# Where a browser is required (``TECH7_REQUIRE_BROWSER=1``, as ``.ci/run`` sets), a browser test
+# (under tests/web/) that would skip fails instead, so that a missing Chromium cannot pass unseen.
+# The hook lives here, not in tests/web/conftest.py: modules import this file as ``conftest``.
+
+BROWSER_REQUIRED = os.environ.get("TECH7_REQUIRE_BROWSER") == "1"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if BROWSER_REQUIRED and report.skipped and "tests/web/" in item.nodeid.replace(os.sep, "/"):
+        report.outcome = "failed"
+        report.longrepr = (f"{item.nodeid} skipped although TECH7_REQUIRE_BROWSER=1: "
+                           f"{report.longrepr}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 import stat
 
-from app.db import Database
+from app.db import Database, create_database
 
 
 def _mode(path) -> int:
@@ -14,12 +14,14 @@ def _mode(path) -> int:
 
 
 def test_a_new_database_and_its_wal_files_are_owner_only(tmp_path):
-    path = tmp_path / "new.db"
+    path = tmp_path / "data" / "new.db"
+    create_database(f"sqlite:///{path}")
+    assert _mode(path.parent) == 0o700
     db = Database(f"sqlite:///{path}")
     with db.write() as session:
         session.connection().exec_driver_sql("CREATE TABLE t (x INTEGER)")
     with db.engine.connect():  # the WAL files exist while a connection is open
-        assert [_mode(tmp_path / name) for name in ("new.db", "new.db-wal", "new.db-shm")] \
+        assert [_mode(path.parent / name) for name in ("new.db", "new.db-wal", "new.db-shm")] \
             == [0o600] * 3
     db.engine.dispose()
 

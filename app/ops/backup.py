@@ -23,7 +23,8 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.engine import URL
 
-from app.db import Database, create_private_file
+from app.db import Database, create_database
+from app.files import create_private_file
 
 
 class BackupError(Exception):
@@ -88,6 +89,7 @@ def _restore_sqlite(db: Database, source: Path) -> None:
         raise BackupError(f"cannot restore into {db.engine.url}: not a writable database file")
     # The engine's pooled connections would not see the restored schema.
     db.engine.dispose()
+    create_database(str(db.engine.url))
     backup_file = sqlite3.connect(source.resolve().as_uri() + "?mode=ro", uri=True)
     try:
         try:

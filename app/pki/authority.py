@@ -36,6 +36,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from app.files import make_private_folder
+
 ROOT_VALIDITY = timedelta(days=20 * 365)
 ISSUING_VALIDITY = timedelta(days=10 * 365)
 TSA_VALIDITY = timedelta(days=10 * 365)
@@ -95,8 +97,8 @@ def init_keys(
     now = _utc(now)
     for name in signer_names:
         _check_signer_name(name)
-    _make_private_dir(directory)
-    _make_private_dir(directory / _SIGNERS)
+    make_private_folder(directory)
+    make_private_folder(directory / _SIGNERS)
 
     root_cert, root_key = _ensure_pair(
         directory / _ROOT, lambda: _issue_root(now))
@@ -133,7 +135,7 @@ def rotate_signer(
     stem = directory / _SIGNERS / name
     old_cert = _read_certificate(_sibling(stem, ".pem"))
     retired = directory / _SIGNERS / _RETIRED
-    _make_private_dir(retired)
+    make_private_folder(retired)
     retired_stem = retired / f"{name}-{old_cert.serial_number:x}"
     # Issue first so that a failure leaves the current signer untouched.
     cert, key = _issue_signer(name, issuing_cert, issuing_key, now, signer_validity)
@@ -444,13 +446,6 @@ def _write_public(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     with os.fdopen(fd, "wb") as out:
         out.write(data)
-
-
-def _make_private_dir(path: Path) -> None:
-    if not path.exists():
-        path.mkdir(mode=0o700, parents=True)
-        # mkdir's mode is filtered by the umask; say it once more explicitly.
-        path.chmod(0o700)
 
 
 def _pkcs8(key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey) -> bytes:
