@@ -17,8 +17,9 @@ from app import ops
 from app.audit.service import VerificationService
 from app.auth import audit_trail
 from app.db import Database
-from app.http.api import Api
+from app.http.api import Api, StrictJSONProvider
 from app.http.conditional import apply_conditional_get
+from app.http.requests import Request
 from app.http.ratelimit import init_rate_limits
 from app.ledger.service import TransparencyLog
 from app.pki.keyring import Keyring
@@ -37,6 +38,7 @@ _EXPOSED_HEADERS = ["ETag", "Link", "Location", "Content-Location", "Content-Dig
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the registry application."""
     app = Flask(__name__, static_folder=None)  # no static files: the API serves its own bytes
+    app.request_class = Request
     app.config.from_object(default_config)
     app.config.from_prefixed_env("TECH7")
     if config:
@@ -47,6 +49,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                                                      app.config["KEYS_DIR"])
     app.config["MAX_CONTENT_LENGTH"] = int(app.config["MAX_BODY_BYTES"])
     app.config.update(_OPENAPI)
+    app.json = StrictJSONProvider(app)
     app.json.sort_keys = False
 
     db = Database(app.config["DATABASE_URL"])

@@ -45,6 +45,15 @@ class InvalidRequest(RegistryError):
     title = "Invalid request"
 
 
+class InvalidJSON(RegistryError):
+    """The body is not I-JSON (RFC 7493) that the registry can canonicalise (RFC 8785); ``reason``
+    names the rule it broke (:mod:`app.publishing.canonical`)."""
+
+    status = 400
+    problem = "invalid-json"
+    title = "The body is not acceptable JSON"
+
+
 class PreconditionRequired(RegistryError):
     """A state-changing request on a draft came without ``If-Match`` (RFC 6585 §3)."""
 
@@ -75,6 +84,14 @@ class IdempotencyKeyReused(RegistryError):
     status = 422
     problem = "idempotency-key-reused"
     title = "Idempotency key reused with a different request"
+
+
+class InvalidIdempotencyKey(RegistryError):
+    """An ``Idempotency-Key`` that is empty or longer than the registry stores whole."""
+
+    status = 400
+    problem = "invalid-idempotency-key"
+    title = "Invalid idempotency key"
 
 
 class Unauthenticated(RegistryError):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import signal
 import socket
@@ -84,3 +86,36 @@ def test_serve_keeps_the_database_and_keys_owner_only(served):
     # The root and issuing CAs, the TSA, the log, and each signer.
     assert len(private) == 4 + len(signer_names_from_seed(config.SEED_FILE))
     assert {_mode(key) for key in private} == {0o600}
+
+
+
+def test_serve_answers_a_chunked_body_over_the_limit_with_413(served):
+    """gunicorn ends a chunked body's stream itself and werkzeug stopped reading at the limit,
+    so the view saw a truncated body: a 400 "not valid JSON" instead of a 413."""
+    base, process, tmp_path = served
+    _wait_for(base + "/healthz", process)
+    env = {**os.environ, "TECH7_DATA_DIR": str(tmp_path / "data"),
+           "TECH7_KEYS_DIR": str(tmp_path / "keys")}
+    env.pop("TECH7_DATABASE_URL", None)
+    token = subprocess.run([str(Path(sys.executable).with_name("tech7-registry")), "tokens",
+                            "create", "--operator"], env=env, capture_output=True, text=True,
+                           check=True, timeout=60).stdout.strip()
+    listed = urllib.request.Request(base + "/v1/tokens",
+                                    headers={"Authorization": f"Bearer {token}"})
+    tokens = urllib.request.urlopen(listed, timeout=10).read()
+    # MAX_BODY_BYTES is a mebibyte: the body is a valid token request padded past it.
+    chunks = [b'{"scopes": ["publish"], "label": "'] + [b"x" * 65536] * 17 + [b'"}']
+    connection = http.client.HTTPConnection(base.removeprefix("http://"), timeout=30)
+    try:
+        connection.request("POST", "/v1/tokens", body=iter(chunks), encode_chunked=True,
+                           headers={"Content-Type": "application/json",
+                                    "Authorization": f"Bearer {token}"})
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the server may answer before it has read the rest of an oversized body
+    response = connection.getresponse()
+    body = response.read()
+    connection.close()
+    assert response.status == 413, body
+    assert response.headers["Content-Type"] == "application/problem+json"
+    assert json.loads(body)["type"] == "/problems/content-too-large"
+    assert urllib.request.urlopen(listed, timeout=10).read() == tokens

@@ -12,7 +12,7 @@ import marshmallow as ma
 from flask import Response, current_app, request
 
 from app.audit.service import REVOKED, VerificationService
-from app.http.api import Blueprint, Schema
+from app.http.api import Blueprint, Integer, Schema
 from app.provenance.manifests import INVALID, TRUSTED, VALID
 
 blp = Blueprint("verify", __name__, url_prefix="/v1",
@@ -73,11 +73,11 @@ class VerifiedVersionSchema(Schema):
     href = ma.fields.String(required=True)
     kind = ma.fields.String(required=True)
     slug = ma.fields.String(required=True)
-    number = ma.fields.Integer(required=True)
+    number = Integer(required=True)
 
 
 class VerifiedLogEntrySchema(Schema):
-    index = ma.fields.Integer(required=True)
+    index = Integer(required=True)
     leaf_hash = ma.fields.String(required=True, metadata={
         "description": "Base64 RFC 9162 leaf hash."})
     type = ma.fields.String(required=True)
@@ -117,7 +117,7 @@ class VerificationReportSchema(Schema):
     inclusion_verified = ma.fields.Boolean(required=True, metadata={
         "description": "The entry's inclusion in the log's current checkpoint was verified, "
                        "and the checkpoint's signature with the log key."})
-    checkpoint_size = ma.fields.Integer(required=True, allow_none=True)
+    checkpoint_size = Integer(required=True, allow_none=True)
     revoked = ma.fields.Nested(VerifiedRevocationSchema, required=True, allow_none=True)
     steps = ma.fields.List(ma.fields.Nested(VerificationStepSchema), required=True, metadata={
         "description": "The checks run, in order, up to the first that failed."})

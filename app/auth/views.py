@@ -11,7 +11,7 @@ from app.auth.permissions import Permission, audit_as, current_principal, requir
 from app.auth.service import (ASSOCIATION, COMMAND_LINE, OPERATOR, issue_token, list_tokens,
                               onboards, revoke_token)
 from app.errors import Forbidden
-from app.http.api import Blueprint, Schema
+from app.http.api import Blueprint, DateTime, Integer, Schema
 from app.publishing.service import isoformat
 
 blp = Blueprint("tokens", __name__, url_prefix="/v1",
@@ -30,14 +30,14 @@ class TokenRequestSchema(Schema):
                                  "needs 'onboard-associations', and the association no live "
                                  "token."})
     label = ma.fields.String(load_default="", validate=ma.validate.Length(max=200))
-    expires_at = ma.fields.AwareDateTime(load_default=None, metadata={
+    expires_at = DateTime(load_default=None, metadata={
         "description": "No later than the calling token's expiry (422 otherwise); omitted, the "
                        "calling token's expiry. An association's onboarding token is not bound "
                        "by the operator's."})
 
 
 class MintedBySchema(Schema):
-    token_id = ma.fields.Integer(allow_none=True, required=True, metadata={
+    token_id = Integer(allow_none=True, required=True, metadata={
         "description": "The token that made this one; null when made on the command line."})
     role = ma.fields.String(required=True,
                             validate=ma.validate.OneOf((OPERATOR, ASSOCIATION, COMMAND_LINE)))
@@ -46,7 +46,7 @@ class MintedBySchema(Schema):
 
 
 class TokenSchema(Schema):
-    id = ma.fields.Integer(required=True)
+    id = Integer(required=True)
     role = ma.fields.String(required=True)
     association = ma.fields.String(allow_none=True, required=True)
     scopes = ma.fields.List(ma.fields.String(), required=True)
@@ -54,7 +54,7 @@ class TokenSchema(Schema):
     created_at = ma.fields.String(required=True)
     expires_at = ma.fields.String(allow_none=True, required=True)
     revoked_at = ma.fields.String(allow_none=True, required=True)
-    parent_id = ma.fields.Integer(allow_none=True, required=True, metadata={
+    parent_id = Integer(allow_none=True, required=True, metadata={
         "description": "The token this one's life depends on: it expires no later, and "
                        "revoking it revokes this one. Null for a chain's first token."})
     onboarding = ma.fields.Boolean(required=True, metadata={
@@ -70,23 +70,23 @@ class NewTokenSchema(TokenSchema):
 
 class TokenListSchema(Schema):
     items = ma.fields.List(ma.fields.Nested(TokenSchema), required=True)
-    total = ma.fields.Integer(required=True)
+    total = Integer(required=True)
 
 
 class AuditQuerySchema(Schema):
-    since = ma.fields.AwareDateTime(load_default=None)
-    limit = ma.fields.Integer(load_default=100, validate=ma.validate.Range(min=1, max=1000))
+    since = DateTime(load_default=None)
+    limit = Integer(load_default=100, validate=ma.validate.Range(min=1, max=1000))
 
 
 class AuditEventSchema(Schema):
-    id = ma.fields.Integer(required=True)
+    id = Integer(required=True)
     at = ma.fields.String(required=True)
     principal = ma.fields.String(required=True)
-    token_id = ma.fields.Integer(allow_none=True, required=True)
+    token_id = Integer(allow_none=True, required=True)
     method = ma.fields.String(required=True)
     path = ma.fields.String(required=True)
     permission = ma.fields.String(required=True)
-    status = ma.fields.Integer(required=True)
+    status = Integer(required=True)
 
 
 class AuditEventListSchema(Schema):

@@ -6,6 +6,7 @@ import marshmallow as ma
 
 from app.catalog.schemas import (AssociationContent, DeclarationContent, PriorityContent,
                                  RecommendationContent)
+from app.http.api import Integer
 from app.publishing.kinds import DocumentKind, register_kind
 
 DECLARATION_SLUG = "tech7-ai-action-summit"
@@ -19,7 +20,7 @@ PRIORITY = register_kind(DocumentKind(
     name="priority", collection="priorities", content_schema=PriorityContent,
     description="The declaration's seven key priorities, addressed by number.",
     slug_pattern=r"^[1-9][0-9]{0,2}$", identity=lambda slug: {"number": int(slug)},
-    identity_fields={"number": ma.fields.Integer(
+    identity_fields={"number": Integer(
         required=True, validate=ma.validate.Range(min=1, max=999),
         metadata={"description": "The priority's number in the declaration's list."})}))
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from app.http.api import Schema
+from app.http.api import Integer, Schema
 
 _SLUG = ma.validate.Regexp(r"^[a-z0-9]+(-[a-z0-9]+)*$", error="Use lowercase kebab-case.")
 _TEXT = ma.validate.Length(min=1, max=20_000)
@@ -39,7 +39,7 @@ class SectionSchema(Schema):
 class FootnoteSchema(Schema):
     """A numbered footnote, referred to as [n] in the text."""
 
-    number = ma.fields.Integer(required=True, validate=ma.validate.Range(min=1, max=999))
+    number = Integer(required=True, validate=ma.validate.Range(min=1, max=999))
     text = ma.fields.String(required=True, validate=_TEXT)
 
 
@@ -84,8 +84,8 @@ class RecommendationContent(WithdrawableContent):
     title = ma.fields.String(required=True, validate=_TITLE)
     headed = ma.fields.Boolean(load_default=True, metadata={
         "description": "False when the title is editorial because the text has no heading."})
-    priority = ma.fields.Integer(required=True, validate=ma.validate.Range(min=1, max=7),
-                                 metadata={"description": "Number of the priority it serves."})
+    priority = Integer(required=True, validate=ma.validate.Range(min=1, max=7),
+                       metadata={"description": "Number of the priority it serves."})
     text = ma.fields.List(ma.fields.String(validate=_TEXT), required=True,
                           validate=ma.validate.Length(min=1, max=200),
                           metadata={"description": "Paragraphs, in order."})

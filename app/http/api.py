@@ -4,6 +4,9 @@ from here.
 What it fixes or adds, once, for every domain:
 
 - errors are RFC 9457 problem+json (including 405 with ``Allow``, 413, 415 and 422 field errors);
+- every JSON body, whether webargs or a view parses it, goes through one strict loader
+  (:func:`app.publishing.canonical.strict_loads`), and integer and date fields refuse what the
+  database or Python cannot hold (:class:`Integer`, :class:`DateTime`);
 - a view that changes state must declare the permission it needs (:func:`app.auth.requires`) or
   its blueprint refuses to register it;
 - write endpoints declare the media types they accept, and anything else gets a 415;
@@ -17,23 +20,84 @@ What it fixes or adds, once, for every domain:
 from __future__ import annotations
 
 import functools
+import numbers
 from collections.abc import Callable, Iterable
 from copy import deepcopy
+from datetime import datetime, timezone
 from http import HTTPStatus
+from typing import Any
 
 import apispec
 import flask_smorest
 import marshmallow as ma
 from flask import request
+from flask.json.provider import DefaultJSONProvider
 from flask_smorest.utils import prepare_response
+from webargs import core as webargs_core
+from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import HTTPException, UnsupportedMediaType
 
 from app.auth.permissions import declared_permission
 from app.errors import RegistryError
+from app.publishing.canonical import MAX_DEPTH, strict_loads
 from app.http.problems import (PROBLEM_MEDIA_TYPE, render_http_exception, render_registry_error,
                                render_unexpected)
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+class StrictJSONProvider(DefaultJSONProvider):
+    """Flask's JSON provider with :func:`~app.publishing.canonical.strict_loads` for
+    ``request.get_json()``, so a view that parses its body itself (a merge patch, a CA
+    registration) refuses what webargs refuses."""
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return strict_loads(s)
+
+
+class StrictParser(FlaskParser):
+    """webargs' Flask parser reading JSON bodies with the strict loader."""
+
+    def _raw_load_json(self, req) -> Any:
+        if not is_json_request(req):
+            return webargs_core.missing
+        data = req.get_data(cache=True)
+        # An empty body is no body: required fields then say what is missing (422).
+        return strict_loads(data) if data else webargs_core.missing
+
+
+class Integer(ma.fields.Integer):
+    """An integer that refuses a number with a fractional part (``1.5`` is not truncated to 1).
+
+    A JSON number with a zero fraction (``1.0``) is the integer, as JSON Schema's ``integer``
+    has it; digits in a query string parse as always. Every schema uses this field rather than
+    marshmallow's, whose default truncates.
+    """
+
+    def _validated(self, value: Any) -> int:
+        if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral) \
+                and not float(value).is_integer():
+            raise self.make_error("invalid")
+        return super()._validated(value)
+
+
+class DateTime(ma.fields.AwareDateTime):
+    """An RFC 3339 date-time with an offset, loaded as UTC, refused (422) unless the instant lies
+    within years 1-9999 in UTC: what Python's ``datetime`` and both database engines hold.
+
+    ``9999-12-31T23:59:59-00:01`` parses, but is past the end of Python's calendar once in UTC;
+    refusing it here keeps that arithmetic out of every service.
+    """
+
+    default_error_messages = {"range": "The instant must lie between 0001-01-01T00:00:00Z and "
+                                       "9999-12-31T23:59:59.999Z."}
+
+    def _deserialize(self, value: Any, attr, data, **kwargs) -> datetime:
+        moment = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return moment.astimezone(timezone.utc)
+        except OverflowError:
+            raise self.make_error("range") from None
 
 
 class Schema(ma.Schema):
@@ -61,7 +125,10 @@ class ProblemSchema(Schema):
 # ours rather than ``HTTPStatus`` member names, which differ between Python versions (413, 422),
 # so the generated document is the same on every interpreter.
 PROBLEM_RESPONSES: dict[str, tuple[int, str]] = {
-    "BadRequest": (400, "The body is not valid JSON."),
+    "BadRequest": (400, "The body is not I-JSON (RFC 7493): malformed, not UTF-8, a duplicate "
+                        "member name, a lone surrogate, a non-finite or inexact number, or "
+                        f"nested deeper than {MAX_DEPTH} levels."),
+    "BadIdempotencyKey": (400, "The Idempotency-Key is empty or longer than its maxLength."),
     "Unauthenticated": (401, "No bearer token, or one that is unknown, expired or revoked."),
     "Forbidden": (403, "The token is not scoped to this action, or not to this document's "
                        "association."),
@@ -173,8 +240,10 @@ class Api(flask_smorest.Api):
 
 
 class Blueprint(flask_smorest.Blueprint):
-    """flask-smorest's Blueprint with declared permissions, accepted media types and documented
-    problem responses."""
+    """flask-smorest's Blueprint with declared permissions, accepted media types, documented
+    problem responses and the strict JSON loader."""
+
+    ARGUMENTS_PARSER = StrictParser()
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

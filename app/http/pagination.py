@@ -8,16 +8,18 @@ from urllib.parse import urlencode
 import marshmallow as ma
 from flask import current_app, request
 
+from app.http.api import Integer
+
 MAX_PAGE = 1_000_000
 
 
 class PageQuerySchema(ma.Schema):
     """``page`` (1-based) and ``per_page`` query parameters, both bounded."""
 
-    page = ma.fields.Integer(load_default=1, validate=ma.validate.Range(min=1, max=MAX_PAGE),
-                             metadata={"description": "1-based page number."})
-    per_page = ma.fields.Integer(load_default=None, validate=ma.validate.Range(min=1, max=100),
-                                 metadata={"description": "Items per page (at most 100)."})
+    page = Integer(load_default=1, validate=ma.validate.Range(min=1, max=MAX_PAGE),
+                   metadata={"description": "1-based page number."})
+    per_page = Integer(load_default=None, validate=ma.validate.Range(min=1, max=100),
+                       metadata={"description": "Items per page (at most 100)."})
 
 
 @dataclass(frozen=True)

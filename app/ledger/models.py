@@ -29,6 +29,11 @@ class LogEntry(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+MAX_INDEX = 2**31 - 1
+"""The largest entry or tile index the tables hold: their ``index`` columns are INTEGER, 32 bits
+on PostgreSQL, so no entry, entry bundle or tile of this log lies beyond it."""
+
+
 class LogTile(Base):
     """A C2SP tlog-tiles tile: up to 256 concatenated 32-byte hashes of one tree level."""
 

@@ -22,7 +22,7 @@ from app.db import Database, utcnow
 from app.errors import InvalidRequest, NotFound
 from app.ledger.merkle import (HASH_SIZE, consistency_proof, inclusion_proof, leaf_hash,
                                parent_level, tree_root)
-from app.ledger.models import LogCheckpoint, LogEntry, LogTile
+from app.ledger.models import MAX_INDEX, LogCheckpoint, LogEntry, LogTile
 from app.ledger.note import format_checkpoint, format_tlog_proof, sign_note, verifier_key
 from app.pki.keyring import Keyring
 from app.ledger.tiles import TILE_HEIGHT, TILE_WIDTH, entry_bundle, hash_from_tile, tile_span
@@ -168,6 +168,9 @@ class TransparencyLog:
 
     def tile(self, level: int, index: int, width: int) -> bytes:
         """The first ``width`` hashes of a tile, if the log has that many there."""
+        if index > MAX_INDEX:
+            # A valid C2SP path, but no such tile can be stored: asking the database would fail.
+            raise NotFound("The log has no such tile.")
         with self.db.sessions() as session:
             hashes = self._tile(session, level, index)
         if hashes is None or len(hashes) < width * HASH_SIZE:
@@ -177,6 +180,8 @@ class TransparencyLog:
     def entry_bundle(self, index: int, width: int) -> bytes:
         """The C2SP entry bundle of leaves ``index * 256`` to ``index * 256 + width``."""
         first = index * TILE_WIDTH
+        if first + width - 1 > MAX_INDEX:
+            raise NotFound("The log has no such entry bundle.")
         with self.db.sessions() as session:
             leaves = session.scalars(sa.select(LogEntry.leaf)
                                      .where(LogEntry.index >= first,

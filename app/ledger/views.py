@@ -8,7 +8,7 @@ import json
 import marshmallow as ma
 from flask import Response, current_app
 
-from app.http.api import Blueprint, Schema
+from app.http.api import Blueprint, Integer, Schema
 from app.ledger.service import Entry, TransparencyLog
 from app.ledger.tiles import TILE_WIDTH, parse_entries_path, parse_tile_path
 from app.errors import NotFound
@@ -26,7 +26,7 @@ def transparency_log() -> TransparencyLog:
 
 
 class EntrySchema(Schema):
-    index = ma.fields.Integer(required=True)
+    index = Integer(required=True)
     leaf = ma.fields.String(required=True, metadata={"description": "Base64 of the exact leaf "
                                                      "bytes (RFC 8785 JSON of the record)."})
     leaf_hash = ma.fields.String(required=True, metadata={"description": "Base64 RFC 9162 leaf "
@@ -36,28 +36,28 @@ class EntrySchema(Schema):
 
 class EntryListSchema(Schema):
     items = ma.fields.List(ma.fields.Nested(EntrySchema), required=True)
-    total = ma.fields.Integer(required=True)
+    total = Integer(required=True)
 
 
 class InclusionQuerySchema(Schema):
-    index = ma.fields.Integer(required=True, validate=_UINT)
-    tree_size = ma.fields.Integer(required=True, validate=_UINT)
+    index = Integer(required=True, validate=_UINT)
+    tree_size = Integer(required=True, validate=_UINT)
 
 
 class InclusionProofSchema(Schema):
-    index = ma.fields.Integer(required=True)
-    tree_size = ma.fields.Integer(required=True)
+    index = Integer(required=True)
+    tree_size = Integer(required=True)
     hashes = ma.fields.List(ma.fields.String(), required=True)
 
 
 class ConsistencyQuerySchema(Schema):
-    first = ma.fields.Integer(required=True, validate=_UINT)
-    second = ma.fields.Integer(required=True, validate=_UINT)
+    first = Integer(required=True, validate=_UINT)
+    second = Integer(required=True, validate=_UINT)
 
 
 class ConsistencyProofSchema(Schema):
-    first = ma.fields.Integer(required=True)
-    second = ma.fields.Integer(required=True)
+    first = Integer(required=True)
+    second = Integer(required=True)
     hashes = ma.fields.List(ma.fields.String(), required=True)
 
 

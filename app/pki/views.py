@@ -10,7 +10,7 @@ from cryptography import x509
 from flask import Response, current_app, request
 
 from app.db import utcnow
-from app.http.api import Blueprint, Schema
+from app.http.api import Blueprint, Integer, Schema
 from app.pki.authority import certificate_sha256
 from app.pki.registry import CertificateRecord, CertificateRegistry
 from app.provenance.service import ProvenanceService
@@ -58,7 +58,7 @@ class RevocationSchema(Schema):
                        "after this instant is revoked; one signed before it stays good."})
     reason = ma.fields.String(required=True, metadata={
         "description": "RFC 5280 §5.3.1 CRLReason name, e.g. keyCompromise or superseded."})
-    log_index = ma.fields.Integer(required=True, metadata={
+    log_index = Integer(required=True, metadata={
         "description": "Index of the revocation's entry in the transparency log."})
 
 
@@ -73,7 +73,7 @@ class IssuedCertificateSchema(CertificateSchema):
                                   "signed before revoked_at stay good), expired (after "
                                   "not_after; timestamped manifests signed while it was valid "
                                   "stay good) or valid.")})
-    log_index = ma.fields.Integer(required=True, metadata={
+    log_index = Integer(required=True, metadata={
         "description": "Index of the certificate-issue entry in the transparency log."})
     url = ma.fields.String(required=True, metadata={
         "description": "Path of this certificate's record (with its PEM); also the subject of "

@@ -14,7 +14,7 @@ import marshmallow as ma
 from flask import Response, current_app, json, request
 
 from app.auth import Permission, current_principal, requires
-from app.http.api import Blueprint, Schema
+from app.http.api import Blueprint, Integer, Schema
 from app.http.conditional import none_match, not_modified
 from app.http.ratelimit import limited_by
 from app.provenance.exports import MAX_VERSIONS, MEDIA_TYPES, ExportScope, ExportService
@@ -39,8 +39,8 @@ class ScopeSchema(Schema):
     declaration = ma.fields.Boolean(validate=ma.validate.Equal(True), metadata={
         "description": "The declaration, every priority, recommendation and association "
                        "(latest versions; withdrawn documents left out)."})
-    priority = ma.fields.Integer(strict=True, validate=ma.validate.Range(min=1, max=999),
-                                 metadata={"description": "A priority and its recommendations."})
+    priority = Integer(strict=True, validate=ma.validate.Range(min=1, max=999),
+                       metadata={"description": "A priority and its recommendations."})
     association = ma.fields.String(validate=[
         ma.validate.Regexp(r"^[a-z0-9]+(-[a-z0-9]+)*$", error="Use the association's slug."),
         ma.validate.Length(max=64)], metadata={
@@ -81,7 +81,7 @@ class ExportSchema(Schema):
     manifest = ma.fields.String(required=True, allow_none=True, metadata={
         "description": "URL of the sidecar manifest; null for a PDF (embedded)."})
     href = ma.fields.String(required=True, metadata={"description": "URL of the export's bytes."})
-    log_index = ma.fields.Integer(required=True, metadata={
+    log_index = Integer(required=True, metadata={
         "description": "The export's entry in the transparency log."})
 
 

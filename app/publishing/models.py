@@ -91,6 +91,11 @@ class Draft(Base):
     updated_by: Mapped[str] = mapped_column(sa.String(128))
 
 
+IDEMPOTENCY_KEY_MAX_LENGTH = 255
+"""The longest ``Idempotency-Key`` the registry stores whole; longer keys are refused (400), never
+cut, since two keys cut to one prefix would replay each other."""
+
+
 class IdempotencyRecord(Base):
     """The first outcome of a publish sent with an ``Idempotency-Key``, for faithful replays."""
 
@@ -98,7 +103,7 @@ class IdempotencyRecord(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     token_id: Mapped[int]
-    key: Mapped[str] = mapped_column(sa.String(255))
+    key: Mapped[str] = mapped_column(sa.String(IDEMPOTENCY_KEY_MAX_LENGTH))
     request_sha256: Mapped[str] = mapped_column(sa.String(64))
     version_id: Mapped[int] = mapped_column(sa.ForeignKey("versions.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -7,7 +7,7 @@ import functools
 
 import marshmallow as ma
 
-from app.http.api import Schema
+from app.http.api import DateTime, Integer, Schema
 from app.http.pagination import PageQuerySchema
 from app.publishing.kinds import DocumentKind
 
@@ -15,7 +15,7 @@ from app.publishing.kinds import DocumentKind
 class AsOfQuerySchema(Schema):
     """``as_of``: a point in time (RFC 3339 with a UTC offset)."""
 
-    as_of = ma.fields.AwareDateTime(load_default=None, metadata={
+    as_of = DateTime(load_default=None, metadata={
         "description": "Answer as the registry stood at this instant, e.g. 2025-02-10T00:00:00Z."})
 
 
@@ -30,7 +30,7 @@ class CollectionQuerySchema(PageQuerySchema, AsOfQuerySchema):
 class RecommendationQuerySchema(CollectionQuerySchema):
     """Filters of the recommendations collection."""
 
-    priority = ma.fields.Integer(load_default=None, validate=ma.validate.Range(min=1, max=999))
+    priority = Integer(load_default=None, validate=ma.validate.Range(min=1, max=999))
     tag = ma.fields.String(load_default=None, validate=ma.validate.Length(min=1, max=64))
 
 
@@ -49,7 +49,7 @@ class ChangesQuerySchema(Schema):
     # A cursor is a publication sequence number, stored as a 32-bit integer on every engine.
     since = ma.fields.String(load_default="0", validate=_valid_cursor,
                              metadata={"description": "Opaque cursor from a previous page's next_cursor; 0 to start."})
-    limit = ma.fields.Integer(load_default=100, validate=ma.validate.Range(min=1, max=500))
+    limit = Integer(load_default=100, validate=ma.validate.Range(min=1, max=500))
 
 
 def _published_at() -> ma.fields.Field:
@@ -61,14 +61,14 @@ def _published_at() -> ma.fields.Field:
 
 
 def _version_number(description: str) -> ma.fields.Field:
-    return ma.fields.Integer(required=True, validate=ma.validate.Range(min=1),
-                             metadata={"description": description})
+    return Integer(required=True, validate=ma.validate.Range(min=1),
+                   metadata={"description": description})
 
 
 class ChangeSchema(Schema):
     """One publication in the change feed."""
 
-    seq = ma.fields.Integer(required=True, validate=ma.validate.Range(min=1), metadata={
+    seq = Integer(required=True, validate=ma.validate.Range(min=1), metadata={
         "description": "Position in publication order across the whole registry."})
     kind = ma.fields.String(required=True)
     slug = ma.fields.String(required=True)
@@ -102,7 +102,7 @@ class VersionListSchema(Schema):
     """Every published version of a document, oldest first."""
 
     items = ma.fields.List(ma.fields.Nested(VersionSummarySchema), required=True)
-    total = ma.fields.Integer(required=True, validate=ma.validate.Range(min=0))
+    total = Integer(required=True, validate=ma.validate.Range(min=0))
 
 
 class JsonPatchOperationSchema(Schema):
@@ -158,7 +158,7 @@ def draft_schema(kind: DocumentKind) -> type[ma.Schema]:
     """A draft of ``kind`` as served (and as accepted back by PUT)."""
     return kind.content_schema.from_dict(
         {**_served_content_fields(kind), **_identity_fields(kind),
-         "based_on_version": ma.fields.Integer(
+         "based_on_version": Integer(
              required=True, validate=ma.validate.Range(min=0),
              metadata={"description": "The version the draft was started from; 0 for a new "
                                       "document."}),
@@ -173,8 +173,8 @@ def collection_schema(kind: DocumentKind) -> type[ma.Schema]:
     """A page of a collection of ``kind``."""
     return Schema.from_dict({"items": ma.fields.List(ma.fields.Nested(version_schema(kind)),
                                                      required=True),
-                             "total": ma.fields.Integer(required=True,
-                                                        validate=ma.validate.Range(min=0),
-                                                        metadata={"description": "Items on all "
+                             "total": Integer(required=True,
+                                              validate=ma.validate.Range(min=0),
+                                              metadata={"description": "Items on all "
                                                                   "pages together."})},
                             name=f"{kind.name.title()}Collection")

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 import jsonpatch
 import json_merge_patch
 import marshmallow as ma
-import rfc8785
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.db import Database, utcnow
+from app.publishing.canonical import canonical_bytes
 
 if TYPE_CHECKING:  # the registry logs through this module's lock, so it imports us
     from app.pki.registry import CertificateRegistry
@@ -46,11 +46,6 @@ class SignerRevoked(Conflict):
 
     problem = "signer-revoked"
     title = "The signing certificate is revoked"
-
-
-def canonical_bytes(value: Any) -> bytes:
-    """RFC 8785 (JSON Canonicalization Scheme) serialisation: the bytes everything derives from."""
-    return rfc8785.dumps(value)
 
 
 def isoformat(moment: datetime) -> str:

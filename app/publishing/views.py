@@ -16,11 +16,12 @@ from flask import Response, current_app, json, request
 
 from app.auth import Permission, current_principal, requires
 from app.auth.service import Principal, may_edit, may_publish_as
+from app.errors import InvalidIdempotencyKey
 from app.http.api import Blueprint
 from app.http.conditional import none_match, not_modified
 from app.http.pagination import paginate
 from app.publishing.kinds import KINDS, DocumentKind
-from app.publishing.models import Document
+from app.publishing.models import IDEMPOTENCY_KEY_MAX_LENGTH, Document
 from app.publishing.schemas import (AsOfQuerySchema, ChangesQuerySchema, ChangesSchema,
                                     CollectionQuerySchema,
                                     JsonPatchOperationSchema, RecommendationQuerySchema,
@@ -77,9 +78,21 @@ def _idempotency(principal: Principal) -> tuple[int, str, str] | None:
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return None
+    if not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX_LENGTH:
+        raise InvalidIdempotencyKey(f"An Idempotency-Key has 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} "
+                                    f"characters; this one has {len(key)}.")
     digest = hashlib.sha256(b"\n".join([request.method.encode(), request.path.encode(),
                                         request.get_data()])).hexdigest()
-    return principal.token_id, key[:255], digest
+    return principal.token_id, key, digest
+
+
+_IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key", "in": "header", "required": False,
+    "description": "Any string of your choosing: a retry with the same key and request replays "
+                   "the first response (Idempotent-Replayed: true); another request under it "
+                   "is refused (422). Longer keys are refused (400), not cut.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX_LENGTH},
+}
 
 
 def _filter(kind: DocumentKind, versions: list[PublishedVersion], args: dict) -> list[dict]:
@@ -260,6 +273,7 @@ def document_blueprint(kind: DocumentKind, *, query_schema=None) -> Blueprint:
 
     @blp.route(base + "/draft/publish", endpoint="publish", methods=["POST"])
     @requires(Permission.PUBLISH)
+    @blp.doc(parameters=[_IDEMPOTENCY_KEY], responses={400: "BadIdempotencyKey"})
     @blp.response(201, served, headers={"Location": {
         "description": "The new version's immutable URL.", "schema": {"type": "string"}}})
     def publish(**path):

@@ -50,13 +50,14 @@ from sqlalchemy.orm import Session
 
 from app.auth.service import OPERATOR, Principal
 from app.db import utcnow
-from app.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from app.errors import Conflict, Forbidden, InvalidJSON, InvalidRequest, NotFound
 from app.pki.authority import certificate_sha256
 from app.pki.models import AssociationCA
 from app.provenance.manifests import TRUSTED, UNREADABLE, ManifestReport, read_manifest
 from app.provenance.service import JSON, SignedManifest
+from app.publishing.canonical import canonical_bytes, strict_loads
 from app.publishing.models import Document, Version
-from app.publishing.service import (PublishedVersion, PublishingService, canonical_bytes,
+from app.publishing.service import (PublishedVersion, PublishingService,
                                     isoformat, lock_head, version_identity)
 from app.statements.kinds import STATEMENT
 
@@ -372,12 +373,11 @@ def _issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
 def _canonical_json(document: bytes) -> Any:
     """The parsed bytes, if they are JSON in RFC 8785 canonical form (check ``canonical``)."""
     try:
-        parsed = json.loads(document)
-        canonical = rfc8785.dumps(parsed)
-    except (ValueError, RecursionError) as error:  # includes rfc8785's CanonicalizationError
+        parsed = strict_loads(document)
+    except InvalidJSON as error:
         raise SignedVersionRefused("canonical", f"The document is not JSON that RFC 8785 can "
-                                   f"canonicalise: {error}") from None
-    if canonical != document:
+                                   f"canonicalise: {error.detail}") from None
+    if canonical_bytes(parsed) != document:
         raise SignedVersionRefused("canonical", "The document is not in RFC 8785 canonical "
                                    "form; send rfc8785.dumps(body) exactly.")
     return parsed

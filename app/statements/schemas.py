@@ -5,7 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 
 from app.catalog.schemas import WithdrawableContent
-from app.http.api import Schema
+from app.http.api import Integer, Schema
 from app.publishing.schemas import CollectionQuerySchema
 
 STATEMENT_TYPES = ("position", "endorsement", "progress-report")
@@ -16,7 +16,7 @@ class AddressedRecommendation(Schema):
     """A recommendation a statement addresses, pinned to the version it was written against."""
 
     slug = ma.fields.String(required=True, validate=_SLUG)
-    version = ma.fields.Integer(required=True, validate=ma.validate.Range(min=1, max=999_999_999))
+    version = Integer(required=True, validate=ma.validate.Range(min=1, max=999_999_999))
 
 
 class StatementContent(WithdrawableContent):

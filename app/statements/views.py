@@ -7,7 +7,7 @@ from flask import current_app, request
 
 from app.auth import Permission, current_principal, requires
 from app.auth.service import may_publish_as
-from app.http.api import Blueprint, Schema
+from app.http.api import Blueprint, Integer, Schema
 from app.pki.views import CertificatePathSchema, CertificateSchema, describe_certificate
 from app.publishing.schemas import version_schema
 from app.publishing.service import isoformat
@@ -34,7 +34,7 @@ class CASchema(CertificateSchema):
                                                        "it; only approved CAs vouch for uploads."})
     registered_at = ma.fields.String(required=True, metadata={"description": "RFC 3339 UTC."})
     approved_at = ma.fields.String(required=True, allow_none=True)
-    log_index = ma.fields.Integer(required=True, allow_none=True, metadata={
+    log_index = Integer(required=True, allow_none=True, metadata={
         "description": "Index of the ca-approval entry in the transparency log."})
     url = ma.fields.String(required=True)
     pem = ma.fields.String(required=True, metadata={"description": "The CA certificate, PEM."})
@@ -42,7 +42,7 @@ class CASchema(CertificateSchema):
 
 class CAListSchema(Schema):
     items = ma.fields.List(ma.fields.Nested(CASchema), required=True)
-    total = ma.fields.Integer(required=True)
+    total = Integer(required=True)
 
 
 _SLUG = ma.validate.Regexp(STATEMENT.slug_pattern, error="Use lowercase kebab-case.")
