@@ -17,7 +17,9 @@ blp = Blueprint("log", __name__, url_prefix="/v1/log",
                 description="The transparency log: RFC 9162 proofs over C2SP tiles.")
 
 IMMUTABLE = "public, max-age=31536000, immutable"
-_UINT = ma.validate.Range(min=0, max=2**63 - 1)
+# Sizes and indices a JSON client holds exactly (I-JSON, RFC 7493 §2.2), which the database's
+# INTEGER columns hold too.
+_UINT = ma.validate.Range(min=0, max=2**53 - 1)
 
 
 def transparency_log() -> TransparencyLog:
