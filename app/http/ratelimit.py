@@ -3,12 +3,14 @@
 Every request that Flask serves counts against one bucket for the whole API (not one per
 endpoint):
 
-- a request with ``Authorization: Bearer <token>`` counts against the token's bucket, named by a
-  prefix of the token's SHA-256 (the same hash the token table stores, so an operator can tell whose
-  bucket it is, and the token itself never reaches the counter storage). The bucket is resolved
-  from the header alone, without a database lookup: an unknown token gets a bucket of its own and
-  then its 401 from the permission check;
-- any other request counts against the bucket of ``request.remote_addr``. Behind a reverse proxy
+- a request with ``Authorization: Bearer <token>`` of a live token (known, not revoked, not
+  expired) counts against the token's bucket, named by a prefix of the token's SHA-256 (the same
+  hash the token table stores, so an operator can tell whose bucket it is, and the token itself
+  never reaches the counter storage);
+- any other request counts against the bucket of ``request.remote_addr``, under the anonymous
+  limit: so does a bearer string that is not a live token, which would otherwise buy a fresh
+  bucket with every random string. Protected endpoints then answer it 401; public ones serve it
+  as the anonymous request it is. Behind a reverse proxy
   that is the proxy's address, so every client would share one bucket: configure werkzeug's
   ``ProxyFix`` with the number of trusted proxies so that ``remote_addr`` is the client's again.
 
@@ -41,11 +43,12 @@ import math
 import time
 from collections.abc import Callable
 
-from flask import Flask, Response, request
+from flask import Flask, Response, g, request
 from flask_limiter import Limiter, RateLimitExceeded, RequestLimit
 from limits import parse_many
 
-from app.auth.service import hash_token
+from app.auth.service import authenticate, hash_token
+from app.errors import Unauthenticated
 from app.http.problems import render_http_exception
 from app.publishing.kinds import KINDS
 
@@ -74,7 +77,7 @@ def init_rate_limits(app: Flask) -> Limiter | None:
         rate_limit_key,
         # An application limit is one bucket per key for the whole API; a default limit would be
         # one per endpoint, multiplying what a client may send by the number of routes.
-        application_limits=[lambda: authenticated if _bearer_token() else anonymous],
+        application_limits=[lambda: authenticated if _live_token_bucket() else anonymous],
         storage_uri=app.config["RATELIMIT_STORAGE_URI"],
         in_memory_fallback_enabled=True,
         headers_enabled=False)
@@ -111,19 +114,29 @@ def _apply_own_limits(app: Flask, limiter: Limiter) -> None:
 
 
 def rate_limit_key() -> str:
-    """The bucket of the current request: its bearer token's, or else its client address's."""
-    token = _bearer_token()
-    if token:
-        return "token:" + hash_token(token)[:_TOKEN_KEY_HEX_DIGITS]
-    return f"ip:{request.remote_addr}"
+    """The bucket of the current request: its live bearer token's, or else its client address's."""
+    return _live_token_bucket() or f"ip:{request.remote_addr}"
 
 
-def _bearer_token() -> str | None:
-    """The token of an ``Authorization: Bearer`` header, unchecked (see the module docstring)."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer":
-        return None
-    return token.strip() or None
+def _live_token_bucket() -> str | None:
+    """The bucket of the request's bearer token if that is a live token, else None.
+
+    Resolved once per request (the key and the limit both ask) with the permission check's own
+    lookup; a database outage propagates as the 503 it is everywhere else.
+    """
+    if "rate_limit_token_bucket" not in g:
+        authorization = request.headers.get("Authorization")
+        bucket = None
+        if authorization:
+            try:
+                authenticate(authorization)
+            except Unauthenticated:
+                pass  # counts as anonymous; a protected view answers the 401 itself
+            else:
+                token = authorization.partition(" ")[2].strip()
+                bucket = "token:" + hash_token(token)[:_TOKEN_KEY_HEX_DIGITS]
+        g.rate_limit_token_bucket = bucket
+    return g.rate_limit_token_bucket
 
 
 def _is_immutable_version_read(version_endpoints: frozenset[str]) -> bool:

@@ -8,7 +8,7 @@ import socket
 import pytest
 from conftest import make_app
 
-from app.auth.service import OPERATOR, create_token
+from app.auth.service import OPERATOR, create_token, issue_token, revoke_token
 
 DECLARATION = "/v1/declaration"
 VERSION = "/v1/recommendations/sme-participation/versions/1"
@@ -91,16 +91,36 @@ def test_tokens_have_buckets_of_their_own_whatever_the_address(limited_app):
     assert _remaining(_get(client, DECLARATION, token=other_token)) == 1
 
 
-def test_an_unknown_token_gets_a_bucket_and_then_401(limited_app):
-    client = limited_app(RATELIMIT_AUTHENTICATED="2 per minute").test_client()
-    headers = {"Authorization": "Bearer t7_unknown", "If-None-Match": "*"}
+@pytest.mark.parametrize("method, url", [("GET", "/v1/log/checkpoint"), ("POST", "/v1/timestamp"),
+                                         ("POST", "/v1/verify"), ("GET", DECLARATION)])
+def test_a_bearer_string_that_is_no_token_counts_as_anonymous(limited_app, method, url):
+    # A random string per request would otherwise buy a fresh bucket each time, and public
+    # endpoints would serve it under the higher authenticated limit.
+    client = limited_app(RATELIMIT_ANONYMOUS="2 per minute").test_client()
+    statuses = [client.open(url, method=method, environ_base={"REMOTE_ADDR": "192.0.2.1"},
+                            headers={"Authorization": f"Bearer t7_{secrets.token_hex(8)}"})
+                for _ in range(3)]
+    assert [(r.headers["RateLimit-Limit"], r.headers["RateLimit-Remaining"])
+            for r in statuses] == [("2", "1"), ("2", "0"), ("2", "0")]
+    assert statuses[2].status_code == 429, statuses[2].get_data(as_text=True)
+    assert _get(client, DECLARATION).status_code == 429  # the address's bucket is spent
+
+
+def test_an_unknown_or_revoked_token_gets_401_from_the_address_bucket(limited_app):
+    app = limited_app(RATELIMIT_ANONYMOUS="3 per minute", RATELIMIT_AUTHENTICATED="50 per minute")
+    client = app.test_client()
+    db = app.extensions["tech7.db"]
+    issued = issue_token(db, None, association=None, label="revoked")
+    revoke_token(db, None, issued.row.id)
+    token = issued.token
     statuses = []
-    for _ in range(3):
-        response = client.put(DRAFT, json={}, headers=headers,
-                              environ_base={"REMOTE_ADDR": "192.0.2.1"})
-        statuses.append((response.status_code, response.headers["RateLimit-Remaining"]))
-    assert statuses == [(401, "1"), (401, "0"), (429, "0")]
-    assert _remaining(_get(client, DECLARATION)) == 99999  # the address's own bucket is untouched
+    for bearer in ("t7_unknown", token, "t7_unknown"):
+        response = client.put(DRAFT, json={}, environ_base={"REMOTE_ADDR": "192.0.2.1"},
+                              headers={"Authorization": f"Bearer {bearer}", "If-None-Match": "*"})
+        statuses.append((response.status_code, response.headers["RateLimit-Limit"],
+                         response.headers["RateLimit-Remaining"]))
+    assert statuses == [(401, "3", "2"), (401, "3", "1"), (401, "3", "0")]
+    assert _get(client, DECLARATION).status_code == 429
 
 
 def test_beyond_the_limit_is_a_429_problem_that_writes_nothing(limited_app):
