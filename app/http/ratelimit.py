@@ -32,9 +32,12 @@ Not limited: reads (GET/HEAD without a query) of immutable version URLs. The WSG
 (:mod:`app.publishing.fastpath`) answers cached versions before Flask sees the request, so those
 bytes are served like a CDN would serve them: they are cacheable forever and cost no database
 work. The same reads are exempt when Flask serves them (a version not cached yet), so a version
-URL answers identically either way. Requests that match no route (404, 405) are not counted
-either: Flask-Limiter exempts requests without an endpoint. The OpenAPI document, ``/docs``, the
-timestamp authority and everything else are limited.
+URL answers identically either way. Nor are the pages for people: the ``/docs/`` assets
+(Swagger UI's script and styles) and the ``/verify`` page are static bytes that cost less than the
+counting, and a browser loading them must not spend the budget of the API calls the page then
+makes. Requests that match no route (404, 405) are not counted either: Flask-Limiter exempts
+requests without an endpoint. The OpenAPI document, the timestamp authority and everything else
+are limited.
 """
 
 from __future__ import annotations
@@ -56,6 +59,8 @@ from app.publishing.kinds import KINDS
 _OWN_LIMIT_SETTING = "_tech7_rate_limit_setting"
 # 64 bits of the token's SHA-256 keep buckets apart and the storage keys short.
 _TOKEN_KEY_HEX_DIGITS = 16
+#: Blueprints of static pages for people, which are not limited: Swagger UI and ``/verify``.
+_PAGE_BLUEPRINTS = frozenset({"docs", "web"})
 
 
 def init_rate_limits(app: Flask) -> Limiter | None:
@@ -81,7 +86,8 @@ def init_rate_limits(app: Flask) -> Limiter | None:
         storage_uri=app.config["RATELIMIT_STORAGE_URI"],
         in_memory_fallback_enabled=True,
         headers_enabled=False)
-    limiter.request_filter(lambda: _is_immutable_version_read(version_endpoints))
+    limiter.request_filter(lambda: _is_immutable_version_read(version_endpoints)
+                           or request.blueprint in _PAGE_BLUEPRINTS)
     limiter.init_app(app)
     _apply_own_limits(app, limiter)
     app.after_request(lambda response: _add_rate_limit_fields(limiter, response))
