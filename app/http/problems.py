@@ -12,27 +12,35 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
-from flask import Response
+from flask import Response, current_app
 from werkzeug.exceptions import HTTPException
 
-from app.errors import RegistryError
+from app.errors import InvalidRequest, NotFound, RegistryError
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_BASE = "/problems/"
 
 log = logging.getLogger(__name__)
 
-# werkzeug's HTTP errors carry a status only; these give them a stable problem type and a detail
-# that tells the client what to do rather than werkzeug's HTML-oriented prose.
-_HTTP_PROBLEMS: dict[int, tuple[str, str]] = {
-    400: ("bad-request", "The request could not be parsed; check that the body is valid JSON."),
-    404: ("not-found", "No resource exists at this URL."),
-    405: ("method-not-allowed", "This method is not allowed here; the Allow header lists those that are."),
-    413: ("content-too-large", "The request body is larger than this service accepts."),
-    415: ("unsupported-media-type", "The request body must be sent with a supported Content-Type."),
-    422: ("invalid-request", "The request parameters or body failed validation; see errors."),
-    429: ("rate-limited", "Too many requests; retry after the time given in Retry-After."),
-    500: ("internal-error", "The service failed unexpectedly; the failure was logged."),
+# werkzeug's HTTP errors carry a status only. These give each the problem type and title that the
+# registry's own error of that status uses, so that a type always has one title (RFC 9457 §3.1.3),
+# and a detail that tells the client what to do rather than werkzeug's HTML-oriented prose.
+_HTTP_PROBLEMS: dict[int, tuple[str, str, str]] = {
+    400: (RegistryError.problem, RegistryError.title,
+          "The request could not be parsed; check that the body is valid JSON."),
+    404: (NotFound.problem, NotFound.title, "No resource exists at this URL."),
+    405: ("method-not-allowed", "Method not allowed",
+          "This method is not allowed here; the Allow header lists those that are."),
+    413: ("content-too-large", "Content too large",
+          "The request body is larger than this service accepts."),
+    415: ("unsupported-media-type", "Unsupported media type",
+          "The request body must be sent with a supported Content-Type."),
+    422: (InvalidRequest.problem, InvalidRequest.title,
+          "The request parameters or body failed validation; see errors."),
+    429: ("rate-limited", "Too many requests",
+          "Too many requests; retry after the time given in Retry-After."),
+    500: ("internal-error", "Internal error",
+          "The service failed unexpectedly; the failure was logged."),
 }
 
 
@@ -57,10 +65,10 @@ def render_registry_error(error: RegistryError) -> Response:
 def render_http_exception(error: HTTPException) -> Response:
     """Render a werkzeug/webargs HTTP exception, keeping headers such as ``Allow`` on 405."""
     status = error.code or 500
-    problem, default_detail = _HTTP_PROBLEMS.get(
-        status, (HTTPStatus(status).phrase.lower().replace(" ", "-"), error.description or ""))
+    phrase = HTTPStatus(status).phrase
+    problem, title, detail = _HTTP_PROBLEMS.get(
+        status, (phrase.lower().replace(" ", "-"), phrase, error.description or ""))
     extensions: dict[str, Any] = {}
-    detail = default_detail
     data = getattr(error, "data", None) or {}
     messages = data.get("messages")
     if messages is not None:
@@ -69,20 +77,28 @@ def render_http_exception(error: HTTPException) -> Response:
         detail = "Validation failed: " + _summarise(messages)
     elif data.get("message"):
         detail = data["message"]
+    elif error.description and error.description != type(error).description:
+        # Raised with a description of the service's own (a 415 naming the accepted types).
+        detail = error.description
     elif status == 400 and error.description and "JSON" in error.description:
         detail = "The request body is not valid JSON."
+    if status == 413 and current_app.config.get("MAX_CONTENT_LENGTH"):
+        limit = int(current_app.config["MAX_CONTENT_LENGTH"])
+        extensions["max_body_bytes"] = limit
+        detail = f"The request body is larger than this service accepts: at most {limit} bytes."
     # get_headers() carries Allow (405) and Retry-After (429/503); Content-Type is ours to set.
     headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
     headers.update(data.get("headers") or {})
-    return problem_response(status, problem, HTTPStatus(status).phrase, detail,
-                            headers=headers, **extensions)
+    headers.update(getattr(error, "problem_headers", {}))
+    extensions.update(getattr(error, "problem_extensions", {}))
+    return problem_response(status, problem, title, detail, headers=headers, **extensions)
 
 
 def render_unexpected(error: Exception) -> Response:
     """Render an unexpected exception as a 500 problem after logging it with its traceback."""
     log.exception("unhandled error", exc_info=error)
-    problem, detail = _HTTP_PROBLEMS[500]
-    return problem_response(500, problem, "Internal Server Error", detail)
+    problem, title, detail = _HTTP_PROBLEMS[500]
+    return problem_response(500, problem, title, detail)
 
 
 def _summarise(messages: Any, prefix: str = "") -> str:

@@ -343,7 +343,7 @@ class ManifestSigner:
             manifest = builder.sign(self._signer(signer_name), media_type,
                                     io.BytesIO(content), destination)
         except c2pa.C2paError as exc:
-            raise SigningError(f"c2pa could not sign {title!r}: {exc}") from exc
+            raise SigningError(f"c2pa could not sign {title!r}: {_reason(exc)}") from exc
         finally:
             builder.close()
         return manifest, destination.getvalue() if embed else content
@@ -423,7 +423,7 @@ class ManifestSigner:
         try:
             builder = c2pa.Builder(definition, context=self._context)
         except c2pa.C2paError as exc:
-            raise SigningError(f"c2pa could not build the manifest for {title!r}: {exc}") from exc
+            raise SigningError(f"c2pa could not build the manifest for {title!r}: {_reason(exc)}") from exc
         try:
             for item in staged:
                 if item.stream is None:
@@ -434,7 +434,7 @@ class ManifestSigner:
                     )
         except c2pa.C2paError as exc:
             builder.close()
-            raise SigningError(f"c2pa could not add the ingredients of {title!r}: {exc}") from exc
+            raise SigningError(f"c2pa could not add the ingredients of {title!r}: {_reason(exc)}") from exc
         return builder
 
     def _stage(self, ingredient: Ingredient, ingredient_id: str) -> _StagedIngredient:
@@ -510,7 +510,7 @@ class ManifestSigner:
         except KeyError:
             raise SigningError(f"unknown signer {name!r}") from None
         except c2pa.C2paError as exc:
-            raise SigningError(f"c2pa rejected signer {name!r}: {exc}") from exc
+            raise SigningError(f"c2pa rejected signer {name!r}: {_reason(exc)}") from exc
 
     def _check_process(self) -> None:
         if os.getpid() != self._pid:
@@ -567,17 +567,27 @@ def read_manifest(
     try:
         ctx = context if context is not None else verification_context(trust_anchors_pem)
     except c2pa.C2paError as exc:
-        return _unreadable(f"the trust anchors are not usable: {exc}")
+        return _unreadable(f"the trust anchors are not usable: {_reason(exc)}")
     try:
         with c2pa.Reader(media_type, io.BytesIO(bytes(content)), manifest, context=ctx) as reader:
             store = json.loads(reader.json())
             state = reader.get_validation_state()
     except Exception as exc:  # noqa: BLE001 - c2pa raises many types on hostile input
-        return _unreadable(f"{type(exc).__name__}: {exc}")
+        return _unreadable(f"c2pa could not read it: {_reason(exc)}")
     try:
         return _report(store, state, manifest if manifest is not None else bytes(content))
     except Exception as exc:  # noqa: BLE001 - a store c2pa parsed but we cannot interpret
         return _unreadable(f"unexpected manifest store structure: {exc}")
+
+
+def _reason(exc: Exception) -> str:
+    """What went wrong, in words a client can read: c2pa's message without the error-kind prefix
+    (``"Verify: invalid JUMBF header"`` reads ``invalid JUMBF header``) and never a class name."""
+    message = str(exc)
+    kind, separator, rest = message.partition(": ")
+    if isinstance(exc, c2pa.C2paError) and separator and kind.isidentifier():
+        message = rest
+    return message or "no reason given"
 
 
 def _unreadable(reason: str) -> ManifestReport:
@@ -723,7 +733,7 @@ def self_check(
                 action=CREATED, identity=identity,
             )
         except ProvenanceError as exc:
-            raise SelfCheckError(f"signer {name!r} cannot sign: {exc}") from exc
+            raise SelfCheckError(f"signer {name!r} cannot sign: {_reason(exc)}") from exc
         report = read_manifest(probe, "application/json", manifest,
                                trust_anchors_pem=trust_anchors_pem, context=context)
         if not report.trusted:

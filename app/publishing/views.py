@@ -252,7 +252,9 @@ def document_blueprint(kind: DocumentKind, *, query_schema=None) -> Blueprint:
 
     @blp.route(base + "/draft", endpoint="patch_draft", methods=["PATCH"])
     @requires(Permission.PUBLISH)
-    @blp.accepts(MERGE_PATCH, "application/json")
+    @blp.accepts(MERGE_PATCH, "application/json",
+                 note="Either is read as a JSON merge patch (RFC 7396); JSON Patch "
+                      "(application/json-patch+json) is not accepted on drafts.")
     @blp.response(200, drafts)
     def patch_draft(**path):
         """Apply an RFC 7396 merge patch to the draft (If-Match required)"""
