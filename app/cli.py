@@ -25,7 +25,7 @@ from flask import Flask, current_app
 from flask.cli import ScriptInfo, with_appcontext
 from flask_smorest.spec import openapi_cli
 
-from app.auth.permissions import DEFAULT_SCOPES, Permission
+from app.auth.permissions import ASSOCIATION_DEFAULT_SCOPES, DEFAULT_SCOPES, Permission
 from app.auth.service import COMMAND_LINE, OPERATOR, issue_token, list_tokens, revoke_token
 from app.db import utcnow
 from app.errors import RegistryError
@@ -296,9 +296,10 @@ def _scopes(_context: click.Context, _parameter: click.Parameter, value: str | N
 @click.option("--scopes", callback=_scopes, metavar="SCOPE,…",
               help="Comma-separated permissions, of "
                    f"{', '.join(sorted(p.value for p in Permission))} "
-                   f"[default: {','.join(sorted(p.value for p in DEFAULT_SCOPES))}; "
-                   f"{Permission.ONBOARD_ASSOCIATIONS.value} only when asked for, and only for "
-                   f"operators].")
+                   f"[default: {','.join(sorted(p.value for p in DEFAULT_SCOPES))} for an "
+                   f"operator, {','.join(sorted(p.value for p in ASSOCIATION_DEFAULT_SCOPES))} "
+                   f"for an association; {Permission.ONBOARD_ASSOCIATIONS.value} only when asked "
+                   f"for, and only for operators].")
 @click.option("--expires", type=click.DateTime(["%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d"]),
               help="Expiry in the future (UTC date or RFC 3339 time).")
 @click.option("--label", default="", help="A note saying who holds the token.")

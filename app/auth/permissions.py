@@ -34,8 +34,16 @@ class Permission(str, enum.Enum):
     ONBOARD_ASSOCIATIONS = "onboard-associations"
 
 
-#: What a token holds unless its maker asks for something else: everything but onboarding.
+#: What an operator's token holds unless its maker asks for something else: everything but
+#: onboarding.
 DEFAULT_SCOPES = frozenset(Permission) - {Permission.ONBOARD_ASSOCIATIONS}
+
+#: Scopes only operators use: an association's token never holds them, since every request
+#: made with them in an association's name would be refused.
+OPERATOR_ONLY_SCOPES = frozenset({Permission.ONBOARD_ASSOCIATIONS, Permission.READ_AUDIT})
+
+#: What an association's token holds unless its maker asks for something else.
+ASSOCIATION_DEFAULT_SCOPES = DEFAULT_SCOPES - OPERATOR_ONLY_SCOPES
 
 
 def requires(permission: Permission) -> Callable[[Callable], Callable]:

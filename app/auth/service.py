@@ -17,7 +17,8 @@ from flask import current_app
 from sqlalchemy.orm import Session, joinedload
 
 from app.auth.models import AccessToken, AuditEvent
-from app.auth.permissions import DEFAULT_SCOPES, Permission
+from app.auth.permissions import (ASSOCIATION_DEFAULT_SCOPES, DEFAULT_SCOPES, OPERATOR_ONLY_SCOPES,
+                                  Permission)
 from app.db import Database, utcnow
 from app.errors import Forbidden, InvalidRequest, NotFound, Unauthenticated
 from app.publishing.models import is_member_association
@@ -116,18 +117,30 @@ def may_publish_as(principal: Principal, association: str | None) -> None:
         raise Forbidden("Statements are written and published only by their own association.")
 
 
-def list_tokens(db: Database, principal: Principal | None) -> list[AccessToken]:
+def _visible_tokens(principal: Principal | None) -> sa.Select:
     """The tokens a principal may see: all for an operator or the command line (None), its own
-    association's otherwise.
+    association's otherwise; each with ``minted_by`` loaded, so that an association sees who
+    made its tokens."""
+    query = sa.select(AccessToken).options(joinedload(AccessToken.minted_by)) \
+        .order_by(AccessToken.id)
+    if principal is not None and principal.role != OPERATOR:
+        query = query.where(AccessToken.association == principal.association)
+    return query
 
-    Each comes with ``minted_by`` loaded, so that an association sees who made its tokens.
-    """
+
+def list_tokens(db: Database, principal: Principal | None) -> list[AccessToken]:
+    """Every token ``principal`` may see, oldest first."""
     with db.sessions() as session:
-        query = sa.select(AccessToken).options(joinedload(AccessToken.minted_by)) \
-            .order_by(AccessToken.id)
-        if principal is not None and principal.role != OPERATOR:
-            query = query.where(AccessToken.association == principal.association)
-        return list(session.scalars(query))
+        return list(session.scalars(_visible_tokens(principal)))
+
+
+def get_token(db: Database, principal: Principal | None, token_id: int) -> AccessToken:
+    """One token ``principal`` may see; 404 for any other, so that ids reveal nothing."""
+    with db.sessions() as session:
+        row = session.scalars(_visible_tokens(principal).where(AccessToken.id == token_id)).first()
+    if row is None:
+        raise NotFound(f"There is no token {token_id} that this token may see.")
+    return row
 
 
 @dataclass(frozen=True)
@@ -165,13 +178,18 @@ def issue_token(db: Database, principal: Principal | None, *, association: str |
       token; an association token it makes is an onboarding, recorded in the audit trail as
       ``command-line`` and shown to the association like any other.
     """
-    scopes = DEFAULT_SCOPES if scopes is None else frozenset(Permission(s) for s in scopes)
+    if association is None and principal is not None and principal.role == ASSOCIATION:
+        association = principal.association  # an association's token is for itself
+    if scopes is None:
+        scopes = DEFAULT_SCOPES if association is None else ASSOCIATION_DEFAULT_SCOPES
+    scopes = frozenset(Permission(s) for s in scopes)
     now = utcnow()
     onboarding = onboards(principal, association)
-    if association is not None and Permission.ONBOARD_ASSOCIATIONS in scopes:
-        raise InvalidRequest(f"An association's token cannot hold "
-                             f"{Permission.ONBOARD_ASSOCIATIONS.value!r}: only operators onboard "
-                             f"associations.")
+    operator_only = scopes & OPERATOR_ONLY_SCOPES
+    if association is not None and operator_only:
+        raise InvalidRequest("An association's token cannot hold "
+                             + ", ".join(sorted(repr(p.value) for p in operator_only))
+                             + ": only operators onboard associations and read the audit trail.")
     if expires_at is not None:
         expires_at = expires_at.astimezone(timezone.utc)
         if expires_at <= now:

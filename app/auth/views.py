@@ -8,8 +8,8 @@ from flask import Response, current_app
 from app.auth import audit_trail
 from app.auth.models import AccessToken
 from app.auth.permissions import Permission, audit_as, current_principal, requires
-from app.auth.service import (ASSOCIATION, COMMAND_LINE, OPERATOR, issue_token, list_tokens,
-                              onboards, revoke_token)
+from app.auth.service import (ASSOCIATION, COMMAND_LINE, OPERATOR, get_token, issue_token,
+                              list_tokens, onboards, revoke_token)
 from app.errors import Forbidden
 from app.http.api import Blueprint, DateTime, Integer, Schema
 from app.publishing.service import isoformat
@@ -22,7 +22,8 @@ _SLUG = ma.validate.Regexp(r"^[a-z0-9]+(-[a-z0-9]+)*$", error="Use lowercase keb
 
 class TokenRequestSchema(Schema):
     association = ma.fields.String(load_default=None, validate=_SLUG, metadata={
-        "description": "The association the token publishes for; omit for an operator token."})
+        "description": "The association the token publishes for. Omitted, an operator's token "
+                       "makes an operator token and an association's token one for itself."})
     scopes = ma.fields.List(ma.fields.String(validate=ma.validate.OneOf(
         [p.value for p in Permission])), required=True, validate=ma.validate.Length(min=1),
         metadata={"description": "Only scopes the calling token holds itself. An operator's "
@@ -137,6 +138,15 @@ def create_token(body):
                          expires_at=body["expires_at"])
     return {**token_json(issued.row), "token": issued.token}, 201, {
         "Location": f"/v1/tokens/{issued.row.id}", "Cache-Control": "no-store"}
+
+
+@blp.route("/tokens/<int(max=2147483647):token_id>", methods=["GET"])
+@requires(Permission.MANAGE_TOKENS)
+@blp.response(200, TokenSchema)
+def token(token_id):
+    """Read one token (an association reads its own; an operator reads any); never the token"""
+    return token_json(get_token(_db(), current_principal(), token_id)), 200, {
+        "Cache-Control": "no-store"}
 
 
 @blp.route("/tokens/<int(max=2147483647):token_id>", methods=["DELETE"])

@@ -22,10 +22,18 @@ def test_association_manages_its_own_tokens_only(app, client):
     assert {item["association"] for item in listed} == {"bitkom"}
     assert client.post("/v1/tokens", json={"association": "numeum", "scopes": ["publish"]},
                        headers=bitkom).status_code == 403
-    assert client.post("/v1/tokens", json={"scopes": ["publish"]}, headers=bitkom).status_code == 403
+    for_itself = client.post("/v1/tokens", json={"scopes": ["publish"]}, headers=bitkom)
+    assert for_itself.status_code == 201, "an association's token without association is its own"
+    assert for_itself.json["association"] == "bitkom" and for_itself.json["role"] == "association"
+    location = for_itself.headers["Location"]
+    read = client.get(location, headers=bitkom)
+    assert read.status_code == 200 and read.headers["Cache-Control"] == "no-store"
+    assert read.json == {k: v for k, v in for_itself.json.items() if k != "token"}
     narrow = _bearer(new["token"])
     assert client.get("/v1/tokens", headers=narrow).status_code == 403, "not scoped to manage"
     numeum = _bearer(create_token(db, role=ASSOCIATION, association="numeum"))
+    assert client.get(location, headers=numeum).status_code == 404, "another's token is unseen"
+    assert client.get("/v1/tokens/99999", headers=bitkom).status_code == 404
     assert client.delete(f"/v1/tokens/{new['id']}", headers=numeum).status_code == 404
     assert client.delete(f"/v1/tokens/{new['id']}", headers=bitkom).status_code == 204
     revoked = client.post("/v1/associations/bitkom/statements", headers=narrow, json={
@@ -63,3 +71,19 @@ def test_every_write_is_audited_and_only_operators_read_the_trail(app, client, o
     ]
     assert all(e["token_id"] for e in trail.json["items"][1:3])
     assert client.get("/v1/audit-events", headers=bitkom).status_code == 403
+
+
+def test_association_tokens_hold_nothing_they_are_refused(app, client, operator):
+    # Made on the command line without --scopes, an association's token gets its defaults.
+    result = app.test_cli_runner().invoke(args=["tokens", "create", "--association", "bitkom"])
+    assert result.exit_code == 0, result.output
+    bitkom = _bearer(result.output.splitlines()[0])
+    own = client.get("/v1/tokens", headers=bitkom).json["items"]
+    assert own[0]["scopes"] == ["manage-tokens", "publish", "read-drafts"]
+    for scope in own[0]["scopes"]:
+        assert scope != "read-audit"
+    assert client.get("/v1/audit-events", headers=bitkom).status_code == 403
+    # An operator's own defaults are unchanged.
+    result = app.test_cli_runner().invoke(args=["tokens", "create", "--operator"])
+    made = client.get("/v1/tokens", headers=_bearer(result.output.splitlines()[0])).json["items"]
+    assert "read-audit" in made[-1]["scopes"]

@@ -113,8 +113,9 @@ def test_an_onboarded_association_makes_its_own_tokens(app, client, state):
 
 
 @pytest.mark.parametrize(("body", "status"), [
-    ({"association": "bitkom", "scopes": ["read-audit"]}, 403),  # not held by the onboarder
+    ({"association": "bitkom", "scopes": ["read-drafts"]}, 403),  # not held by the onboarder
     ({"association": "bitkom", "scopes": ["onboard-associations"]}, 422),
+    ({"association": "bitkom", "scopes": ["read-audit"]}, 422),  # operators' scope only
     ({"association": "nosuch", "scopes": ["publish"]}, 422),
 ])
 def test_onboarding_refusals_write_nothing(app, client, state, body, status):
@@ -132,7 +133,8 @@ def test_an_association_mints_only_for_itself_and_only_what_it_holds(app, client
     for body, status in [({"association": "numeum", "scopes": ["publish"]}, 403),
                          ({"association": "bitkom", "scopes": ["read-drafts"]}, 403),
                          ({"association": "bitkom", "scopes": ["onboard-associations"]}, 422),
-                         ({"scopes": ["publish"]}, 403),
+                         ({"scopes": ["read-drafts"]}, 403),  # for itself, not held
+                         ({"association": "bitkom", "scopes": ["read-audit"]}, 422),
                          ({"association": "nosuch", "scopes": ["publish"]}, 422)]:
         before = state.snapshot()
         refused = client.post("/v1/tokens", json=body, headers=bearer(bitkom))
