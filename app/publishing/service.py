@@ -41,6 +41,13 @@ from app.publishing.models import (Document, Draft, IdempotencyRecord, RegistryH
 _VERSION_CACHE_SIZE = 4096
 
 
+class UnchangedContent(Conflict):
+    """The content to publish equals the latest version's: a new version would change nothing."""
+
+    problem = "unchanged-content"
+    title = "The content equals the latest version"
+
+
 class SignerRevoked(Conflict):
     """The signer's current certificate is revoked; nothing is signed with it any more."""
 
@@ -360,6 +367,12 @@ class PublishingService:
         head = session.get(RegistryHead, 1)
         previous = session.scalar(sa.select(Version).where(Version.document_id == document.id)
                                   .order_by(Version.number.desc()).limit(1))
+        if previous is not None and previous.body == canonical_bytes(kind.served_body(
+                document.slug, previous.number, isoformat(previous.published_at), content)):
+            raise UnchangedContent(
+                f"The content equals version {previous.number}'s, so publishing it would add a "
+                f"version that changes nothing. Change the draft, or discard it.",
+                version=previous.number)
         number = previous.number + 1 if previous else 1
         published_at = published_at or utcnow()
         body = canonical_bytes(kind.served_body(document.slug, number, isoformat(published_at),

@@ -148,9 +148,10 @@ def test_tile_indices_beyond_the_database_are_404(client, path):
 
 
 def _publishable(client, operator):
+    """A draft that differs from the latest version (whose title it revises), and its ETag."""
     draft = client.get("/v1/recommendations/key-risks").json
     body = {k: draft[k] for k in ("title", "priority", "text")}
-    made = client.put(DRAFT, json=body | {"title": "Key risks, revised"},
+    made = client.put(DRAFT, json=body | {"title": draft["title"] + ", revised"},
                       headers={**operator, "If-None-Match": "*"})
     assert made.status_code == 201
     return made.headers["ETag"]

@@ -116,9 +116,10 @@ def test_every_published_version_has_a_trusted_timestamped_manifest(app, client,
 
 
 def _create_draft(client, headers: dict[str, str], **changes: Any) -> str:
-    """PUT the latest version back as a draft (with ``changes``); return the draft's ETag."""
+    """PUT the latest version back as a draft with ``changes`` (by default a revised title, as
+    content equal to the latest version's is not publishable); return the draft's ETag."""
     body = client.get("/v1/recommendations/key-risks").json
-    body.update(changes)
+    body.update(changes or {"title": body["title"] + " (revised)"})
     response = client.put(DRAFT, json=body, headers={**headers, "If-None-Match": "*"})
     assert response.status_code == 201, response.json
     return response.headers["ETag"]

@@ -74,7 +74,7 @@ def test_delete_draft(client, operator):
 
 
 def test_publish_creates_the_next_version_and_consumes_the_draft(client, operator):
-    draft = _create_draft(client, operator, title="Define and Prioritise Key Risks")
+    draft = _create_draft(client, operator, title="Define and Prioritise Key Risks (revised)")
     assert client.post(PUBLISH, headers=operator).status_code == 428
     published = client.post(PUBLISH, headers={**operator, "If-Match": draft.headers["ETag"]})
     assert published.status_code == 201
@@ -88,7 +88,7 @@ def test_publish_creates_the_next_version_and_consumes_the_draft(client, operato
 
 
 def test_idempotency_key_replays_or_refuses(client, operator):
-    draft = _create_draft(client, operator)
+    draft = _create_draft(client, operator, tags=["risk", "revised"])
     headers = {**operator, "If-Match": draft.headers["ETag"], "Idempotency-Key": "k-1"}
     first = client.post(PUBLISH, headers=headers)
     assert first.status_code == 201
