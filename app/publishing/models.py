@@ -109,3 +109,48 @@ class IdempotencyRecord(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     __table_args__ = (sa.UniqueConstraint("token_id", "key"),)
+
+
+class VersionSearch(Base):
+    """What collection queries filter on, derived from one published version's bytes.
+
+    Written once, in the transaction that publishes the version (see
+    :mod:`app.publishing.search`), and never changed: a version's facts are as immutable as the
+    version. The migration adds the text index of ``words`` per engine (FTS5 on SQLite, a GIN
+    index on ``words::tsvector`` on PostgreSQL).
+    """
+
+    __tablename__ = "version_search"
+
+    version_id: Mapped[int] = mapped_column(sa.ForeignKey("versions.id"), primary_key=True,
+                                            autoincrement=False)
+    document_id: Mapped[int] = mapped_column(sa.ForeignKey("documents.id"))
+    number: Mapped[int]
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    association: Mapped[str | None] = mapped_column(sa.String(64))
+    priority: Mapped[int | None]
+    statement_type: Mapped[str | None] = mapped_column(sa.String(32))
+    withdrawn: Mapped[bool]
+    published_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    words: Mapped[str] = mapped_column(sa.Text, doc="Folded words of its text, space-separated.")
+
+    __table_args__ = (
+        # The latest-version test probes (document_id, number); listings walk kind, document_id.
+        sa.UniqueConstraint("document_id", "number"),
+        sa.Index("ix_version_search_kind_document", "kind", "document_id"),
+        sa.Index("ix_version_search_kind_association", "kind", "association", "document_id"),
+        sa.Index("ix_version_search_kind_priority", "kind", "priority", "document_id"),
+        sa.Index("ix_version_search_kind_statement_type", "kind", "statement_type",
+                 "document_id"),
+    )
+
+
+class VersionLabel(Base):
+    """A tag of a published version, or a recommendation it addresses; written with it."""
+
+    __tablename__ = "version_labels"
+
+    label: Mapped[str] = mapped_column(sa.String(16), primary_key=True,
+                                       doc="tag or recommendation.")
+    value: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    version_id: Mapped[int] = mapped_column(sa.ForeignKey("versions.id"), primary_key=True)

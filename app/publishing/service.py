@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,8 +19,10 @@ import jsonpatch
 import json_merge_patch
 import marshmallow as ma
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
+from sqlalchemy.dialects.postgresql import TSQUERY, TSVECTOR
+from sqlalchemy.orm import Session, aliased
 
+from app.caching import BoundedCache
 from app.db import Database, utcnow
 from app.publishing.canonical import canonical_bytes
 
@@ -36,9 +37,11 @@ from app.pki.keyring import REGISTRY_SIGNER
 from app.pki.authority import certificate_sha256
 from app.provenance.service import ProvenanceService, SignedManifest
 from app.publishing.models import (Document, Draft, IdempotencyRecord, RegistryHead, Version,
-                                   is_member_association)
+                                   VersionLabel, VersionSearch, is_member_association)
+from app.publishing.search import RECOMMENDATION, TAG, facets, labels, words
 
-_VERSION_CACHE_SIZE = 4096
+#: Versions (bodies and manifests) a process keeps; the fast path keeps their headers as many.
+VERSION_CACHE_SIZE = 4096
 
 
 class SignerRevoked(Conflict):
@@ -110,6 +113,33 @@ class Change:
 
 
 @dataclass(frozen=True)
+class VersionSummary:
+    """What a list of a document's versions shows of each: never its body or manifest."""
+
+    number: int
+    published_at: datetime
+    withdrawn: bool
+    sha256: str
+
+
+@dataclass(frozen=True)
+class CollectionFilter:
+    """What a collection query asks for; every part of it runs in the database.
+
+    ``q`` matches words, with case and accents folded (:mod:`app.publishing.search`).
+    """
+
+    as_of: datetime | None = None
+    include_withdrawn: bool = False
+    priority: int | None = None
+    tag: str | None = None
+    association: str | None = None
+    statement_type: str | None = None
+    recommendation: str | None = None
+    q: str | None = None
+
+
+@dataclass(frozen=True)
 class PublishOutcome:
     """The version a publish produced, and whether it is a replay of an earlier identical call."""
 
@@ -130,7 +160,8 @@ class PublishingService:
         self.provenance = provenance
         self.log = log
         self.certificates = certificates
-        self._versions: OrderedDict[tuple[str, str, int], PublishedVersion] = OrderedDict()
+        self._versions: BoundedCache[tuple[str, str, int], PublishedVersion] = BoundedCache(
+            VERSION_CACHE_SIZE)
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -149,11 +180,7 @@ class PublishingService:
 
     def cached(self, kind: DocumentKind, slug: str, number: int) -> PublishedVersion | None:
         """The version if this process already holds it; never touches the database."""
-        key = (kind.name, slug, number)
-        version = self._versions.get(key)
-        if version is not None:
-            self._versions.move_to_end(key)  # least recently used is evicted first
-        return version
+        return self._versions.get((kind.name, slug, number))
 
     def require_association(self, association: str) -> None:
         """Raise 404 unless ``association`` is a member association."""
@@ -175,15 +202,85 @@ class PublishingService:
                 raise NotFound(f"{kind.name} {slug!r} had no published version{when}.")
         return self._remember(_published(kind.name, slug, row.Version))
 
-    def versions(self, kind: DocumentKind, slug: str) -> list[PublishedVersion]:
-        """Every version of a document, oldest first."""
+    def versions(self, kind: DocumentKind, slug: str) -> list[VersionSummary]:
+        """Every version of a document, oldest first, without bodies or manifests."""
         with self.db.sessions() as session:
             rows = session.execute(
-                _versions_query().where(Document.kind == kind.name, Document.slug == slug)
+                sa.select(Version.number, Version.published_at, Version.withdrawn,
+                          Version.sha256)
+                .join(Document, Document.id == Version.document_id)
+                .where(Document.kind == kind.name, Document.slug == slug)
                 .order_by(Version.number)).all()
             if not rows:
                 self._require_document(session, kind, slug)
-        return [self._remember(_published(kind.name, slug, row.Version)) for row in rows]
+        return [VersionSummary(*row) for row in rows]
+
+    def collection_page(self, kind: DocumentKind, query: CollectionFilter, *, offset: int,
+                        limit: int) -> tuple[list[dict[str, Any]], int]:
+        """One page of the latest version (at ``query.as_of``) of each matching document of a
+        kind, in creation order, and how many match in all.
+
+        The filters, the count and the page are worked out on ``version_search`` and
+        ``version_labels`` alone; only the page's own bodies are read, and no manifest.
+        """
+        where = self._collection_where(kind, query)
+        if where is None:
+            return [], 0
+        with self.db.sessions() as session:
+            total = session.scalar(sa.select(sa.func.count()).select_from(VersionSearch)
+                                   .where(*where))
+            ids = session.scalars(sa.select(VersionSearch.version_id).where(*where)
+                                  .order_by(VersionSearch.document_id)
+                                  .offset(offset).limit(limit)).all()
+            bodies = dict(session.execute(sa.select(Version.id, Version.body)
+                                          .where(Version.id.in_(ids))).all()) if ids else {}
+        return [json.loads(bodies[version_id]) for version_id in ids], total
+
+    def _collection_where(self, kind: DocumentKind, query: CollectionFilter
+                          ) -> list[sa.ColumnElement[bool]] | None:
+        """The WHERE clauses of a collection query on ``version_search``; ``None`` when it can
+        match nothing (a ``q`` without a word)."""
+        this, later = VersionSearch, aliased(VersionSearch)
+        # Latest at as_of: no later version of the same document published by then.
+        newer = sa.select(later.version_id).where(later.document_id == this.document_id,
+                                                  later.number > this.number)
+        where = [this.kind == kind.name]
+        if query.as_of is not None:
+            where.append(this.published_at <= query.as_of)
+            newer = newer.where(later.published_at <= query.as_of)
+        where.append(~sa.exists(newer))
+        if not query.include_withdrawn:
+            where.append(this.withdrawn.is_(False))
+        for column, value in ((this.priority, query.priority),
+                              (this.association, query.association),
+                              (this.statement_type, query.statement_type)):
+            if value is not None:
+                where.append(column == value)
+        for label, value in ((TAG, query.tag), (RECOMMENDATION, query.recommendation)):
+            if value is not None:
+                where.append(sa.exists().where(VersionLabel.label == label,
+                                               VersionLabel.value == value,
+                                               VersionLabel.version_id == this.version_id))
+        if query.q is not None:
+            terms = list(dict.fromkeys(words(query.q)))
+            if not terms:
+                return None
+            where.append(self._text_match(terms))
+        return where
+
+    def _text_match(self, terms: list[str]) -> sa.ColumnElement[bool]:
+        """Every one of ``terms`` (folded words: letters and digits only) is a word of the
+        version, through the engine's own text index."""
+        if self.db.is_sqlite:
+            # FTS5: a quoted string is one token; listed tokens must all be present.
+            matched = sa.select(sa.column("rowid")).select_from(
+                sa.table("version_search_fts")).where(
+                sa.text("version_search_fts MATCH :fts_terms").bindparams(
+                    fts_terms=" ".join(f'"{term}"' for term in terms)))
+            return VersionSearch.version_id.in_(matched)
+        # tsvector/tsquery input forms take each word verbatim as a lexeme: the same words.
+        return sa.cast(VersionSearch.words, TSVECTOR).op("@@")(
+            sa.cast(" & ".join(terms), TSQUERY))
 
     def collection(self, kind: DocumentKind, as_of: datetime | None = None
                    ) -> list[PublishedVersion]:
@@ -396,6 +493,7 @@ class PublishingService:
                           log_index=entry.index)
         session.add(version)
         session.flush()
+        _index_version(session, kind, version)
         return version
 
     def require_current_signer(self, session: Session, signer_name: str) -> None:
@@ -434,11 +532,7 @@ class PublishingService:
         return document
 
     def _remember(self, version: PublishedVersion) -> PublishedVersion:
-        key = (version.kind, version.slug, version.number)
-        self._versions[key] = version
-        if len(self._versions) > _VERSION_CACHE_SIZE:
-            self._versions.popitem(last=False)
-        return version
+        return self._versions.put((version.kind, version.slug, version.number), version)
 
 
 def lock_head(session: Session) -> RegistryHead:
@@ -454,6 +548,17 @@ def lock_head(session: Session) -> RegistryHead:
 
 
 _lock_head = lock_head
+
+
+def _index_version(session: Session, kind: DocumentKind, version: Version) -> None:
+    """Write what collection queries filter on for a new version, in its own transaction."""
+    document = json.loads(version.body)
+    session.add(VersionSearch(version_id=version.id, document_id=version.document_id,
+                              number=version.number, kind=kind.name,
+                              published_at=version.published_at, **facets(document)))
+    session.add_all(VersionLabel(label=label, value=value, version_id=version.id)
+                    for label, value in sorted(labels(document)))
+    session.flush()
 
 
 def _versions_query() -> sa.Select:
