@@ -1,9 +1,11 @@
 """What a collection query filters on, derived once from a version's bytes when it is published.
 
-A published version never changes, so neither does anything derived from it: each version gets
+A published version never changes, so neither does what is derived from it: each version gets
 one ``version_search`` row (its kind, association, priority, statement type, withdrawn flag,
 publication time and the words of its text) and one ``version_labels`` row per tag and per
-addressed recommendation, inserted in the transaction that publishes it. Collection filters then
+addressed recommendation, inserted in the transaction that publishes it. The one fact that does
+change is whether it is still its document's latest version: the transaction that publishes the
+next one clears ``latest`` on these derived rows (never on the version). Collection filters then
 run in the database, on these rows and their indexes, and never read a version's body or
 manifest until the page is known.
 
