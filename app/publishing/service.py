@@ -235,6 +235,23 @@ class PublishingService:
                                           .where(Version.id.in_(ids))).all()) if ids else {}
         return [json.loads(bodies[i]) for i in ids], total
 
+    def collection(self, kind: DocumentKind, as_of: datetime | None = None
+                   ) -> list[PublishedVersion]:
+        """The latest version (at ``as_of``) of every document of a kind, in creation order (for
+        the seeded catalogue, the declaration's own order)."""
+        latest = sa.select(Version.document_id, sa.func.max(Version.number).label("number")) \
+            .group_by(Version.document_id)
+        if as_of is not None:
+            latest = latest.where(Version.published_at <= as_of)
+        latest = latest.subquery()
+        query = _versions_query().join(
+            latest, sa.and_(latest.c.document_id == Version.document_id,
+                            latest.c.number == Version.number)
+        ).where(Document.kind == kind.name).order_by(Document.id)
+        with self.db.sessions() as session:
+            rows = session.execute(query).all()
+        return [_published(kind.name, row.slug, row.Version) for row in rows]
+
     def diff(self, kind: DocumentKind, slug: str, source: int, target: int) -> list[dict]:
         """The RFC 6902 JSON Patch that turns version ``source`` into version ``target``."""
         before = self.version(kind, slug, source).document()
