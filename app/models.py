@@ -5,9 +5,11 @@ from app.db import Base
 from app.ledger.models import LogCheckpoint, LogEntry, LogTile
 from app.pki.models import AssociationCA, Revocation, SigningCertificate
 from app.provenance.models import Export
-from app.publishing.models import Document, Draft, IdempotencyRecord, RegistryHead, Version
+from app.publishing.models import (Document, Draft, IdempotencyRecord, RegistryHead, Version,
+                                   VersionLabel, VersionSearch)
 
 metadata = Base.metadata
 
 __all__ = ["AccessToken", "AssociationCA", "AuditEvent", "Export", "Revocation", "SigningCertificate", "LogCheckpoint", "LogEntry", "LogTile", "Document", "Draft", "IdempotencyRecord", "RegistryHead", "Version",
+           "VersionLabel", "VersionSearch",
            "metadata"]

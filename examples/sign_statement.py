@@ -84,7 +84,11 @@ def sign(body: bytes, *, certificate_chain_pem: bytes, private_key_pem: bytes,
                 "verify": {"remote_manifest_fetch": False, "ocsp_fetch": False},
                 "builder": {"thumbnail": {"enabled": False}}}
     if trust_anchors_pem:
-        settings["trust"] = {"trust_anchors": trust_anchors_pem.decode("ascii")}
+        # The split form (c2pa-rs 0.91.3 and later): the same anchors vouch for the signer of
+        # the parent's manifest and for the authority that timestamped it.
+        pem = trust_anchors_pem.decode("ascii")
+        settings["trust"] = {"anchors": [{"trust_anchors": pem, "trust_kind": kind}
+                                         for kind in ("manifest", "tsa")]}
     context = c2pa.Context.from_dict(settings)
     stored_slug = f"{document['association']}/{document['slug']}"
     title = f"statement {stored_slug} version {document['version']}"

@@ -15,10 +15,20 @@ if config.config_file_name is not None and config.attributes.get("configure_logg
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 
+#: Schema objects the migrations make per engine, outside the models: the SQLite FTS5 table of
+#: ``version_search`` (with its shadow tables) and the PostgreSQL text index on it.
+_ENGINE_SPECIFIC = ("version_search_fts", "ix_version_search_words")
+
+
+def include_name(name: str | None, type_: str, parent_names: dict) -> bool:
+    """Leave the engine-specific text-search objects out of autogenerate's comparison."""
+    return not (name and name.startswith(_ENGINE_SPECIFIC))
+
+
 def run_migrations_offline() -> None:
     """Emit SQL to stdout instead of running it."""
     context.configure(url=_url(), target_metadata=metadata, literal_binds=True,
-                      render_as_batch=True)
+                      render_as_batch=True, include_name=include_name)
     with context.begin_transaction():
         context.run_migrations()
 
@@ -31,7 +41,7 @@ def run_migrations_online() -> None:
         # SQLite cannot ALTER most constraints in place; batch mode rebuilds tables instead.
         context.configure(connection=connection, target_metadata=metadata,
                           render_as_batch=connection.dialect.name == "sqlite",
-                          compare_type=True)
+                          compare_type=True, include_name=include_name)
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()

@@ -19,3 +19,24 @@ def test_upgrade_head_on_an_empty_database_then_check_is_clean(databases):
         raise AssertionError(f"models and migrations differ: {error}") from error
     command.downgrade(config, "base")
     command.upgrade(config, "head")
+
+
+def test_upgrading_derives_the_search_rows_of_published_versions(app, client):
+    import sqlalchemy as sa  # noqa: PLC0415
+
+    before = client.get("/v1/recommendations", query_string={"q": "watermarking"}).json
+    engine = app.extensions["tech7.db"].engine
+    config = alembic_config(engine.url.render_as_string(hide_password=False))
+    config.attributes["configure_logger"] = False
+    engine.dispose()
+    command.downgrade(config, "8837dce6798b")  # the revision before version_search
+    with engine.connect() as connection:
+        assert "version_search" not in sa.inspect(connection).get_table_names()
+    command.upgrade(config, "head")
+    with engine.connect() as connection:
+        versions, derived = (connection.scalar(sa.text(f"SELECT count(*) FROM {table}"))
+                             for table in ("versions", "version_search"))
+        labels = connection.scalar(sa.text("SELECT count(*) FROM version_labels"))
+    assert derived == versions > 0 and labels > 0
+    assert client.get("/v1/recommendations", query_string={"q": "watermarking"}).json == before
+    assert client.get("/v1/recommendations", query_string={"tag": "sme"}).json["total"] > 0

@@ -4,8 +4,9 @@
   and prints each step with its reason. Exit status 0 when every step passes, 1 when one fails,
   2 on a usage error.
 * ``fetch`` downloads a version, its manifest and receipt, the trust anchors, the trust list and
-  the log key (and a consistency proof from the auditor's last checkpoint), then prints the
-  ``verify`` command to run. It talks to the given URL's host only.
+  the log key (and a consistency proof from the auditor's last checkpoint), saves c2pa settings
+  for those anchors in both forms (split per ``trust_kind``, and the older single list), then
+  prints the ``verify`` command to run. It talks to the given URL's host only.
 * ``monitor`` follows the log: it checks the new checkpoint against the pinned log key, its
   consistency with the stored checkpoint, and re-hashes every entry through the C2SP tiles. It
   keeps the new checkpoint only when all of that holds.
@@ -32,6 +33,7 @@ from app.audit.verification import (CHECKPOINT, CONSISTENCY, LOG, Step, Verifica
                                     verify_checkpoint)
 from app.ledger.note import NoteError, parse_verifier_key
 from app.ledger.tiles import TILE_WIDTH, entries_path, parse_entry_bundle, tile_path
+from app.provenance.manifests import legacy_trust_settings, trust_settings, verifier_settings
 
 USAGE_ERROR = 2
 FAILED = 1
@@ -281,8 +283,9 @@ def fetch(url: str, out: str | None, checkpoint: str | None) -> None:
         raise FetchError(f"the receipt from {fetcher.base} does not verify: {failure.reason}") \
             from None
     _write(folder / "checkpoint.txt", parsed.signed_checkpoint.encode())
-    written["trust"] = _write(folder / "anchors.pem",
-                              _trust_anchors(fetcher, parsed.record.get("association")))
+    anchors = _trust_anchors(fetcher, parsed.record.get("association"))
+    written["trust"] = _write(folder / "anchors.pem", anchors)
+    _write_c2pa_settings(folder, anchors, f"{fetcher.base}/v1/trust/anchors.pem")
 
     command = ["tech7-audit", "verify", str(written["file"])]
     if "manifest" in written:
@@ -303,6 +306,9 @@ def fetch(url: str, out: str | None, checkpoint: str | None) -> None:
     click.echo(f"Fetched {version_url} and what verifying it needs into {folder}/.")
     click.echo(f"The receipt's checkpoint (tree size {receipt_checkpoint.tree_size}) is in "
                f"{folder / 'checkpoint.txt'}: keep it as your last checkpoint once verified.")
+    click.echo(f"For another C2PA verifier: {folder / 'c2pa-settings.json'} (c2pa-rs 0.91.3 and "
+               f"later, trust.anchors per trust_kind) or {folder / 'c2pa-settings-legacy.json'} "
+               "(older releases, trust.trust_anchors).")
     click.echo("Verify offline with:")
     click.echo("  " + shlex.join(command))
 
@@ -318,6 +324,15 @@ def _trust_anchors(fetcher: Fetcher, association: str | None) -> bytes:
                     and isinstance(ca.get("pem"), str):
                 anchors += ca["pem"].encode("ascii")
     return anchors
+
+
+def _write_c2pa_settings(folder: Path, anchors: bytes, trust_uri: str) -> None:
+    """Save ready c2pa settings that trust ``anchors``, in both forms: the split
+    ``trust.anchors`` (one entry per ``trust_kind``, which c2pa-rs 0.92 needs to trust a
+    timestamp) and the older single ``trust.trust_anchors``."""
+    for name, trust in (("c2pa-settings.json", trust_settings(anchors, trust_uri=trust_uri)),
+                        ("c2pa-settings-legacy.json", legacy_trust_settings(anchors))):
+        _write(folder / name, (json.dumps(verifier_settings(trust), indent=2) + "\n").encode())
 
 
 def _folder_name(version_url: str) -> str:

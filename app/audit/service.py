@@ -15,14 +15,14 @@ import hashlib
 import json
 import os
 import threading
-from collections import OrderedDict
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import c2pa
 import sqlalchemy as sa
 
+from app.caching import BoundedCache
 from app.audit.verification import (CHECKPOINT, HASHES, INCLUSION, MANIFEST, REVOCATION, SIGNER,
                                     Revocation, Step, VerificationFailure, check_hashes,
                                     check_inclusion, check_manifest, check_revocation,
@@ -43,6 +43,8 @@ RECORD = "record"
 """The step that finds the log entry recording the file (the receipt step of an offline audit)."""
 
 _MEMO_SIZE = 4096
+#: One context per set of anchors: the registry's, and the registry's plus one association's CAs.
+_CONTEXTS_SIZE = 64
 
 # Failing these steps still leaves c2pa's verdict standing: the manifest is intact and Trusted,
 # only the registry cannot vouch for the file (it never published it, or did so untimestamped).
@@ -134,31 +136,6 @@ class VerificationResult:
         }
 
 
-class _Memo:
-    """A bounded, thread-safe map of facts that never change once true; oldest out first.
-
-    Log entries, the versions they record, inclusion proofs for a given tree size and verified
-    checkpoint notes are immutable, so remembering them is safe. What may change is read afresh:
-    the current checkpoint on every request, a certificate's revocation whenever the log grew.
-    """
-
-    def __init__(self, size: int = _MEMO_SIZE):
-        self._items: OrderedDict[Hashable, Any] = OrderedDict()
-        self._size = size
-        self._lock = threading.Lock()
-
-    def get(self, key: Hashable, default: Any = None) -> Any:
-        with self._lock:
-            return self._items.get(key, default)
-
-    def put(self, key: Hashable, value: Any) -> Any:
-        with self._lock:
-            self._items[key] = value
-            if len(self._items) > self._size:
-                self._items.popitem(last=False)
-        return value
-
-
 _UNKNOWN = object()
 
 
@@ -173,25 +150,29 @@ class VerificationService:
         self._own_keys = OwnKeyPublishing(publishing)
         self._lock = threading.Lock()
         self._pid: int | None = None
-        self._contexts: dict[bytes, c2pa.Context] = {}
-        self._logged_entries = _Memo()
-        self._versions = _Memo()
-        self._proofs = _Memo()
-        self._checkpoints = _Memo(size=4)
-        self._revocation_lists = _Memo()
-        self._association_anchors = _Memo()
+        # Log entries, the versions they record, inclusion proofs for a given tree size and
+        # verified checkpoint notes never change once true, so remembering them is safe. What
+        # may change is read afresh: the current checkpoint on every request, a certificate's
+        # revocation whenever the log grew.
+        self._contexts: BoundedCache[bytes, c2pa.Context] = BoundedCache(_CONTEXTS_SIZE)
+        self._logged_entries = BoundedCache(_MEMO_SIZE)
+        self._versions = BoundedCache(_MEMO_SIZE)
+        self._proofs = BoundedCache(_MEMO_SIZE)
+        self._checkpoints = BoundedCache(4)
+        self._revocation_lists = BoundedCache(_MEMO_SIZE)
+        self._association_anchors = BoundedCache(_MEMO_SIZE)
 
     def _verification_context(self, trust_anchors_pem: bytes) -> c2pa.Context:
         """One c2pa context per process and set of anchors: c2pa objects made before a fork are
         invalid after it."""
         with self._lock:
             if self._pid != os.getpid():
-                self._contexts = {}
+                self._contexts = BoundedCache(_CONTEXTS_SIZE)
                 self._pid = os.getpid()
             context = self._contexts.get(trust_anchors_pem)
             if context is None:
-                context = self._contexts[trust_anchors_pem] = verification_context(
-                    trust_anchors_pem)
+                context = self._contexts.put(trust_anchors_pem,
+                                             verification_context(trust_anchors_pem))
             return context
 
     def verify(self, content: bytes, manifest: bytes | None, *, media_type: str | None = None,

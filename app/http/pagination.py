@@ -55,13 +55,6 @@ def page_from(args: dict) -> Page:
     return Page(number=args.get("page", 1), size=size, total=0)
 
 
-def paginate(items: list, args: dict) -> tuple[list, Page]:
-    """Slice ``items`` to the requested page; returns the slice and the page with its total."""
-    requested = page_from(args)
-    page = Page(number=requested.number, size=requested.size, total=len(items))
-    return items[page.offset: page.offset + page.size], page
-
-
 def _page_url(number: int, size: int) -> str:
     params = [(k, v) for k, v in request.args.items(multi=True) if k not in ("page", "per_page")]
     params += [("page", str(number)), ("per_page", str(size))]

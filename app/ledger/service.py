@@ -18,6 +18,7 @@ import rfc8785
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from app.caching import BoundedCache
 from app.db import Database, utcnow
 from app.errors import InvalidRequest, NotFound
 from app.ledger.merkle import (HASH_SIZE, consistency_proof, inclusion_proof, leaf_hash,
@@ -28,6 +29,8 @@ from app.pki.keyring import Keyring
 from app.ledger.tiles import TILE_HEIGHT, TILE_WIDTH, entry_bundle, hash_from_tile, tile_span
 
 _FULL_TILE_BYTES = TILE_WIDTH * HASH_SIZE
+#: 8 KiB each: 16 MiB at most, the level-0 tiles of the newest half-million entries.
+_FULL_TILE_CACHE = 2048
 
 
 @dataclass(frozen=True)
@@ -49,8 +52,9 @@ class TransparencyLog:
         self.db = db
         self.origin = origin
         self._keyring = keyring
-        # Full tiles never change, so every process may keep them for good.
-        self._full_tiles: dict[tuple[int, int], bytes] = {}
+        # Full tiles never change, so every process may keep them; the most recently used
+        # (the right edge of the tree, where proofs for new entries go) stay.
+        self._full_tiles: BoundedCache[tuple[int, int], bytes] = BoundedCache(_FULL_TILE_CACHE)
 
     @property
     def verifier_key(self) -> str:
@@ -210,7 +214,7 @@ class TransparencyLog:
         # Only tiles read from committed state may be kept: an append's own tiles could still
         # be rolled back.
         if cache and len(tile.hashes) == _FULL_TILE_BYTES:
-            self._full_tiles[(level, index)] = tile.hashes
+            self._full_tiles.put((level, index), tile.hashes)
         return tile.hashes
 
 

@@ -225,9 +225,10 @@ class KeyStore:
     def trust_anchors_pem(self) -> bytes:
         """The PEM a verifier configures as its only trust anchor: the root CA.
 
-        c2pa-rs validates both the claim signer's chain and the timestamp authority's chain
-        against the same ``trust.trust_anchors`` list, and both chain to this root, so nothing
-        else is needed (the intermediates travel inside each manifest and timestamp token).
+        Both the claim signers' chains and the timestamp authority's chain end at this root, so
+        it is the one anchor of each ``trust_kind`` (``manifest`` and ``tsa``) in c2pa's split
+        trust settings, and the whole of the older single ``trust.trust_anchors`` list (the
+        intermediates travel inside each manifest and timestamp token).
         """
         return self.root_ca_certificate.public_bytes(serialization.Encoding.PEM)
 

@@ -3,6 +3,7 @@ built-in RFC 3161 timestamp authority."""
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 import marshmallow as ma
@@ -13,6 +14,12 @@ from app.db import utcnow
 from app.http.api import Blueprint, Integer, Schema
 from app.pki.authority import certificate_sha256
 from app.pki.registry import CertificateRecord, CertificateRegistry
+from app.provenance.manifests import (
+    MANIFEST_TRUST,
+    TSA_TRUST,
+    trust_settings,
+    verifier_settings,
+)
 from app.provenance.service import ProvenanceService
 from app.publishing.service import isoformat
 
@@ -98,11 +105,27 @@ class LogKeySchema(Schema):
         "description": "C2SP signed-note verifier key of the log's checkpoints."})
 
 
+class AnchorsByKindSchema(Schema):
+    manifest = ma.fields.List(ma.fields.Nested(CertificateSchema), required=True, metadata={
+        "description": "Roots of the certificates that sign manifests: trust_kind \"manifest\"."})
+    tsa = ma.fields.List(ma.fields.Nested(CertificateSchema), required=True, metadata={
+        "description": "Roots of the RFC 3161 timestamp authorities: trust_kind \"tsa\"."})
+
+
 class TrustSchema(Schema):
     generated_at = ma.fields.String(required=True, metadata={
         "description": "When this trust list was made (RFC 3339 UTC); statuses are as of then."})
-    anchors = ma.fields.List(ma.fields.Nested(CertificateSchema), required=True)
+    anchors = ma.fields.List(ma.fields.Nested(CertificateSchema), required=True, metadata={
+        "description": "Every trust anchor, for signers and timestamp authorities alike: the "
+                       "older single trust.trust_anchors setting of c2pa."})
     anchors_pem = ma.fields.String(required=True, metadata={"description": "URL of the PEM bundle."})
+    anchors_by_kind = ma.fields.Nested(AnchorsByKindSchema, required=True, metadata={
+        "description": "The anchors of each trust_kind of c2pa's split trust.anchors setting "
+                       "(c2pa-rs 0.91.3 and later; from 0.92 a timestamp is trusted only "
+                       "through a \"tsa\" entry)."})
+    c2pa_settings = ma.fields.String(required=True, metadata={
+        "description": "URL of ready c2pa settings (JSON) in the split form, for an offline "
+                       "verifier."})
     timestamp_authority = ma.fields.Nested(CertificateSchema, required=True)
     signers = ma.fields.List(ma.fields.Nested(CurrentSignerSchema), required=True, metadata={
         "description": "The certificate each signer signs new manifests with. Older (rotated) "
@@ -161,6 +184,10 @@ def trust():
         "generated_at": isoformat(now),
         "anchors": [describe_certificate(keys.root_ca_certificate)],
         "anchors_pem": "/v1/trust/anchors.pem",
+        # The registry's root issues the signers' and the timestamp authority's certificates.
+        "anchors_by_kind": {MANIFEST_TRUST: [describe_certificate(keys.root_ca_certificate)],
+                            TSA_TRUST: [describe_certificate(keys.root_ca_certificate)]},
+        "c2pa_settings": "/v1/trust/c2pa-settings.json",
         "timestamp_authority": describe_certificate(keys.tsa_certificate),
         "signers": [{"name": name, **describe_certificate(keys.signer_certificate(name))}
                     for name in keys.signer_names()],
@@ -186,6 +213,22 @@ def certificate(args, sha256):
 def anchors_pem():
     """The trust anchors as one PEM bundle (what a C2PA verifier configures)"""
     return Response(provenance().trust_anchors_pem, mimetype="application/x-pem-file")
+
+
+@blp.route("/trust/c2pa-settings.json")
+@blp.response(200, content_type="application/json")
+def c2pa_settings():
+    """Ready c2pa settings that trust exactly these anchors, in the split form
+
+    Load them with c2pa.Context.from_dict (c2pa-python), c2patool --settings or any c2pa-rs
+    0.91.3 and later: one trust.anchors entry with trust_kind "manifest" and one with
+    trust_kind "tsa", both this registry's root, and verification that stays offline. Releases
+    before the split form take /v1/trust/anchors.pem as their single trust.trust_anchors.
+    """
+    uri = request.url_root.rstrip("/") + "/v1/trust/anchors.pem"
+    settings = verifier_settings(trust_settings(provenance().trust_anchors_pem, trust_uri=uri))
+    return Response(json.dumps(settings, indent=2) + "\n", mimetype="application/json",
+                    headers={"Cache-Control": REVALIDATE})
 
 
 @blp.route("/timestamp", methods=["POST"])

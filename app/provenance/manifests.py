@@ -31,6 +31,7 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 import c2pa
@@ -172,6 +173,63 @@ def verification_context(trust_anchors_pem: bytes) -> c2pa.Context:
     return c2pa.Context.from_dict(_settings(trust_anchors_pem, verify_after_sign=False))
 
 
+#: The two kinds of trust anchor c2pa-rs's split trust settings know: roots for the certificates
+#: that sign claims, and roots for RFC 3161 timestamp authorities. Since C2PA 2.1 a validator
+#: keeps the timestamp authorities' trust list apart from the signers' (the specification's
+#: "Time-stamp Authorities" section).
+MANIFEST_TRUST, TSA_TRUST = "manifest", "tsa"
+TRUST_KINDS = (MANIFEST_TRUST, TSA_TRUST)
+
+#: What every verifying context here checks, and never does: trust on, the network off (uploads
+#: are untrusted input, and an auditor's verification must not depend on a server).
+VERIFY_SETTINGS: Mapping[str, bool] = MappingProxyType({
+    "verify_after_reading": True,
+    "verify_trust": True,
+    "verify_timestamp_trust": True,
+    "remote_manifest_fetch": False,
+    "ocsp_fetch": False,
+})
+
+
+def trust_settings(anchors_pem: bytes, tsa_anchors_pem: bytes | None = None, *,
+                   trust_uri: str | None = None) -> dict[str, Any]:
+    """The ``trust`` section of c2pa settings in the split form: one ``trust.anchors`` entry per
+    kind, ``trust_kind`` ``"manifest"`` with ``anchors_pem`` and ``"tsa"`` with
+    ``tsa_anchors_pem`` (by default the same anchors: the registry's root issues both its
+    signers' and its timestamp authority's certificates, and an association's own CA may vouch
+    for its own authority). ``trust_uri`` names where a verifier got the anchors.
+
+    c2pa-rs 0.91.3 (c2pa-python 0.38.1) accepts this form; 0.92 needs it, because there the
+    older single ``trust.trust_anchors`` (:func:`legacy_trust_settings`) only vouches for
+    signers and leaves every timestamp ``timeStamp.untrusted``.
+
+    Raises ``ValueError`` unless each bundle holds X.509 certificates: c2pa skips an anchor it
+    cannot parse in this form, which would turn a broken bundle into a silent "untrusted".
+    """
+    pems = {MANIFEST_TRUST: anchors_pem,
+            TSA_TRUST: anchors_pem if tsa_anchors_pem is None else tsa_anchors_pem}
+    entries = []
+    for kind in TRUST_KINDS:
+        x509.load_pem_x509_certificates(pems[kind])
+        entry = {"trust_anchors": pems[kind].decode("ascii"), "trust_kind": kind}
+        if trust_uri is not None:
+            entry["trust_uri"] = trust_uri
+        entries.append(entry)
+    return {"anchors": entries}
+
+
+def legacy_trust_settings(anchors_pem: bytes) -> dict[str, Any]:
+    """The ``trust`` section for c2pa releases older than the split form: one PEM bundle that
+    vouches for signers and timestamp authorities alike (c2pa-rs up to 0.91)."""
+    return {"trust_anchors": anchors_pem.decode("ascii")}
+
+
+def verifier_settings(trust: Mapping[str, Any]) -> dict[str, Any]:
+    """Complete c2pa settings for an offline verifier with the given ``trust`` section: what the
+    auditor kit hands out, ready for ``c2pa.Context.from_dict`` or a c2patool settings file."""
+    return {"version": 1, "trust": dict(trust), "verify": dict(VERIFY_SETTINGS)}
+
+
 def _settings(trust_anchors_pem: bytes, *, verify_after_sign: bool) -> dict[str, Any]:
     """The c2pa settings every context here uses (keys as in c2pa-rs 0.91 ``Settings``).
 
@@ -179,20 +237,12 @@ def _settings(trust_anchors_pem: bytes, *, verify_after_sign: bool) -> dict[str,
     """
     return {
         "version": 1,
-        # trust_anchors *replaces* the SDK's built-in list, so only the registry's root (or the
-        # anchors a verifier passes) can make a manifest Trusted. The same list validates the
-        # timestamp authority's chain; the default EKU configuration accepts emailProtection for
-        # signers and timeStamping for TSAs, so no trust_config is needed.
-        "trust": {"trust_anchors": trust_anchors_pem.decode("ascii")},
-        "verify": {
-            "verify_after_reading": True,
-            "verify_after_sign": verify_after_sign,
-            "verify_trust": True,
-            "verify_timestamp_trust": True,
-            # Verification must never touch the network: uploads are untrusted input.
-            "remote_manifest_fetch": False,
-            "ocsp_fetch": False,
-        },
+        # The anchors *replace* the SDK's built-in list, so only the registry's root (or the
+        # anchors a verifier passes) can make a manifest Trusted, for signers and timestamp
+        # authorities alike. The default EKU configuration accepts emailProtection for signers
+        # and timeStamping for TSAs, so no trust_config is needed.
+        "trust": trust_settings(trust_anchors_pem),
+        "verify": {**VERIFY_SETTINGS, "verify_after_sign": verify_after_sign},
         # A text has nothing to draw, and a PDF thumbnail costs tens of ms and ~90 KB per export.
         "builder": {"thumbnail": {"enabled": False}},
     }
@@ -566,7 +616,7 @@ def read_manifest(
         return _unreadable("the manifest is empty")
     try:
         ctx = context if context is not None else verification_context(trust_anchors_pem)
-    except c2pa.C2paError as exc:
+    except (c2pa.C2paError, ValueError) as exc:
         return _unreadable(f"the trust anchors are not usable: {_reason(exc)}")
     try:
         with c2pa.Reader(media_type, io.BytesIO(bytes(content)), manifest, context=ctx) as reader:

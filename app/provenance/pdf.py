@@ -272,9 +272,15 @@ def _how_to_verify(pdf: _ExportPdf, export_path: str,
         "timestamped (RFC 3161), so it stays verifiable after the certificate expires. The "
         "manifest's hard binding covers every byte of the file outside the manifest: changing "
         "any of them makes the manifest read Invalid.",
-        "1. Trust anchors. Fetch the registry's trust anchors from /v1/trust/anchors.pem on the "
-        "registry that issued this file (/v1/trust describes them) and configure them as the "
-        "only trust anchors of a C2PA verifier. The embedded manifest must then read Trusted.",
+        "1. Trust anchors. Fetch the registry's trust anchors from the registry that issued "
+        "this file and configure them as the only trust anchors of a C2PA verifier; the "
+        "embedded manifest must then read Trusted, with a trusted timestamp. /v1/trust lists "
+        "them per kind (anchors_by_kind): the roots of the signing certificates (trust_kind "
+        "\"manifest\") and of the timestamp authority (trust_kind \"tsa\"), here the same "
+        "root. c2pa-rs 0.91.3 and later releases take them as trust.anchors entries, one per "
+        "trust_kind; /v1/trust/c2pa-settings.json is those settings, ready to load, and newer "
+        "releases need that form to trust the timestamp. Older releases take the single "
+        "bundle /v1/trust/anchors.pem as trust.trust_anchors.",
         f"2. Ingredients. The manifest lists each of the {len(versions)} documents above as a "
         "componentOf ingredient, with that version's own signed manifest. Each version can also "
         f"be fetched and checked on its own: its bytes at its URL (e.g. {example}), its C2PA "

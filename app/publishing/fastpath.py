@@ -14,9 +14,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 
+from app.caching import BoundedCache
 from app.http.conditional import none_match
 from app.publishing.kinds import KINDS, DocumentKind
-from app.publishing.service import PublishedVersion, PublishingService
+from app.publishing.service import VERSION_CACHE_SIZE, PublishedVersion, PublishingService
 from app.publishing.views import version_headers
 
 _VERSION_PATH = re.compile(r"/v1/(?P<collection>[a-z]+)(?:/(?P<slug>[a-z0-9]+(?:-[a-z0-9]+)*))?"
@@ -34,7 +35,8 @@ class ImmutableVersionFastPath:
         self._publishing = publishing
         self._extra = list(extra_headers)
         self._kinds = {kind.collection: kind for kind in KINDS.values()}
-        self._headers: dict[tuple[str, str, int], tuple[list, list]] = {}
+        self._headers: BoundedCache[tuple[str, str, int], tuple[list, list]] = BoundedCache(
+            VERSION_CACHE_SIZE)
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         method = environ["REQUEST_METHOD"]
@@ -60,6 +62,6 @@ class ImmutableVersionFastPath:
             headers = [*version_headers(kind, version).items(),
                        ("Content-Type", "application/json"),
                        ("Content-Length", str(len(version.body))), *self._extra]
-            prepared = (headers, [(k, v) for k, v in headers if k not in _NOT_IN_304])
-            self._headers[key] = prepared
+            prepared = self._headers.put(
+                key, (headers, [(k, v) for k, v in headers if k not in _NOT_IN_304]))
         return prepared

@@ -109,3 +109,66 @@ class IdempotencyRecord(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     __table_args__ = (sa.UniqueConstraint("token_id", "key"),)
+
+
+class VersionSearch(Base):
+    """What collection queries filter on, derived from one published version's bytes.
+
+    Written in the transaction that publishes the version (see :mod:`app.publishing.search`).
+    Only ``latest`` ever changes: the transaction that publishes the next version of the same
+    document clears it. The version itself is never touched. The migration adds the text index
+    of ``words`` per engine (FTS5 on SQLite, a GIN index on ``words::tsvector`` on PostgreSQL).
+    """
+
+    __tablename__ = "version_search"
+
+    version_id: Mapped[int] = mapped_column(sa.ForeignKey("versions.id"), primary_key=True,
+                                            autoincrement=False)
+    document_id: Mapped[int] = mapped_column(sa.ForeignKey("documents.id"))
+    number: Mapped[int]
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    latest: Mapped[bool] = mapped_column(doc="No later version of its document exists.")
+    withdrawn: Mapped[bool]
+    association: Mapped[str | None] = mapped_column(sa.String(64))
+    priority: Mapped[int | None]
+    statement_type: Mapped[str | None] = mapped_column(sa.String(32))
+    published_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    words: Mapped[str] = mapped_column(sa.Text, doc="Folded words of its text, space-separated.")
+
+    __table_args__ = (
+        # A listing of the latest versions counts and pages along one of these, ending in
+        # document_id (creation order), without reading a row; as_of walks published_at and
+        # probes (document_id, number) for a later version published by then.
+        sa.UniqueConstraint("document_id", "number"),
+        sa.Index("ix_version_search_listing", "kind", "latest", "withdrawn", "document_id"),
+        sa.Index("ix_version_search_association", "kind", "latest", "withdrawn", "association",
+                 "document_id"),
+        sa.Index("ix_version_search_priority", "kind", "latest", "withdrawn", "priority",
+                 "document_id"),
+        sa.Index("ix_version_search_statement_type", "kind", "latest", "withdrawn",
+                 "statement_type", "document_id"),
+        sa.Index("ix_version_search_published_at", "kind", "published_at"),
+    )
+
+
+class VersionLabel(Base):
+    """A tag of a published version, or a recommendation it addresses, with the facts a listing
+    needs to count and page by label alone; written with the version, and ``latest`` cleared
+    with its search row's."""
+
+    __tablename__ = "version_labels"
+
+    label: Mapped[str] = mapped_column(sa.String(16), primary_key=True,
+                                       doc="tag or recommendation.")
+    value: Mapped[str] = mapped_column(sa.String(128), primary_key=True)
+    version_id: Mapped[int] = mapped_column(sa.ForeignKey("versions.id"), primary_key=True)
+    document_id: Mapped[int] = mapped_column(sa.ForeignKey("documents.id"))
+    kind: Mapped[str] = mapped_column(sa.String(32))
+    latest: Mapped[bool]
+    withdrawn: Mapped[bool]
+
+    __table_args__ = (
+        sa.Index("ix_version_labels_listing", "label", "value", "kind", "latest", "withdrawn",
+                 "document_id"),
+        sa.Index("ix_version_labels_document_id", "document_id"),
+    )

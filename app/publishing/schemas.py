@@ -23,7 +23,11 @@ class CollectionQuerySchema(PageQuerySchema, AsOfQuerySchema):
     """Filters shared by document collections."""
 
     q = ma.fields.String(load_default=None, validate=ma.validate.Length(min=1, max=200),
-                         metadata={"description": "Case-insensitive text search."})
+                         metadata={"description": (
+                             "Words to find: a document matches when every word of q is one of "
+                             "the words of its text (any string value), with case and accents "
+                             "folded (é is e, ß is ss). Words are runs of letters and digits; "
+                             "whole words, in any order.")})
     include_withdrawn = ma.fields.Boolean(load_default=False)
 
 

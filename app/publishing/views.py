@@ -19,7 +19,7 @@ from app.auth.service import Principal, may_edit, may_publish_as
 from app.errors import InvalidIdempotencyKey
 from app.http.api import Blueprint
 from app.http.conditional import none_match, not_modified
-from app.http.pagination import paginate
+from app.http.pagination import Page, page_from
 from app.publishing.kinds import KINDS, DocumentKind
 from app.publishing.models import IDEMPOTENCY_KEY_MAX_LENGTH, Document
 from app.publishing.schemas import (AsOfQuerySchema, ChangesQuerySchema, ChangesSchema,
@@ -27,7 +27,8 @@ from app.publishing.schemas import (AsOfQuerySchema, ChangesQuerySchema, Changes
                                     JsonPatchOperationSchema, RecommendationQuerySchema,
                                     VersionListSchema, collection_schema, draft_schema,
                                     version_schema)
-from app.publishing.service import DraftView, PublishedVersion, PublishingService, isoformat
+from app.publishing.service import (CollectionFilter, DraftView, PublishedVersion,
+                                    PublishingService, isoformat)
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
@@ -95,28 +96,9 @@ _IDEMPOTENCY_KEY = {
 }
 
 
-def _filter(kind: DocumentKind, versions: list[PublishedVersion], args: dict) -> list[dict]:
-    items = []
-    text = (args.get("q") or "").casefold()
-    for version in versions:
-        document = version.document()
-        if document.get("withdrawn") and not args.get("include_withdrawn"):
-            continue
-        if args.get("priority") is not None and document.get("priority") != args["priority"]:
-            continue
-        if args.get("tag") and args["tag"] not in document.get("tags", ()):
-            continue
-        if args.get("association") and document.get("association") != args["association"]:
-            continue
-        if args.get("statement_type") and document.get("statement_type") != args["statement_type"]:
-            continue
-        if args.get("recommendation") and args["recommendation"] not in {
-                address["slug"] for address in document.get("addresses", ())}:
-            continue
-        if text and text not in json.dumps(document, ensure_ascii=False).casefold():
-            continue
-        items.append(document)
-    return items
+#: The query parameters that become a :class:`CollectionFilter` (those a kind's schema lacks are
+#: ``None``, i.e. not filtered on).
+_FILTERS = tuple(CollectionFilter.__dataclass_fields__)
 
 
 def document_blueprint(kind: DocumentKind, *, query_schema=None) -> Blueprint:
@@ -143,8 +125,11 @@ def document_blueprint(kind: DocumentKind, *, query_schema=None) -> Blueprint:
         return lambda document: may_edit(principal, document.association)
 
     def listing(args: dict) -> Response:
-        items = _filter(kind, publishing().collection(kind, args["as_of"]), args)
-        page_items, page = paginate(items, args)
+        requested = page_from(args)
+        query = CollectionFilter(**{name: args.get(name) for name in _FILTERS})
+        page_items, total = publishing().collection_page(
+            kind, query, offset=requested.offset, limit=requested.size)
+        page = Page(number=requested.number, size=requested.size, total=total)
         return Response(json.dumps({"items": page_items, "total": page.total},
                                    ensure_ascii=False),
                         mimetype="application/json",

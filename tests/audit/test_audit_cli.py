@@ -256,8 +256,14 @@ def test_fetch_then_verify_offline(served, tmp_path):
     fetched = _audit_command("fetch", base + VERSION, "--out", "v1", cwd=tmp_path)
     assert fetched.returncode == 0, fetched.stdout + fetched.stderr
     for name in ("document.json", "manifest.c2pa", "receipt.tlog", "anchors.pem", "trust.json",
-                 "log.vkey", "checkpoint.txt"):
+                 "log.vkey", "checkpoint.txt", "c2pa-settings.json", "c2pa-settings-legacy.json"):
         assert (tmp_path / "v1" / name).is_file(), name
+    pem = (tmp_path / "v1" / "anchors.pem").read_text()
+    split = json.loads((tmp_path / "v1" / "c2pa-settings.json").read_text())
+    assert [(a["trust_anchors"], a["trust_kind"]) for a in split["trust"]["anchors"]] == [
+        (pem, "manifest"), (pem, "tsa")]
+    legacy = json.loads((tmp_path / "v1" / "c2pa-settings-legacy.json").read_text())
+    assert legacy["trust"] == {"trust_anchors": pem}
     command = shlex.split(fetched.stdout.strip().splitlines()[-1])
     assert command[:2] == ["tech7-audit", "verify"]
     verified = _audit_command(*command[1:], cwd=tmp_path)

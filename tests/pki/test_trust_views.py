@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import io
+import json
 from datetime import datetime, timezone
 
+import c2pa
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -28,6 +31,35 @@ def test_trust_list_keeps_what_verifiers_already_read(client):
     assert trust["log"]["verifier_key"].startswith(trust["log"]["origin"] + "+")
     assert sorted(s["name"] for s in trust["signers"]) == \
         sorted(signer_names_from_seed(config.SEED_FILE))
+
+
+def test_trust_list_gives_the_anchors_of_each_trust_kind(client):
+    trust = client.get("/v1/trust").json
+    assert set(trust["anchors_by_kind"]) == {"manifest", "tsa"}
+    assert trust["anchors_by_kind"]["manifest"] == trust["anchors_by_kind"]["tsa"] == \
+        trust["anchors"]
+    assert trust["c2pa_settings"] == "/v1/trust/c2pa-settings.json"
+
+
+def test_the_ready_c2pa_settings_read_a_published_version_trusted(client):
+    response = client.get("/v1/trust/c2pa-settings.json")
+    assert response.status_code == 200 and response.mimetype == "application/json"
+    assert response.headers["Cache-Control"] == "no-cache"
+    settings = json.loads(response.get_data())
+    pem = client.get("/v1/trust/anchors.pem").get_data().decode()
+    assert settings["trust"] == {"anchors": [
+        {"trust_anchors": pem, "trust_kind": kind,
+         "trust_uri": "http://localhost/v1/trust/anchors.pem"} for kind in ("manifest", "tsa")]}
+    assert settings["verify"]["remote_manifest_fetch"] is False
+
+    version = "/v1/recommendations/sme-participation/versions/1"
+    reader = c2pa.Reader("application/json", io.BytesIO(client.get(version).get_data()),
+                         client.get(version + "/manifest").get_data(),
+                         context=c2pa.Context.from_dict(settings))
+    codes = {c["code"] for c in
+             json.loads(reader.json())["validation_results"]["activeManifest"]["success"]}
+    assert reader.get_validation_state() == "Trusted"
+    assert {"signingCredential.trusted", "timeStamp.trusted"} <= codes
 
 
 def test_trust_list_names_every_issued_certificate_with_its_log_entry(client):

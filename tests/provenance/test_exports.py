@@ -191,6 +191,7 @@ def test_a_pdf_export_embeds_its_manifest_and_reads_as_a_document(client, operat
     assert "« TECH7 »" in flat and "TECH7’s commitment" in flat
     assert "How to verify this document" in flat
     assert "/v1/trust/anchors.pem" in flat and "tech7-audit" in flat
+    assert "/v1/trust/c2pa-settings.json" in flat and "trust_kind \"tsa\"" in flat
 
 
 def test_pdf_layout_depends_only_on_its_inputs_and_falls_back_to_latin_1(untouched_app,

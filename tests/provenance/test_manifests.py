@@ -635,3 +635,68 @@ def test_reading_never_fetches_a_remote_manifest(keys, anchors):
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+# --- trust settings ------------------------------------------------------------------------------
+
+
+def test_every_context_uses_the_split_trust_settings(anchors):
+    # c2pa-rs 0.92 trusts a timestamp only through a "tsa" entry of trust.anchors: with the
+    # older single trust.trust_anchors it reads our timestamps as timeStamp.untrusted.
+    pem = anchors.decode("ascii")
+    for verify_after_sign in (True, False):
+        settings = manifests._settings(anchors, verify_after_sign=verify_after_sign)
+        assert settings["trust"] == {"anchors": [
+            {"trust_anchors": pem, "trust_kind": "manifest"},
+            {"trust_anchors": pem, "trust_kind": "tsa"}]}
+        assert settings["verify"]["verify_trust"] and settings["verify"]["verify_timestamp_trust"]
+        assert not settings["verify"]["remote_manifest_fetch"]
+
+
+def test_the_verifier_settings_of_both_forms(anchors, foreign_keys):
+    pem, other = anchors.decode(), foreign_keys.trust_anchors_pem.decode()
+    uri = "https://registry.example/v1/trust/anchors.pem"
+    verify = {"verify_after_reading": True, "verify_trust": True, "verify_timestamp_trust": True,
+              "remote_manifest_fetch": False, "ocsp_fetch": False}
+    split = manifests.verifier_settings(manifests.trust_settings(
+        anchors, foreign_keys.trust_anchors_pem, trust_uri=uri))
+    assert split == {"version": 1, "verify": verify, "trust": {"anchors": [
+        {"trust_anchors": pem, "trust_kind": "manifest", "trust_uri": uri},
+        {"trust_anchors": other, "trust_kind": "tsa", "trust_uri": uri}]}}
+    assert manifests.verifier_settings(manifests.legacy_trust_settings(anchors)) == {
+        "version": 1, "verify": verify, "trust": {"trust_anchors": pem}}
+
+
+def test_split_settings_refuse_a_bundle_without_certificates(anchors):
+    with pytest.raises(ValueError):
+        manifests.trust_settings(b"-----BEGIN CERTIFICATE-----\nAA==\n")
+    with pytest.raises(ValueError):
+        manifests.trust_settings(anchors, b"not a pem")
+
+
+def _read_with(settings: dict, content: bytes, manifest: bytes) -> tuple[str, set[str]]:
+    reader = c2pa.Reader(JSON, io.BytesIO(content), manifest,
+                         context=c2pa.Context.from_dict(settings))
+    results = json.loads(reader.json())["validation_results"]["activeManifest"]
+    codes = {c["code"] for kind in ("success", "failure", "informational")
+             for c in results.get(kind, [])}
+    return reader.get_validation_state(), codes
+
+
+@pytest.mark.parametrize("form", ["split", "legacy"])
+def test_our_manifests_read_trusted_with_a_trusted_timestamp_in_both_forms(anchors, v1, v2, form):
+    trust = (manifests.trust_settings(anchors) if form == "split"
+             else manifests.legacy_trust_settings(anchors))
+    settings = manifests.verifier_settings(trust)
+    for content, manifest in ((V1, v1), (V2, v2)):
+        state, codes = _read_with(settings, content, manifest)
+        assert state == "Trusted"
+        assert {"signingCredential.trusted", "timeStamp.trusted"} <= codes
+
+
+def test_the_split_settings_are_read_not_ignored(foreign_keys, v1):
+    # c2pa ignores keys it does not know: the foreign root must make the same manifest untrusted.
+    settings = manifests.verifier_settings(manifests.trust_settings(foreign_keys.trust_anchors_pem))
+    state, codes = _read_with(settings, V1, v1)
+    assert state == "Valid"
+    assert {"signingCredential.untrusted", "timeStamp.untrusted"} <= codes
