@@ -20,10 +20,10 @@ from sqlalchemy.orm import Session
 
 from app.db import Database, utcnow
 from app.errors import InvalidRequest, NotFound
-from app.ledger.merkle import (HASH_SIZE, consistency_proof, inclusion_proof, leaf_hash,
+from tech7_tlog.merkle import (HASH_SIZE, consistency_proof, inclusion_proof, leaf_hash,
                                parent_level, tree_root)
 from app.ledger.models import MAX_INDEX, LogCheckpoint, LogEntry, LogTile
-from app.ledger.note import format_checkpoint, format_tlog_proof, sign_note, verifier_key
+from tech7_tlog.note import format_checkpoint, format_tlog_proof, sign_note, verifier_key
 from app.pki.keyring import Keyring
 from app.ledger.tiles import TILE_HEIGHT, TILE_WIDTH, entry_bundle, hash_from_tile, tile_span
 
@@ -192,7 +192,7 @@ class TransparencyLog:
         return entry_bundle(leaves)
 
     def _hash_at(self, session: Session, level: int, index: int, *, cache: bool = True) -> bytes:
-        """hash_at for :mod:`app.ledger.merkle`, answered from stored tiles."""
+        """hash_at for :mod:`tech7_tlog.merkle`, answered from stored tiles."""
         span = tile_span(level, index)
         hashes = self._tile(session, span.tile_level, span.tile_index, cache=cache)
         if hashes is None:
