@@ -15,10 +15,15 @@ least k of its members are, ``none`` always (C2SP tlog-policy "What is a policy?
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Set
+from collections.abc import Iterable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 
-from tech7_tlog.cosignature import CosignatureVerifier, parse_cosigner_key, verify_cosignatures
+from tech7_tlog.cosignature import (
+    CosignatureVerifier,
+    parse_cosigner_key,
+    verify_cosignatures,
+)
 from tech7_tlog.note import (
     Checkpoint,
     NoteError,
@@ -80,7 +85,7 @@ class Policy:
     groups: dict[str, PolicyGroup]
     quorum: str
 
-    def satisfied_by(self, cosigners: Set[str]) -> bool:
+    def satisfied_by(self, cosigners: AbstractSet[str]) -> bool:
         """Whether witnesses named ``cosigners`` (policy names, cosignatures verified) make the quorum."""
         return self._satisfied(self.quorum, cosigners)
 
@@ -105,7 +110,7 @@ class Policy:
         open_note(note, [log.verifier for log in self.logs if log.verifier.name == checkpoint.origin])
         return checkpoint, self.cosigners(note)
 
-    def _satisfied(self, name: str, cosigners: Set[str]) -> bool:
+    def _satisfied(self, name: str, cosigners: AbstractSet[str]) -> bool:
         if name == NONE:
             return True
         group = self.groups.get(name)
