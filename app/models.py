@@ -2,12 +2,13 @@
 
 from app.auth.models import AccessToken, AuditEvent
 from app.db import Base
-from app.ledger.models import LogCheckpoint, LogEntry, LogTile
+from app.ledger.models import (LogCheckpoint, LogEntry, LogTile, WitnessCosignature, WitnessLease,
+                               WitnessState)
 from app.pki.models import AssociationCA, Revocation, SigningCertificate
 from app.provenance.models import Export
 from app.publishing.models import Document, Draft, IdempotencyRecord, RegistryHead, Version
 
 metadata = Base.metadata
 
-__all__ = ["AccessToken", "AssociationCA", "AuditEvent", "Export", "Revocation", "SigningCertificate", "LogCheckpoint", "LogEntry", "LogTile", "Document", "Draft", "IdempotencyRecord", "RegistryHead", "Version",
+__all__ = ["AccessToken", "AssociationCA", "AuditEvent", "Export", "Revocation", "SigningCertificate", "LogCheckpoint", "LogEntry", "LogTile", "WitnessCosignature", "WitnessLease", "WitnessState", "Document", "Draft", "IdempotencyRecord", "RegistryHead", "Version",
            "metadata"]

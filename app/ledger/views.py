@@ -82,9 +82,14 @@ def _b64(hashes: list[bytes]) -> list[str]:
 @blp.route("/checkpoint")
 @blp.response(200, content_type="text/plain")
 def checkpoint():
-    """The current signed checkpoint (C2SP tlog-checkpoint)"""
-    return Response(transparency_log().checkpoint(), mimetype="text/plain",
-                    headers={"Cache-Control": "no-cache"})
+    """The current signed checkpoint (C2SP tlog-checkpoint), with the witnesses' cosignatures
+
+    The log's signature line comes first; each witness of the policy that has cosigned this
+    checkpoint adds its C2SP tlog-cosignature line after it.
+    """
+    witnessing = current_app.extensions.get("tech7.witnessing")
+    note = witnessing.cosigned_checkpoint() if witnessing else transparency_log().checkpoint()
+    return Response(note, mimetype="text/plain", headers={"Cache-Control": "no-cache"})
 
 
 @blp.route("/entries/<int(max=2147483647):index>")  # log_entries.index is a 32-bit integer

@@ -25,7 +25,8 @@ from tech7_tlog.note import (
     sign_note,
 )
 from tech7_tlog.witness import format_add_checkpoint, parse_tlog_size
-from witness_helpers import CONSOLE_SCRIPT, Log, WitnessProcess, init
+from tech7_witness.testing import CONSOLE_SCRIPT, WitnessProcess, init
+from witness_helpers import Log
 
 WITNESS_NAME = "witness.example/w1"
 
