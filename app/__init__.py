@@ -22,7 +22,7 @@ from app.http.conditional import apply_conditional_get
 from app.http.requests import Request
 from app.http.ratelimit import init_rate_limits
 from app.ledger.service import TransparencyLog
-from app.ledger.witnessing import Witnessing, load_policy
+from app.ledger.witnessing import Witnessing, load_policy_text
 from app.pki.keyring import Keyring
 from app.pki.registry import CertificateRegistry
 from app.provenance.exports import ExportService
@@ -67,9 +67,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                                                                  certificates)})
     app.extensions["tech7.exports"] = ExportService(db, app.extensions["tech7.publishing"],
                                                     provenance, log)
-    policy = load_policy(app.config["WITNESS_POLICY"])
-    if policy is not None:
-        witnessing = Witnessing(db, log, policy, timeout=float(app.config["WITNESS_TIMEOUT"]))
+    policy_text = load_policy_text(app.config["WITNESS_POLICY"])
+    if policy_text is not None:
+        witnessing = Witnessing(db, log, policy_text, timeout=float(app.config["WITNESS_TIMEOUT"]))
         app.extensions["tech7.witnessing"] = witnessing
         interval = float(app.config["WITNESS_INTERVAL"])
         if interval > 0:

@@ -53,21 +53,24 @@ class WitnessReport:
     updated_at: datetime | None
 
 
-def load_policy(path: str) -> Policy | None:
-    """The policy at ``path`` (C2SP tlog-policy), or None when no path is configured."""
+def load_policy_text(path: str) -> str | None:
+    """The text of the policy file at ``path``, or None when no path is configured."""
     if not path:
         return None
-    return parse_policy(Path(path).read_bytes())
+    return Path(path).read_text(encoding="utf-8", errors="surrogateescape")
 
 
 class Witnessing:
     """The log's witnesses: submitting checkpoints to them, and the cosignatures they gave."""
 
-    def __init__(self, db: Database, log: TransparencyLog, policy: Policy, *, timeout: float,
+    def __init__(self, db: Database, log: TransparencyLog, policy_text: str, *, timeout: float,
                  lease_seconds: float = 60.0, holder: str | None = None):
+        """``policy_text`` is a C2SP tlog-policy; a malformed one raises
+        :class:`~tech7_tlog.policy.PolicyError`, so the registry refuses to start on it."""
         self.db = db
         self.log = log
-        self.policy = policy
+        self.policy_text = policy_text
+        self.policy: Policy = parse_policy(policy_text.encode("utf-8", errors="surrogateescape"))
         self.timeout = timeout
         self.lease_seconds = lease_seconds
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from conftest import make_app
 from tech7_tlog.note import format_checkpoint, sign_note
-from tech7_tlog.policy import parse_policy
+from tech7_tlog.policy import PolicyError, parse_policy
 from tech7_tlog.witness import format_add_checkpoint
 from tech7_witness.testing import WitnessProcess, init
 
@@ -95,6 +95,19 @@ def test_the_served_checkpoint_carries_a_quorum_of_cosignatures(witnessed, witne
     assert served(witnessed) == (size + 1, set(NAMES))
 
 
+def test_trust_publishes_the_policy(witnessed, client, policy_file):
+    assert witnessed.test_client().get("/v1/trust").json["log"]["witness_policy"] == policy_file.read_text()
+    assert client.get("/v1/trust").json["log"]["witness_policy"] is None  # an app with no policy
+    assert client.get("/v1/log/witnesses").json == {"items": []}
+
+
+def test_a_malformed_policy_stops_the_registry_from_starting(databases, tmp_path):
+    bad = tmp_path / "bad-policy.txt"
+    bad.write_text("quorum nobody\n")
+    with pytest.raises(PolicyError, match="not a witness or group"):
+        make_app(databases.clone_template(), tmp_path, WITNESS_POLICY=str(bad))
+
+
 def test_a_witness_down_delays_only_its_own_cosignature(witnessed, witnesses):
     witnessing: Witnessing = witnessed.extensions["tech7.witnessing"]
     witnessing.submit()
@@ -103,17 +116,20 @@ def test_a_witness_down_delays_only_its_own_cosignature(witnessed, witnesses):
     assert witnessing.submit()
     size, cosigners = served(witnessed)
     assert cosigners == {"assoc-a", "assoc-b"}  # still a quorum of 2 of 3
-    reports = {r.witness: r for r in witnessing.reports()}
-    assert reports["assoc-c"].tree_size == size - 1 and "unreachable" in reports["assoc-c"].last_error
-    assert reports["assoc-a"].last_error is None
+    reports = {r["witness"]: r for r in witnessed.test_client().get("/v1/log/witnesses").json["items"]}
+    assert list(reports) == list(NAMES)
+    assert reports["assoc-c"]["tree_size"] == size - 1 and "unreachable" in reports["assoc-c"]["last_error"]
+    assert reports["assoc-a"] == {"witness": "assoc-a", "tree_size": size, "last_error": None,
+                                  "updated_at": reports["assoc-a"]["updated_at"]}
+    assert reports["assoc-a"]["updated_at"].endswith("Z")
 
     witnesses["assoc-c"].start()  # back, on a new port, which the operator puts in the policy
     policy = Path(witnessed.config["WITNESS_POLICY"])
     back = f"witness assoc-c {witnesses['assoc-c'].vkey} http://127.0.0.1:{witnesses['assoc-c'].port}"
     policy.write_text("".join(back + "\n" if line.startswith("witness assoc-c ") else line
                               for line in policy.read_text().splitlines(keepends=True)))
-    restarted = Witnessing(witnessing.db, witnessing.log, parse_policy(policy.read_bytes()),
-                           timeout=5, holder=witnessing.holder)
+    restarted = Witnessing(witnessing.db, witnessing.log, policy.read_text(), timeout=5,
+                           holder=witnessing.holder)
     assert restarted.submit()
     assert served(witnessed)[1] == set(NAMES)
 
@@ -134,7 +150,7 @@ def test_a_witness_ahead_of_what_the_registry_knows_is_caught_up_through_409(wit
 
 def test_only_the_lease_holder_talks_to_witnesses(witnessed, witnesses):
     first: Witnessing = witnessed.extensions["tech7.witnessing"]
-    second = Witnessing(first.db, first.log, first.policy, timeout=5)
+    second = Witnessing(first.db, first.log, first.policy_text, timeout=5)
     assert first.submit()
     assert not second.submit()  # the lease is held, and is renewed by its holder
     assert first.submit()
