@@ -33,7 +33,7 @@ from app.publishing.service import PublishingService
 # Headers a browser app may read from a cross-origin response.
 _EXPOSED_HEADERS = ["ETag", "Link", "Location", "Content-Location", "Content-Digest",
                     "Idempotent-Replayed", "Retry-After", "RateLimit-Limit",
-                    "RateLimit-Remaining", "RateLimit-Reset", "X-Request-ID"]
+                    "RateLimit-Remaining", "RateLimit-Reset", "Tech7-Quorate", "X-Request-ID"]
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:

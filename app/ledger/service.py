@@ -158,10 +158,11 @@ class TransparencyLog:
             return consistency_proof(first, second,
                                      lambda level, i: self._hash_at(session, level, i))
 
-    def receipt(self, index: int) -> str:
-        """A C2SP tlog-proof for entry ``index`` against the current checkpoint, with the leaf as
-        ``extra`` so the receipt alone shows what was logged."""
-        note = self.checkpoint()
+    def receipt(self, index: int, note: str | None = None) -> str:
+        """A C2SP tlog-proof for entry ``index`` against the current checkpoint (or the signed
+        checkpoint ``note`` of a tree that holds the entry, cosignatures and all), with the leaf
+        as ``extra`` so the receipt alone shows what was logged."""
+        note = note or self.checkpoint()
         tree_size = int(note.split("\n", 2)[1])
         entry = self.entry(index)
         return format_tlog_proof(entry.leaf, index, self.inclusion_proof(index, tree_size), note)

@@ -40,6 +40,7 @@ from tech7_tlog.witness import (TLOG_SIZE_CONTENT_TYPE, add_cosignatures, format
 
 LEASE_NAME = "witness-submitter"
 _ATTEMPTS = 3  # a first try, and retries after learning the witness's size from a 409
+_QUORUM_SEARCH = 50  # cosigned sizes a receipt looks through for a quorate checkpoint
 _log = logging.getLogger(__name__)
 
 
@@ -83,12 +84,34 @@ class Witnessing:
     def cosigned_checkpoint(self) -> str:
         """The log's latest checkpoint with every cosignature stored for it appended."""
         note = self.log.checkpoint()
-        tree_size = int(note.split("\n", 2)[1])
+        return self._with_cosignatures(note, int(note.split("\n", 2)[1]))
+
+    def _with_cosignatures(self, note: str, tree_size: int) -> str:
         with self.db.sessions() as session:
             lines = session.scalars(sa.select(WitnessCosignature.signature_line)
                                     .where(WitnessCosignature.tree_size == tree_size)
                                     .order_by(WitnessCosignature.witness)).all()
         return note + "".join(lines)
+
+    def receipt_checkpoint(self, index: int) -> tuple[str, bool]:
+        """The checkpoint a receipt for entry ``index`` carries, and whether it is quorate.
+
+        The newest checkpoint holding the entry whose cosignatures, verified again with the
+        current policy's keys, make its quorum; where there is none (yet), the newest checkpoint
+        with the cosignatures it has, marked as not quorate. Only the newest
+        :data:`_QUORUM_SEARCH` cosigned sizes are tried.
+        """
+        with self.db.sessions() as session:
+            sizes = session.scalars(sa.select(WitnessCosignature.tree_size).distinct()
+                                    .where(WitnessCosignature.tree_size > index)
+                                    .order_by(WitnessCosignature.tree_size.desc())
+                                    .limit(_QUORUM_SEARCH)).all()
+        for tree_size in sizes:
+            note = self._with_cosignatures(self.log.checkpoint(tree_size), tree_size)
+            if self.policy.satisfied_by(self.policy.cosigners(note)):
+                return note, True
+        note = self.cosigned_checkpoint()
+        return note, self.policy.satisfied_by(self.policy.cosigners(note))
 
     def reports(self) -> list[WitnessReport]:
         """Every policy witness's state, in policy order; one never reached reads size 0."""

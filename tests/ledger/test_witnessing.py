@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from conftest import make_app
-from tech7_tlog.note import format_checkpoint, sign_note
+from tech7_tlog.merkle import leaf_hash
+from tech7_tlog.note import (format_checkpoint, open_note, parse_checkpoint, parse_tlog_proof, sign_note,
+                             verify_tlog_proof)
 from tech7_tlog.policy import PolicyError, parse_policy
 from tech7_tlog.witness import format_add_checkpoint
 from tech7_witness.testing import WitnessProcess, init
@@ -190,3 +192,40 @@ def test_the_background_rounds_bring_the_checkpoint_forward(databases, tmp_path,
     finally:
         witnessing.stop_background()
         app.extensions["tech7.db"].engine.dispose()
+
+
+def receipt(app, href: str) -> tuple[str, str, set[str]]:
+    """A version's receipt: its Tech7-Quorate field, its checkpoint's size and cosigners."""
+    policy = parse_policy(Path(app.config["WITNESS_POLICY"]).read_bytes())
+    answer = app.test_client().get(href + "/receipt")
+    assert answer.status_code == 200
+    text = answer.get_data(as_text=True)
+    log_verifier = policy.logs[0].verifier
+    proof = parse_tlog_proof(text)
+    origin = parse_checkpoint(open_note(proof.signed_checkpoint, [log_verifier])).origin
+    verify_tlog_proof(text, leaf_hash(proof.extra), origin, [log_verifier])  # still a valid receipt
+    checkpoint, cosigners = policy.verify(proof.signed_checkpoint)
+    return answer.headers["Tech7-Quorate"], checkpoint.tree_size, cosigners
+
+
+def latest_href(app) -> str:
+    return app.test_client().get("/v1/changes", query_string={"limit": 500}).json["items"][-1]["href"]
+
+
+def test_receipts_carry_the_newest_quorate_checkpoint_or_say_they_have_none(witnessed, witnesses):
+    witnessing: Witnessing = witnessed.extensions["tech7.witnessing"]
+    old_href = latest_href(witnessed)
+    assert receipt(witnessed, old_href)[0] == "?0"  # nothing cosigned yet: no quorum is claimed
+    witnessing.submit()
+    quorate, quorate_size, cosigners = receipt(witnessed, old_href)
+    assert (quorate, cosigners) == ("?1", set(NAMES))
+
+    witnesses["assoc-b"].stop()
+    witnesses["assoc-c"].stop()
+    publish(witnessed, "witnessed-receipts")
+    witnessing.submit()
+    new_href = latest_href(witnessed)
+    # The new version's only checkpoints have one cosignature of the two the quorum needs.
+    assert receipt(witnessed, new_href) == ("?0", quorate_size + 1, {"assoc-a"})
+    # The older version keeps its quorate checkpoint, older than the newest.
+    assert receipt(witnessed, old_href) == ("?1", quorate_size, set(NAMES))
