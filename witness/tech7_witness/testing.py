@@ -44,7 +44,8 @@ class WitnessProcess:
         self.stderr_path = folder.parent / f"{folder.name}.stderr"
 
     def start(self) -> WitnessProcess:
-        self.port = free_port()
+        """Start serving, on the port of the previous start if there was one (a policy names it)."""
+        self.port = self.port or free_port()
         command = [*MODULE, "serve", "--dir", str(self.folder), "--host", "127.0.0.1", "--port", str(self.port)]
         for vkey in self.logs:
             command += ["--log", vkey]
