@@ -76,8 +76,8 @@ class Witnessing:
         self.lease_seconds = lease_seconds
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._background: threading.Thread | None = None
-        self._wake = threading.Event()
         self._stop = threading.Event()
+        self._starting = threading.Lock()
 
     # -- reading ---------------------------------------------------------------------------------
 
@@ -235,30 +235,24 @@ class Witnessing:
     # -- in the background -----------------------------------------------------------------------
 
     def start_background(self, interval: float) -> None:
-        """Run rounds on a daemon thread of this process: every ``interval`` seconds, and at once
-        after :meth:`wake`. A failing round is logged and retried at the next one."""
-        if self._background is not None and self._background.is_alive():
-            return
+        """Run rounds on a daemon thread of this process, every ``interval`` seconds, until
+        :meth:`stop_background`. A failing round is logged and retried at the next one."""
+        with self._starting:  # called by every request, maybe on several threads at once
+            if self._background is None or not self._background.is_alive():
+                self._background = threading.Thread(target=self._loop, args=(interval,),
+                                                    name="witness-submitter", daemon=True)
+                self._background.start()
 
-        def loop() -> None:
-            while not self._stop.is_set():
-                try:
-                    self.submit()
-                except Exception:  # noqa: BLE001 - the next round retries; publishing goes on
-                    _log.exception("witness round failed")
-                self._wake.wait(interval)
-                self._wake.clear()
-
-        self._background = threading.Thread(target=loop, name="witness-submitter", daemon=True)
-        self._background.start()
-
-    def wake(self) -> None:
-        """Ask the background thread for a round now (a checkpoint was just published)."""
-        self._wake.set()
+    def _loop(self, interval: float) -> None:
+        while not self._stop.is_set():
+            try:
+                self.submit()
+            except Exception:  # noqa: BLE001 - the next round retries; publishing goes on
+                _log.exception("witness round failed")
+            self._stop.wait(interval)
 
     def stop_background(self, timeout: float = 30.0) -> None:
         """End the background rounds after the current one (within ``timeout`` seconds)."""
         self._stop.set()
-        self._wake.set()
         if self._background is not None:
             self._background.join(timeout)

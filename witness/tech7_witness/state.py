@@ -66,11 +66,6 @@ class State:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute(_SCHEMA)
 
-    def latest(self, origin: str) -> Latest:
-        """The origin's latest cosigned checkpoint, or :data:`NEVER_COSIGNED`."""
-        with self._connect() as connection:
-            return self._read(connection, "origin = ?", origin) or NEVER_COSIGNED
-
     def cosigned_note(self, hashed_origin: str) -> str | None:
         """The cosigned checkpoint last recorded for the origin whose :func:`origin_hash` is given."""
         with self._connect() as connection:
