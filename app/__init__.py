@@ -22,6 +22,7 @@ from app.http.conditional import apply_conditional_get
 from app.http.requests import Request
 from app.http.ratelimit import init_rate_limits
 from app.ledger.service import TransparencyLog
+from app.ledger.witnessing import Witnessing, load_policy_text
 from app.pki.keyring import Keyring
 from app.pki.registry import CertificateRegistry
 from app.provenance.exports import ExportService
@@ -32,7 +33,7 @@ from app.publishing.service import PublishingService
 # Headers a browser app may read from a cross-origin response.
 _EXPOSED_HEADERS = ["ETag", "Link", "Location", "Content-Location", "Content-Digest",
                     "Idempotent-Replayed", "Retry-After", "RateLimit-Limit",
-                    "RateLimit-Remaining", "RateLimit-Reset", "X-Request-ID"]
+                    "RateLimit-Remaining", "RateLimit-Reset", "Tech7-Quorate", "X-Request-ID"]
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
@@ -66,6 +67,14 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                                                                  certificates)})
     app.extensions["tech7.exports"] = ExportService(db, app.extensions["tech7.publishing"],
                                                     provenance, log)
+    policy_text = load_policy_text(app.config["WITNESS_POLICY"])
+    if policy_text is not None:
+        witnessing = Witnessing(db, log, policy_text, timeout=float(app.config["WITNESS_TIMEOUT"]))
+        app.extensions["tech7.witnessing"] = witnessing
+        interval = float(app.config["WITNESS_INTERVAL"])
+        if interval > 0:
+            # Started by the first request, so in each worker after gunicorn's fork.
+            app.before_request(lambda: witnessing.start_background(interval))
     app.extensions["tech7.verification"] = VerificationService(
         app.extensions["tech7.publishing"], app.extensions["tech7.certificates"])
     if app.config["STARTUP_CHECKS"]:

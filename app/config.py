@@ -33,6 +33,14 @@ TSA_URL = ""
 TSA_TIMEOUT = 5.0
 #: The transparency log's origin line (C2SP tlog-checkpoint) and signed-note key name.
 LOG_ORIGIN = "tech7-registry/log"
+#: A C2SP tlog-policy file naming the witnesses that cosign the log's checkpoints, with their
+#: submission URLs (``witness <name> <vkey> http://host:port``); empty means no witnesses.
+WITNESS_POLICY = ""
+#: Seconds to wait for a witness (connecting, then each read) before its round gives up.
+WITNESS_TIMEOUT = 5.0
+#: Seconds between the background rounds that bring every witness to the latest checkpoint;
+#: 0 runs none (rounds then run only when called, as tests do).
+WITNESS_INTERVAL = 5.0
 #: Load the keys and sign a probe when the app is built; the server refuses to start otherwise.
 STARTUP_CHECKS = True
 #: The JSON data file seeded as version 1 of every catalogue document at first start.

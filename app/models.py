@@ -2,7 +2,8 @@
 
 from app.auth.models import AccessToken, AuditEvent
 from app.db import Base
-from app.ledger.models import LogCheckpoint, LogEntry, LogTile
+from app.ledger.models import (LogCheckpoint, LogEntry, LogTile, WitnessCosignature, WitnessLease,
+                               WitnessState)
 from app.pki.models import AssociationCA, Revocation, SigningCertificate
 from app.provenance.models import Export
 from app.publishing.models import (Document, Draft, IdempotencyRecord, RegistryHead, Version,
@@ -10,6 +11,8 @@ from app.publishing.models import (Document, Draft, IdempotencyRecord, RegistryH
 
 metadata = Base.metadata
 
-__all__ = ["AccessToken", "AssociationCA", "AuditEvent", "Export", "Revocation", "SigningCertificate", "LogCheckpoint", "LogEntry", "LogTile", "Document", "Draft", "IdempotencyRecord", "RegistryHead", "Version",
-           "VersionLabel", "VersionSearch",
+__all__ = ["AccessToken", "AssociationCA", "AuditEvent", "Export", "Revocation",
+           "SigningCertificate", "LogCheckpoint", "LogEntry", "LogTile", "WitnessCosignature",
+           "WitnessLease", "WitnessState", "Document", "Draft", "IdempotencyRecord",
+           "RegistryHead", "Version", "VersionLabel", "VersionSearch",
            "metadata"]

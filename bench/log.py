@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.ledger.merkle import (  # noqa: E402 (imports need the path set above)
+from tech7_tlog.merkle import (  # noqa: E402 (imports need the path set above)
     HashAt,
     inclusion_proof,
     node_hash,

@@ -31,7 +31,7 @@ import click
 from app.audit.verification import (CHECKPOINT, CONSISTENCY, LOG, Step, VerificationFailure,
                                     audit_document, check_consistency, check_log, read_receipt,
                                     verify_checkpoint)
-from app.ledger.note import NoteError, parse_verifier_key
+from tech7_tlog.note import NoteError, parse_verifier_key
 from app.ledger.tiles import TILE_WIDTH, entries_path, parse_entry_bundle, tile_path
 from app.provenance.manifests import legacy_trust_settings, trust_settings, verifier_settings
 

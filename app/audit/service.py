@@ -29,7 +29,7 @@ from app.audit.verification import (CHECKPOINT, HASHES, INCLUSION, MANIFEST, REV
                                     check_signer, infer_media_type, parse_time, verify_checkpoint,
                                     verify_manifest)
 from app.errors import NotFound
-from app.ledger.note import Checkpoint
+from tech7_tlog.note import Checkpoint
 from app.ledger.service import Entry, TransparencyLog
 from app.pki.registry import CertificateRegistry
 from app.provenance.manifests import TRUSTED, VALID, INVALID, ManifestReport, verification_context

@@ -43,9 +43,9 @@ from typing import Any
 import c2pa
 import rfc8785
 
-from app.ledger.merkle import (HASH_SIZE, ProofError, leaf_hash, parent_level, tree_root,
+from tech7_tlog.merkle import (HASH_SIZE, ProofError, leaf_hash, parent_level, tree_root,
                                verify_consistency, verify_inclusion)
-from app.ledger.note import (Checkpoint, NoteError, parse_checkpoint, open_note,
+from tech7_tlog.note import (Checkpoint, NoteError, parse_checkpoint, open_note,
                              parse_tlog_proof, parse_verifier_key)
 from app.ledger.tiles import TILE_WIDTH, tile_hashes, tiles_for_size
 from app.provenance.manifests import (INVALID, TRUSTED, UNREADABLE, ManifestReport,

@@ -1,4 +1,5 @@
-"""The log's tables: entries, C2SP tiles and signed checkpoints. All are append-only.
+"""The log's tables: entries, C2SP tiles and signed checkpoints, all append-only; and what the
+witnesses said of the checkpoints: their cosignatures, their state and the submitter's lease.
 
 Migrations install triggers so the database refuses to change or delete an entry or checkpoint,
 and lets a tile only grow: a full tile (256 hashes) never changes, and a partial tile may only be
@@ -53,3 +54,38 @@ class LogCheckpoint(Base):
     root_hash: Mapped[bytes] = mapped_column(sa.LargeBinary(32))
     note: Mapped[str] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class WitnessCosignature(Base):
+    """A witness's C2SP tlog-cosignature line on the checkpoint of ``tree_size``, verified when stored.
+
+    ``witness`` is the witness's name in the policy (``TECH7_WITNESS_POLICY``).
+    """
+
+    __tablename__ = "witness_cosignatures"
+
+    tree_size: Mapped[int] = mapped_column(sa.BigInteger, primary_key=True, autoincrement=False)
+    witness: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    signature_line: Mapped[str] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class WitnessState(Base):
+    """What the registry knows of one witness: the size it last cosigned, and its last error."""
+
+    __tablename__ = "witness_states"
+
+    witness: Mapped[str] = mapped_column(sa.String(200), primary_key=True)
+    tree_size: Mapped[int] = mapped_column(sa.BigInteger)
+    last_error: Mapped[str | None] = mapped_column(sa.Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class WitnessLease(Base):
+    """The lease that lets exactly one process, on any host, talk to the witnesses at a time."""
+
+    __tablename__ = "witness_leases"
+
+    name: Mapped[str] = mapped_column(sa.String(50), primary_key=True)
+    holder: Mapped[str] = mapped_column(sa.String(200))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -21,10 +21,10 @@ from sqlalchemy.orm import Session
 from app.caching import BoundedCache
 from app.db import Database, utcnow
 from app.errors import InvalidRequest, NotFound
-from app.ledger.merkle import (HASH_SIZE, consistency_proof, inclusion_proof, leaf_hash,
+from tech7_tlog.merkle import (HASH_SIZE, consistency_proof, inclusion_proof, leaf_hash,
                                parent_level, tree_root)
 from app.ledger.models import MAX_INDEX, LogCheckpoint, LogEntry, LogTile
-from app.ledger.note import format_checkpoint, format_tlog_proof, sign_note, verifier_key
+from tech7_tlog.note import format_checkpoint, format_tlog_proof, sign_note, verifier_key
 from app.pki.keyring import Keyring
 from app.ledger.tiles import TILE_HEIGHT, TILE_WIDTH, entry_bundle, hash_from_tile, tile_span
 
@@ -162,10 +162,11 @@ class TransparencyLog:
             return consistency_proof(first, second,
                                      lambda level, i: self._hash_at(session, level, i))
 
-    def receipt(self, index: int) -> str:
-        """A C2SP tlog-proof for entry ``index`` against the current checkpoint, with the leaf as
-        ``extra`` so the receipt alone shows what was logged."""
-        note = self.checkpoint()
+    def receipt(self, index: int, note: str | None = None) -> str:
+        """A C2SP tlog-proof for entry ``index`` against the current checkpoint (or the signed
+        checkpoint ``note`` of a tree that holds the entry, cosignatures and all), with the leaf
+        as ``extra`` so the receipt alone shows what was logged."""
+        note = note or self.checkpoint()
         tree_size = int(note.split("\n", 2)[1])
         entry = self.entry(index)
         return format_tlog_proof(entry.leaf, index, self.inclusion_proof(index, tree_size), note)
@@ -196,7 +197,7 @@ class TransparencyLog:
         return entry_bundle(leaves)
 
     def _hash_at(self, session: Session, level: int, index: int, *, cache: bool = True) -> bytes:
-        """hash_at for :mod:`app.ledger.merkle`, answered from stored tiles."""
+        """hash_at for :mod:`tech7_tlog.merkle`, answered from stored tiles."""
         span = tile_span(level, index)
         hashes = self._tile(session, span.tile_level, span.tile_index, cache=cache)
         if hashes is None:

@@ -7,7 +7,7 @@ levels inside it are rebuilt by hashing its hashes together. The rightmost tile 
 *partial* ("Partial Tiles"): a tree of size s has ``floor(s / 256**l) mod 256`` hashes in its
 partial tile at level l, and a partial tile is never hashed into the level above.
 
-In :mod:`app.ledger.merkle` terms, ``hash_at(level, index)`` is the complete subtree of height
+In :mod:`tech7_tlog.merkle` terms, ``hash_at(level, index)`` is the complete subtree of height
 ``level`` whose first leaf is ``index << level``. This module maps such a node onto the tile that
 holds it (:func:`tile_span`, :func:`hash_from_tile`), so storage that keeps only tiles can answer
 ``hash_at``, and computes a tile's contents from ``hash_at`` (:func:`tile_hashes`).
@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from app.ledger.merkle import HASH_SIZE, HashAt, parent_level
+from tech7_tlog.merkle import HASH_SIZE, HashAt, parent_level
 
 TILE_HEIGHT = 8
 """Tree levels per tile (C2SP tlog-tiles: tiles are subtrees of height 8)."""

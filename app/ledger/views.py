@@ -12,6 +12,7 @@ from app.http.api import Blueprint, Integer, Schema
 from app.ledger.service import Entry, TransparencyLog
 from app.ledger.tiles import TILE_WIDTH, parse_entries_path, parse_tile_path
 from app.errors import NotFound
+from app.publishing.service import isoformat
 
 blp = Blueprint("log", __name__, url_prefix="/v1/log",
                 description="The transparency log: RFC 9162 proofs over C2SP tiles.")
@@ -63,6 +64,21 @@ class ConsistencyProofSchema(Schema):
     hashes = ma.fields.List(ma.fields.String(), required=True)
 
 
+class WitnessStateSchema(Schema):
+    witness = ma.fields.String(required=True, metadata={"description": "The witness's name in the "
+                                                        "policy."})
+    tree_size = Integer(required=True, metadata={"description": "The log size the witness last "
+                                                 "cosigned, as far as the registry knows."})
+    last_error = ma.fields.String(required=True, allow_none=True, metadata={
+        "description": "Why the last round did not get its cosignature; null when it did."})
+    updated_at = ma.fields.String(required=True, allow_none=True, metadata={
+        "description": "When the last round reached it (RFC 3339 UTC); null before the first."})
+
+
+class WitnessStateListSchema(Schema):
+    items = ma.fields.List(ma.fields.Nested(WitnessStateSchema), required=True)
+
+
 class LookupQuerySchema(Schema):
     sha256 = ma.fields.String(required=True, validate=ma.validate.Regexp(
         r"^[0-9a-f]{64}$", error="sha256 is 64 lowercase hex digits."))
@@ -82,9 +98,29 @@ def _b64(hashes: list[bytes]) -> list[str]:
 @blp.route("/checkpoint")
 @blp.response(200, content_type="text/plain")
 def checkpoint():
-    """The current signed checkpoint (C2SP tlog-checkpoint)"""
-    return Response(transparency_log().checkpoint(), mimetype="text/plain",
-                    headers={"Cache-Control": "no-cache"})
+    """The current signed checkpoint (C2SP tlog-checkpoint), with the witnesses' cosignatures
+
+    The log's signature line comes first; each witness of the policy that has cosigned this
+    checkpoint adds its C2SP tlog-cosignature line after it.
+    """
+    witnessing = current_app.extensions.get("tech7.witnessing")
+    note = witnessing.cosigned_checkpoint() if witnessing else transparency_log().checkpoint()
+    return Response(note, mimetype="text/plain", headers={"Cache-Control": "no-cache"})
+
+
+@blp.route("/witnesses")
+@blp.response(200, WitnessStateListSchema)
+def witnesses():
+    """What the registry knows of each witness of its policy
+
+    For operators: the size each witness last cosigned, the last error of a round that did not
+    get a cosignature, and when it ran. Empty when the log has no witnesses.
+    """
+    witnessing = current_app.extensions.get("tech7.witnessing")
+    reports = witnessing.reports() if witnessing else []
+    return {"items": [{"witness": r.witness, "tree_size": r.tree_size, "last_error": r.last_error,
+                       "updated_at": isoformat(r.updated_at) if r.updated_at else None}
+                      for r in reports]}, 200, {"Cache-Control": "no-store"}
 
 
 @blp.route("/entries/<int(max=2147483647):index>")  # log_entries.index is a 32-bit integer

@@ -103,6 +103,10 @@ class LogKeySchema(Schema):
     origin = ma.fields.String(required=True)
     verifier_key = ma.fields.String(required=True, metadata={
         "description": "C2SP signed-note verifier key of the log's checkpoints."})
+    witness_policy = ma.fields.String(required=True, allow_none=True, metadata={
+        "description": "The C2SP tlog-policy of the witnesses that cosign the log's checkpoints "
+                       "and the quorum they make; null when the log has no witnesses. An "
+                       "auditor pins it out of band: a compromised registry could serve another."})
 
 
 class AnchorsByKindSchema(Schema):
@@ -177,6 +181,7 @@ def trust():
     """
     keys = certificates().current_keys()
     log = current_app.extensions["tech7.log"]
+    witnessing = current_app.extensions.get("tech7.witnessing")
     now = utcnow()
     records = certificates().certificates()
     revoked = sorted((r for r in records if r.revocation), key=lambda r: r.revocation.log_index)
@@ -193,7 +198,8 @@ def trust():
                     for name in keys.signer_names()],
         "certificates": [_issued_json(record, now) for record in records],
         "revocations": [_revocation_json(record) for record in revoked],
-        "log": {"origin": log.origin, "verifier_key": log.verifier_key}}
+        "log": {"origin": log.origin, "verifier_key": log.verifier_key,
+                "witness_policy": witnessing.policy_text if witnessing else None}}
     return trust_list, 200, {"Cache-Control": REVALIDATE}
 
 

@@ -204,10 +204,21 @@ def document_blueprint(kind: DocumentKind, *, query_schema=None) -> Blueprint:
     @blp.route(base + "/versions/<int(max=999999999):number>/receipt", endpoint="receipt")
     @blp.response(200, content_type="text/plain", description="A c2sp.org/tlog-proof@v1 text.")
     def receipt(number, **path):
-        """A self-contained log receipt: the leaf, its inclusion proof and a signed checkpoint"""
+        """A self-contained log receipt: the leaf, its inclusion proof and a signed checkpoint
+
+        Where the log has witnesses, the checkpoint is the newest one holding the entry whose
+        cosignatures make the policy's quorum, and `Tech7-Quorate: ?1` says so; until there is
+        one, it is the newest checkpoint with the cosignatures it has, and `Tech7-Quorate: ?0`.
+        """
         version = publishing().version(kind, slug_of(path), number)
-        return Response(publishing().log.receipt(version.log_index), mimetype="text/plain",
-                        headers={"Cache-Control": REVALIDATE})
+        headers = {"Cache-Control": REVALIDATE}
+        witnessing = current_app.extensions.get("tech7.witnessing")
+        note = None
+        if witnessing:
+            note, quorate = witnessing.receipt_checkpoint(version.log_index)
+            headers["Tech7-Quorate"] = "?1" if quorate else "?0"  # an RFC 8941 boolean
+        return Response(publishing().log.receipt(version.log_index, note), mimetype="text/plain",
+                        headers=headers)
 
     drafts = draft_schema(kind)
     draft_input = kind.input_schema()

@@ -25,7 +25,7 @@ from audit_helpers import materials  # noqa: F401 - fixture
 from click.testing import CliRunner
 
 from app.audit.cli import FetchError, Fetcher, audit
-from app.ledger.note import parse_tlog_proof
+from tech7_tlog.note import parse_tlog_proof
 
 AUDIT = str(Path(sys.executable).with_name("tech7-audit"))
 REGISTRY = str(Path(sys.executable).with_name("tech7-registry"))

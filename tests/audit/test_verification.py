@@ -19,8 +19,8 @@ from app.audit.verification import (CHECKPOINT, CONSISTENCY, HASHES, INCLUSION, 
                                     RECEIPT, REVOCATION, SIGNER, AuditReport, Revocation,
                                     VerificationFailure, applicable_revocation, audit_document,
                                     check_log, infer_media_type, parse_time, verify_receipt)
-from app.ledger.merkle import leaf_hash, merkle_tree_hash
-from app.ledger.note import (Checkpoint, format_checkpoint, format_tlog_proof, parse_tlog_proof,
+from tech7_tlog.merkle import leaf_hash, merkle_tree_hash
+from tech7_tlog.note import (Checkpoint, format_checkpoint, format_tlog_proof, parse_tlog_proof,
                              sign_note, verifier_key)
 from app.pki.keyring import REGISTRY_SIGNER
 

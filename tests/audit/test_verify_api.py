@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 from app.audit.verification import parse_time
 from app.auth.service import ASSOCIATION, create_token
-from app.ledger.note import sign_note
+from tech7_tlog.note import sign_note
 from app.pki.keyring import REGISTRY_SIGNER
 
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.ledger.merkle import (
+from tech7_tlog.merkle import (
     HashAt,
     consistency_proof,
     inclusion_proof,

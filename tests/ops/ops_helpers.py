@@ -14,8 +14,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from app.ledger.merkle import leaf_hash, merkle_tree_hash, verify_inclusion
-from app.ledger.note import (Checkpoint, open_note, parse_checkpoint, parse_tlog_proof,
+from tech7_tlog.merkle import leaf_hash, merkle_tree_hash, verify_inclusion
+from tech7_tlog.note import (Checkpoint, open_note, parse_checkpoint, parse_tlog_proof,
                              parse_verifier_key, verify_tlog_proof)
 from app.provenance.manifests import read_manifest
 

@@ -11,7 +11,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from app.ledger.note import open_note, parse_checkpoint, parse_verifier_key
+from tech7_tlog.note import open_note, parse_checkpoint, parse_verifier_key
 from app.pki.timestamping import QUERY_MEDIA_TYPE, REPLY_MEDIA_TYPE, parse_response
 
 needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None,

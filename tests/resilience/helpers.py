@@ -39,8 +39,8 @@ from app.audit.cli import audit
 from app.auth.service import ASSOCIATION, create_token
 from app.cli import prepare
 from app.db import Database
-from app.ledger.merkle import merkle_tree_hash
-from app.ledger.note import open_note, parse_checkpoint, parse_verifier_key
+from tech7_tlog.merkle import merkle_tree_hash
+from tech7_tlog.note import open_note, parse_checkpoint, parse_verifier_key
 from app.provenance.manifests import read_manifest
 
 ENGINES = ("sqlite", "postgresql")

@@ -18,8 +18,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.ledger.merkle import ProofError, inclusion_proof, leaf_hash, node_hash, tree_root
-from app.ledger.note import (
+from tech7_tlog.merkle import ProofError, inclusion_proof, leaf_hash, node_hash, tree_root
+from tech7_tlog.note import (
     Checkpoint,
     NoteError,
     TlogProof,

@@ -5,8 +5,9 @@ signature)``. A checkpoint is a note whose text is the log's origin, tree size a
 a tlog-proof bundles an entry's index and inclusion proof with such a signed checkpoint so that
 anyone holding the log's public key can check the entry was logged, offline.
 
-Only the Ed25519 signature type (0x01) is implemented: the spec asks implementations to support
-only the types their design needs, and signatures of other types are simply unknown keys here.
+Of the note signature types, Ed25519 (0x01) is implemented here and the witnesses' timestamped
+Ed25519 cosignatures (0x04) in :mod:`tech7_tlog.cosignature`: the spec asks implementations to
+support only the types their design needs, and signatures of other types are simply unknown keys.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from app.ledger.merkle import HASH_SIZE, verify_inclusion
+from tech7_tlog.merkle import HASH_SIZE, verify_inclusion
 
 SIGNATURE_TYPE_ED25519 = 0x01
 """The signature type identifier byte of Ed25519 note signatures (C2SP signed-note "Signature types")."""
@@ -90,8 +91,17 @@ def key_id(name: str, public_key: Ed25519PublicKey) -> bytes:
     calls it the key hash. It identifies a key, it does not authenticate one: verifiers always
     check the signature with the public key they were configured with.
     """
+    return typed_key_id(name, SIGNATURE_TYPE_ED25519, _raw_public_key(public_key))
+
+
+def typed_key_id(name: str, signature_type: int, key_material: bytes) -> bytes:
+    """SHA-256(key name || 0x0A || signature type || key material)[:4] (C2SP signed-note "Signatures").
+
+    Every signature type derives its key ID this way; the type byte keeps one public key used for
+    two signature types (a note key and a cosigner key, C2SP tlog-cosignature "Format") apart.
+    """
     _check_key_name(name)
-    material = name.encode() + b"\n" + bytes([SIGNATURE_TYPE_ED25519]) + _raw_public_key(public_key)
+    material = name.encode() + b"\n" + bytes([signature_type]) + key_material
     return hashlib.sha256(material).digest()[:_KEY_ID_SIZE]
 
 
@@ -100,12 +110,28 @@ def verifier_key(name: str, public_key: Ed25519PublicKey) -> str:
 
     This is the encoding Go's sumdb/note and the C2SP ecosystem (witnesses, tlog clients) exchange.
     """
-    encoded = base64.b64encode(bytes([SIGNATURE_TYPE_ED25519]) + _raw_public_key(public_key)).decode()
-    return f"{name}+{key_id(name, public_key).hex()}+{encoded}"
+    return typed_verifier_key(name, SIGNATURE_TYPE_ED25519, public_key)
+
+
+def typed_verifier_key(name: str, signature_type: int, public_key: Ed25519PublicKey) -> str:
+    """The vkey ``<name>+<key ID hex>+<base64(type || public key)>`` (C2SP signed-note "Verifier keys")."""
+    raw = _raw_public_key(public_key)
+    encoded = base64.b64encode(bytes([signature_type]) + raw).decode()
+    return f"{name}+{typed_key_id(name, signature_type, raw).hex()}+{encoded}"
 
 
 def parse_verifier_key(text: str) -> Verifier:
     """Read a verifier key made by :func:`verifier_key`, checking its key ID against its name and key."""
+    name, kid, public_key = parse_typed_verifier_key(text, SIGNATURE_TYPE_ED25519)
+    return Verifier(name=name, key_id=kid, public_key=public_key)
+
+
+def parse_typed_verifier_key(text: str, signature_type: int) -> tuple[str, bytes, Ed25519PublicKey]:
+    """Read a vkey of ``signature_type`` holding an Ed25519 public key: (key name, key ID, public key).
+
+    The key ID is checked against the name and key (C2SP signed-note "Verifier keys"); a key of
+    another type, or not 32 bytes, is refused.
+    """
     fields = text.split("+", 2)
     if len(fields) != 3:
         raise NoteError("a verifier key is <name>+<key ID>+<base64 key>")
@@ -114,15 +140,17 @@ def parse_verifier_key(text: str) -> Verifier:
     if not _KEY_ID_HEX.fullmatch(id_hex):
         raise NoteError(f"verifier key ID must be 8 lowercase hex digits, got {id_hex!r}")
     key = _b64decode(encoded, "verifier key")
-    if len(key) != 1 + _ED25519_PUBLIC_KEY_SIZE or key[0] != SIGNATURE_TYPE_ED25519:
-        raise NoteError("verifier key is not an Ed25519 key (type 0x01 followed by 32 bytes)")
+    if len(key) != 1 + _ED25519_PUBLIC_KEY_SIZE or key[0] != signature_type:
+        raise NoteError(
+            f"verifier key is not of type 0x{signature_type:02x} followed by a 32-byte Ed25519 key"
+        )
     try:
         public_key = Ed25519PublicKey.from_public_bytes(key[1:])
     except ValueError as exc:
         raise NoteError("verifier key holds an invalid Ed25519 public key") from exc
-    if key_id(name, public_key).hex() != id_hex:
+    if typed_key_id(name, signature_type, key[1:]).hex() != id_hex:
         raise NoteError(f"verifier key ID {id_hex} does not match the key name and public key")
-    return Verifier(name=name, key_id=bytes.fromhex(id_hex), public_key=public_key)
+    return name, bytes.fromhex(id_hex), public_key
 
 
 def sign_note(text: str, name: str, private_key: Ed25519PrivateKey) -> str:
@@ -137,7 +165,17 @@ def sign_note(text: str, name: str, private_key: Ed25519PrivateKey) -> str:
         raise NoteError("note text must end with a newline")
     signature = private_key.sign(text.encode())
     kid = key_id(name, private_key.public_key())
-    return f"{text}\n{_SIGNATURE_PREFIX}{name} {base64.b64encode(kid + signature).decode()}\n"
+    return f"{text}\n{format_signature_line(name, kid + signature)}"
+
+
+def format_signature_line(name: str, blob: bytes) -> str:
+    """One note signature line ``— <name> base64(blob)``, newline included (C2SP signed-note "Format").
+
+    ``blob`` is the key ID followed by the signature, whatever the signature type: Ed25519 note
+    signatures here, and the timestamped cosignatures of :mod:`tech7_tlog.cosignature`.
+    """
+    _check_key_name(name)
+    return f"{_SIGNATURE_PREFIX}{name} {base64.b64encode(blob).decode()}\n"
 
 
 def open_note(note: str | bytes, verifiers: Iterable[Verifier]) -> str:
@@ -149,7 +187,7 @@ def open_note(note: str | bytes, verifiers: Iterable[Verifier]) -> str:
     verified signature from a known key. Raises :class:`NoteError` for those and for malformed
     notes: not UTF-8, control characters, no blank line before the signatures, malformed lines.
     """
-    text, signatures = _split_note(note)
+    text, signatures = split_note(note)
     known = {(v.name, v.key_id): v for v in verifiers}
     verified = False
     for name, kid, signature in signatures:
@@ -258,7 +296,7 @@ def verify_tlog_proof(text: str, leaf_hash: bytes, origin: str, verifiers: Itera
     """Check a C2SP tlog-proof offline: ``origin``'s checkpoint, signed by a known key, includes ``leaf_hash``.
 
     Raises :class:`NoteError` if the proof or its checkpoint is malformed, not signed by a known
-    key, or for another log; :class:`~app.ledger.merkle.ProofError` if the inclusion proof fails.
+    key, or for another log; :class:`~tech7_tlog.merkle.ProofError` if the inclusion proof fails.
     The extra data is returned but, as the spec warns, not authenticated.
     """
     proof = parse_tlog_proof(text)
@@ -271,8 +309,11 @@ def verify_tlog_proof(text: str, leaf_hash: bytes, origin: str, verifiers: Itera
     return proof
 
 
-def _split_note(note: str | bytes) -> tuple[str, list[tuple[str, bytes, bytes]]]:
+def split_note(note: str | bytes) -> tuple[str, list[tuple[str, bytes, bytes]]]:
     """Split a signed note into its text and ``(key name, key ID, signature)`` triples, checking the format.
+
+    Nothing is verified: :func:`open_note` and :func:`tech7_tlog.cosignature.verify_cosignatures`
+    check the signatures of the keys they are given.
 
     The text ends at the last blank line (C2SP signed-note "Format": the text MAY contain empty
     lines) and includes its final newline; every line after it must be a signature line.
@@ -309,7 +350,7 @@ def _split_note(note: str | bytes) -> tuple[str, list[tuple[str, bytes, bytes]]]
 
 def _check_signed_checkpoint(note: str) -> None:
     """Reject a string not shaped like a signed checkpoint note (structure only, signatures unchecked)."""
-    text, _ = _split_note(note)
+    text, _ = split_note(note)
     parse_checkpoint(text)
 
 

@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from app.ledger.merkle import (
+from tech7_tlog.merkle import (
     EMPTY_TREE_HASH,
     HashAt,
     ProofError,
