@@ -56,3 +56,34 @@ def test_injection_strings_are_refused_and_write_nothing(app, client, operator, 
     assert _state(client) == before
     # The declaration is still whole: the injected SQL ran nowhere.
     assert client.get("/v1/recommendations").json["total"] == 14
+
+
+# Inputs that once reached Python's or the database's limits (500s), each with what it gets now:
+# an instant that leaves years 1-9999 once in UTC is 422, a tile index past 64 bits is 404.
+PAST_9999, BEFORE_0001 = "9999-12-31T23:59:59-00:01", "0001-01-01T00:00:00+00:01"
+OVERFLOWS = [
+    pytest.param("GET", "/v1/declaration", {"query_string": {"as_of": PAST_9999}}, 422,
+                 id="as_of-past-9999"),
+    pytest.param("GET", "/v1/declaration", {"query_string": {"as_of": BEFORE_0001}}, 422,
+                 id="as_of-before-0001"),
+    pytest.param("GET", "/v1/audit-events", {"query_string": {"since": PAST_9999}}, 422,
+                 id="audit-since-past-9999"),
+    pytest.param("POST", "/v1/tokens", {"json": {"scopes": ["publish"], "expires_at": PAST_9999}},
+                 422, id="token-expires_at-past-9999"),
+    pytest.param("GET", "/v1/log/tile/0/x001/x002/x003/x004/x005/x006/x007/000", {}, 404,
+                 id="tile-index-past-64-bits"),
+    pytest.param("GET", "/v1/log/tile/entries/x001/x002/x003/x004/x005/x006/x007/000", {}, 404,
+                 id="entry-tile-index-past-64-bits"),
+]
+
+
+@pytest.mark.parametrize("method, path, arguments, status", OVERFLOWS)
+def test_overflowing_dates_and_indices_are_refused_and_write_nothing(client, operator, method,
+                                                                      path, arguments, status):
+    before = _state(client)
+    response = client.open(path, method=method, headers=operator, **arguments)
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/problem+json"
+    assert response.json["type"] == {404: "/problems/not-found",
+                                      422: "/problems/invalid-request"}[status]
+    assert _state(client) == before
