@@ -28,6 +28,7 @@ _HTTP_PROBLEMS: dict[int, tuple[str, str]] = {
     400: ("bad-request", "The request could not be parsed; check that the body is valid JSON."),
     404: ("not-found", "No resource exists at this URL."),
     405: ("method-not-allowed", "This method is not allowed here; the Allow header lists those that are."),
+    411: ("length-required", "Send the request body with a Content-Length."),
     413: ("content-too-large", "The request body is larger than this service accepts."),
     415: ("unsupported-media-type", "The request body must be sent with a supported Content-Type."),
     422: ("invalid-request", "The request parameters or body failed validation; see errors."),
