@@ -19,7 +19,7 @@ from app.auth import audit_trail
 from app.db import Database
 from app.http.api import Api, StrictJSONProvider
 from app.http.conditional import apply_conditional_get
-from app.http.requests import Request
+from app.http.requests import HeadLimits, Request
 from app.http.ratelimit import init_rate_limits
 from app.ledger.service import TransparencyLog
 from app.ledger.witnessing import Witnessing, load_policy_text
@@ -95,6 +95,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.wsgi_app, app.extensions["tech7.publishing"],
         [("Access-Control-Allow-Origin", "*"),
          ("Access-Control-Expose-Headers", ", ".join(sorted(_EXPOSED_HEADERS)))])
+    # Outside the fast path, so that its reads are held to the same limits.
+    app.wsgi_app = HeadLimits(app.wsgi_app, max_url_bytes=int(app.config["MAX_URL_BYTES"]),
+                              max_header_bytes=int(app.config["MAX_HEADER_BYTES"]))
     app.before_request(db.ensure_process)
     audit_trail.init_app(app)
     ops.init_app(app)

@@ -24,6 +24,11 @@ DATABASE_URL = ""
 KEYS_DIR = ""
 #: Largest request body accepted, in bytes (413 beyond it).
 MAX_BODY_BYTES = 1024 * 1024
+#: Longest request target (path and query) and longest header field line ("Name: value"),
+#: in bytes: 414 and 431 problems beyond them. Keep both below gunicorn's limit_request_line and
+#: limit_request_field_size (gunicorn.conf.py), which gunicorn answers itself in plain text.
+MAX_URL_BYTES = 4000
+MAX_HEADER_BYTES = 8000
 #: Default and largest page sizes of collections.
 PAGE_SIZE_DEFAULT = 20
 PAGE_SIZE_MAX = 100

@@ -54,6 +54,15 @@ class InvalidJSON(RegistryError):
     title = "The body is not acceptable JSON"
 
 
+class UnreadableBody(RegistryError):
+    """The server could not read the request body: its chunked framing does not parse
+    (RFC 9112 §7.1), or the client stopped sending before its end."""
+
+    status = 400
+    problem = "unreadable-body"
+    title = "The request body could not be read"
+
+
 class PreconditionRequired(RegistryError):
     """A state-changing request on a draft came without ``If-Match`` (RFC 6585 §3)."""
 

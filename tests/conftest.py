@@ -24,6 +24,7 @@ from sqlalchemy.engine import make_url
 
 from app import config, create_app
 from app.auth.service import OPERATOR, create_token
+from app.models import AuditEvent, metadata
 from app.pki.keyring import ensure_keys
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
@@ -153,6 +154,27 @@ def operator_token(app) -> str:
 def operator(operator_token) -> dict[str, str]:
     """Authorization headers of a registry operator."""
     return {"Authorization": f"Bearer {operator_token}"}
+
+
+@pytest.fixture
+def stored(app):
+    """What a refused request must leave as it was: ``stored()`` is every row of every table
+    (drafts, versions, log, tokens, certificates, exports, idempotency records …) but the audit
+    trail, and ``stored.audited()`` the number of audit events, which a refused write adds to."""
+    db = app.extensions["tech7.db"]
+    tables = [table for table in metadata.sorted_tables if table is not AuditEvent.__table__]
+
+    def take() -> dict[str, list[tuple]]:
+        with db.sessions() as session:
+            return {table.name: [tuple(row) for row in session.execute(
+                sa.select(table).order_by(*table.primary_key.columns))] for table in tables}
+
+    def audited() -> int:
+        with db.sessions() as session:
+            return session.scalar(sa.select(sa.func.count()).select_from(AuditEvent))
+
+    take.audited = audited
+    return take
 
 
 # --- browser tests ---------------------------------------------------------------------------------

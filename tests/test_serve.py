@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import runpy
 import signal
 import socket
 import stat
@@ -18,6 +19,7 @@ import pytest
 
 from app import config
 from app.pki.keyring import signer_names_from_seed
+from app.server import GUNICORN_CONFIG
 
 
 def _free_port() -> int:
@@ -88,7 +90,6 @@ def test_serve_keeps_the_database_and_keys_owner_only(served):
     assert {_mode(key) for key in private} == {0o600}
 
 
-
 def test_serve_answers_a_chunked_body_over_the_limit_with_413(served):
     """gunicorn ends a chunked body's stream itself and werkzeug stopped reading at the limit,
     so the view saw a truncated body: a 400 "not valid JSON" instead of a 413."""
@@ -119,3 +120,83 @@ def test_serve_answers_a_chunked_body_over_the_limit_with_413(served):
     assert response.headers["Content-Type"] == "application/problem+json"
     assert json.loads(body)["type"] == "/problems/content-too-large"
     assert urllib.request.urlopen(listed, timeout=10).read() == tokens
+
+
+def _raw(base: str, request: bytes, *, half_close: bool = False) -> tuple[int, str, bytes]:
+    """Send ``request`` as is on a new connection; (status, Content-Type, body) of the answer,
+    read until the server closes the connection (bounded by the socket timeout)."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(request)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    fields = dict(line.split(": ", 1) for line in lines[1:])
+    return int(lines[0].split()[1]), fields.get("Content-Type", ""), body
+
+
+def _post_chunked(path: str, media_type: str, chunks: bytes) -> bytes:
+    return (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+            f"Content-Type: {media_type}\r\nTransfer-Encoding: chunked\r\n\r\n").encode() + chunks
+
+
+def test_serve_holds_every_body_to_the_limit_and_answers_broken_framing_with_400(served):
+    base, process, _tmp_path = served
+    _wait_for(base + "/healthz", process)
+    # The time-stamping endpoint reads its body itself: 2 MiB, chunked, is over the limit too.
+    connection = http.client.HTTPConnection(base.removeprefix("http://"), timeout=30)
+    try:
+        connection.request("POST", "/v1/timestamp", body=iter([b"x" * 65536] * 32),
+                           encode_chunked=True,
+                           headers={"Content-Type": "application/timestamp-query"})
+    except (BrokenPipeError, ConnectionResetError):
+        pass  # the server may answer before it has read the rest of an oversized body
+    response = connection.getresponse()
+    body = response.read()
+    connection.close()
+    assert response.status == 413, body
+    assert json.loads(body)["type"] == "/problems/content-too-large"
+    # A chunk size line that is no hexadecimal number, and a body that ends inside a chunk.
+    for chunks, half_close in [(b"zz\r\nabc\r\n0\r\n\r\n", False), (b"10\r\nabc", True)]:
+        for path, media_type in [("/v1/timestamp", "application/timestamp-query"),
+                                 ("/v1/verify", "multipart/form-data; boundary=b")]:
+            status, content_type, body = _raw(base, _post_chunked(path, media_type, chunks),
+                                              half_close=half_close)
+            assert (status, content_type) == (400, "application/problem+json"), (path, body)
+            assert json.loads(body)["type"] == "/problems/unreadable-body"
+
+
+def test_serve_answers_long_urls_and_header_fields_itself_below_gunicorns_limits(served):
+    base, process, _tmp_path = served
+    _wait_for(base + "/healthz", process)
+    gunicorn = runpy.run_path(str(GUNICORN_CONFIG))
+    # The request line is "METHOD SP target SP HTTP/1.1"; a field line "Name: value".
+    assert config.MAX_URL_BYTES + len("OPTIONS  HTTP/1.1") < gunicorn["limit_request_line"]
+    assert config.MAX_HEADER_BYTES < gunicorn["limit_request_field_size"]
+
+    def get(target: str, field: str = "X-Filler: -") -> tuple[int, str, bytes]:
+        return _raw(base, f"GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n{field}\r\n"
+                          "Connection: close\r\n\r\n".encode())
+
+    path = "/v1/recommendations/"
+    assert get(path + "a" * (config.MAX_URL_BYTES - len(path)))[:2] == \
+        (404, "application/problem+json")
+    status, content_type, body = get(path + "a" * (config.MAX_URL_BYTES + 1 - len(path)))
+    assert (status, content_type) == (414, "application/problem+json"), body
+    assert json.loads(body)["type"] == "/problems/uri-too-long"
+    status, content_type, body = get(path + "a" * gunicorn["limit_request_line"])
+    # Beyond gunicorn's own limit, gunicorn's own answer (HTML), as the README says.
+    assert (status, content_type) == (414, "text/html"), body
+
+    filler = "X-Filler: " + "a" * (config.MAX_HEADER_BYTES - len("X-Filler: "))
+    assert get("/v1/recommendations", filler)[0] == 200
+    status, content_type, body = get("/v1/recommendations", filler + "a")
+    assert (status, content_type) == (431, "application/problem+json"), body
+    assert json.loads(body)["type"] == "/problems/request-header-fields-too-large"
+    status, content_type, body = get("/v1/recommendations",
+                                     filler + "a" * gunicorn["limit_request_field_size"])
+    assert (status, content_type) == (431, "text/html"), body

@@ -127,7 +127,10 @@ class ProblemSchema(Schema):
 PROBLEM_RESPONSES: dict[str, tuple[int, str]] = {
     "BadRequest": (400, "The body is not I-JSON (RFC 7493): malformed, not UTF-8, a duplicate "
                         "member name, a lone surrogate, a non-finite or inexact number, or "
-                        f"nested deeper than {MAX_DEPTH} levels."),
+                        f"nested deeper than {MAX_DEPTH} levels; or it could not be read at "
+                        "all (unreadable-body: broken chunked framing, or it ended early)."),
+    "UnreadableBody": (400, "The body could not be read: its chunked framing is broken, or it "
+                            "ended early."),
     "BadIdempotencyKey": (400, "The Idempotency-Key is empty or longer than its maxLength."),
     "Unauthenticated": (401, "No bearer token, or one that is unknown, expired or revoked."),
     "Forbidden": (403, "The token is not scoped to this action, or not to this document's "
@@ -138,7 +141,10 @@ PROBLEM_RESPONSES: dict[str, tuple[int, str]] = {
                       "slug already exists."),
     "PreconditionFailed": (412, "If-Match or If-None-Match: * did not hold: the draft changed, "
                                 "was published, or already exists. Read it again and retry."),
+    "LengthRequired": (411, "The body came chunked through a server that cannot read a chunked "
+                            "body: send it with a Content-Length."),
     "ContentTooLarge": (413, "The body is larger than this service accepts."),
+    "URITooLong": (414, "The URL is longer than this service accepts (MAX_URL_BYTES)."),
     "UnsupportedMediaType": (415, "The body was sent with a Content-Type this operation does not "
                                   "accept."),
     "InvalidRequest": (422, "Parameters or body failed validation; errors lists the fields."),
@@ -146,6 +152,8 @@ PROBLEM_RESPONSES: dict[str, tuple[int, str]] = {
                                   "draft's ETag (or If-None-Match: * to create a draft)."),
     "RateLimited": (429, "Too many requests from this token (or, without one, this address): "
                          "retry after Retry-After seconds."),
+    "HeaderFieldsTooLarge": (431, "A header field is longer than this service accepts "
+                                  "(MAX_HEADER_BYTES)."),
 }
 
 # Headers an error response carries besides its problem body.
@@ -172,6 +180,10 @@ _IF_NONE_MATCH = {
 }
 
 _BEARER = [{"bearer": []}]
+
+# What reading any body can end in (app.http.requests); a JSON body's BadRequest, named after
+# these, takes the place of UnreadableBody for status 400.
+_BODY_PROBLEMS = ["UnreadableBody", "LengthRequired", "ContentTooLarge"]
 
 
 class SortedAPISpec(apispec.APISpec):
@@ -309,28 +321,29 @@ class Blueprint(flask_smorest.Blueprint):
         """Document the errors an operation can answer with, its security and conditional GET.
 
         Derived from what the framework knows, so every view gets it without repeating it: any
-        operation may 404 (unknown document, version, or nothing yet at as_of) or 429 (rate
-        limited); arguments mean
+        operation may 404 (unknown document, version, or nothing yet at as_of), 414 or 431 (too
+        long a URL or header field) or 429 (rate limited); arguments mean
         422; a declared permission means bearer security, 401 and 403, and on a write that it
-        may conflict (409), need If-Match (428, 412), be refused (422) or be too large (413); a
-        declared body may be too large (413), of another media type (415) or, if JSON,
-        malformed (400) or invalid (422).
+        may conflict (409), need If-Match (428, 412), be refused (422) or have a body that
+        cannot be read (400, 411, 413); a declared body may be unreadable (400, 411), too large
+        (413), of another media type (415) or, if JSON, malformed (400) or invalid (422).
         """
         info = doc_info.get("tech7", {})
         responses = doc.setdefault("responses", {})
-        # Every routed request counts against a rate limit (app.http.ratelimit).
-        names = ["NotFound", "RateLimited"]
+        # Every routed request counts against a rate limit (app.http.ratelimit); any request
+        # may have too long a URL or header field (app.http.requests).
+        names = ["NotFound", "RateLimited", "URITooLong", "HeaderFieldsTooLarge"]
         if "arguments" in doc_info:
             names.append("InvalidRequest")
         if info.get("protected"):
             names += ["Unauthenticated", "Forbidden"]
             doc["security"] = deepcopy(_BEARER)
             if method.upper() not in SAFE_METHODS:
-                names += ["Conflict", "PreconditionFailed", "ContentTooLarge", "InvalidRequest",
+                names += ["Conflict", "PreconditionFailed", *_BODY_PROBLEMS, "InvalidRequest",
                           "PreconditionRequired"]
         accepts = info.get("accepts")
         if accepts:
-            names += ["ContentTooLarge", "UnsupportedMediaType"]
+            names += [*_BODY_PROBLEMS, "UnsupportedMediaType"]
             if any(_is_json(media_type) for media_type in accepts):
                 names += ["BadRequest", "InvalidRequest"]
             _document_body(doc, accepts)

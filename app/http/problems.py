@@ -31,6 +31,8 @@ _HTTP_PROBLEMS: dict[int, tuple[str, str, str]] = {
     404: (NotFound.problem, NotFound.title, "No resource exists at this URL."),
     405: ("method-not-allowed", "Method not allowed",
           "This method is not allowed here; the Allow header lists those that are."),
+    411: ("length-required", "Length required",
+          "Send the request body with a Content-Length."),
     413: ("content-too-large", "Content too large",
           "The request body is larger than this service accepts."),
     415: ("unsupported-media-type", "Unsupported media type",

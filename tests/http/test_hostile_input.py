@@ -2,7 +2,8 @@
 
 Every JSON body is read by one strict loader (:mod:`app.publishing.canonical`); integers refuse
 fractions; dates and log indices outside what Python and the database hold are refused;
-``Idempotency-Key`` values are never cut; bodies over the limit are 413 however they arrive.
+``Idempotency-Key`` values are never cut; bodies over the limit are 413 however they arrive, and
+a body that cannot be read is a 4xx; so are a URL or a header field over the application's limits.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ OUT_OF_RANGE_DATES = ["9999-12-31T23:59:59-00:01", "0001-01-01T00:00:00+00:01",
 
 HUGE_TILES = ["0/x001/x002/x003/x004/x005/x006/x007/000",
               "entries/x001/x002/x003/x004/x005/x006/x007/000",
-              "0/" + "x999/" * 2000 + "999", "0/x036/x028/x797/x018/x963/968",
+              # As deep as a URL within MAX_URL_BYTES goes (deeper is 414).
+              "0/" + "x999/" * 790 + "999", "0/x036/x028/x797/x018/x963/968",
               "0/x002/x147/x483/648", "entries/x008/x388/608"]
 
 
@@ -160,10 +162,14 @@ def _publishable(client, operator):
 def test_idempotency_keys_over_the_maximum_are_refused_not_cut(client, operator, state):
     etag = _publishable(client, operator)
     before, audited = state(), state.audited()
-    for key in ["k" * 256, "k" * 10_000, ""]:
+    for key in ["k" * 256, "k" * 7_000, ""]:
         problem = _assert_problem(client.post(DRAFT + "/publish", headers={
             **operator, "If-Match": etag, "Idempotency-Key": key}), 400)
         assert problem["type"] == "/problems/invalid-idempotency-key"
+    # A key longer than a header field may be is refused before the application reads it.
+    problem = _assert_problem(client.post(DRAFT + "/publish", headers={
+        **operator, "If-Match": etag, "Idempotency-Key": "k" * 10_000}), 431)
+    assert problem["type"] == "/problems/request-header-fields-too-large"
     assert state() == before
     assert state.audited() == audited + 3
     published = client.post(DRAFT + "/publish", headers={**operator, "If-Match": etag,
@@ -188,10 +194,10 @@ def test_keys_sharing_a_255_character_prefix_never_replay_each_other(client, ope
     assert client.get(DRAFT, headers=operator).status_code == 200
 
 
-def _chunked(client, path, body: bytes, headers):
+def _chunked(client, path, body: bytes, headers, method="PUT"):
     """A body sent as gunicorn passes a chunked request on: no Content-Length, and the server
     vouching that the stream ends (``wsgi.input_terminated``)."""
-    return client.open(path, method="PUT", input_stream=io.BytesIO(body),
+    return client.open(path, method=method, input_stream=io.BytesIO(body),
                        headers={"Transfer-Encoding": "chunked",
                                 "Content-Type": "application/json", **headers},
                        environ_overrides={"wsgi.input_terminated": True})
@@ -209,3 +215,71 @@ def test_a_chunked_body_over_the_limit_is_413(app, client, operator, state):
     exact = exact[:-1] + b" " * (2048 - len(exact)) + b"}"
     made = _chunked(client, DRAFT, exact, {**operator, "If-None-Match": "*"})
     assert made.status_code == 201, made.get_data(as_text=True)
+
+
+TIMESTAMP_QUERY = {"Content-Type": "application/timestamp-query"}
+
+
+def test_every_body_reading_path_is_held_to_the_limit(client):
+    # The time-stamping endpoint reads its DER body itself, not through webargs.
+    response = client.post("/v1/timestamp", input_stream=io.BytesIO(b"x" * (2 * 1024 * 1024)),
+                           headers={"Transfer-Encoding": "chunked", **TIMESTAMP_QUERY},
+                           environ_overrides={"wsgi.input_terminated": True})
+    assert _assert_problem(response, 413)["type"] == "/problems/content-too-large"
+
+
+def test_a_chunked_body_the_server_does_not_end_is_411_not_read_as_empty(client, operator,
+                                                                         stored):
+    """Without ``wsgi.input_terminated`` werkzeug would read a chunked body as no body at all:
+    an empty time-stamp query, answered 200 with a rejection, or a draft without its fields."""
+    before, audited = stored(), stored.audited()
+    for path, method, headers in [("/v1/timestamp", "POST", TIMESTAMP_QUERY),
+                                  (DRAFT, "PUT", {**operator, "If-None-Match": "*",
+                                                  "Content-Type": "application/json"})]:
+        response = client.open(path, method=method, data=b"x" * (2 * 1024 * 1024),
+                               headers={"Transfer-Encoding": "chunked", **headers})
+        assert _assert_problem(response, 411)["type"] == "/problems/length-required"
+    assert stored() == before
+    assert stored.audited() == audited + 1
+
+
+class _BrokenChunks(io.BytesIO):
+    """An input stream that fails as gunicorn's does on a chunk size line that does not parse
+    (with an exception type of its own)."""
+
+    def read(self, size=-1):
+        raise RuntimeError("Invalid chunk size: b'zz'")
+
+
+def test_a_body_the_server_cannot_read_is_400_unreadable_body(client, operator, stored):
+    before, audited = stored(), stored.audited()
+    for path, method, headers in [("/v1/timestamp", "POST", TIMESTAMP_QUERY),
+                                  (DRAFT, "PUT", {**operator, "If-None-Match": "*",
+                                                  "Content-Type": "application/json"})]:
+        response = client.open(path, method=method, input_stream=_BrokenChunks(),
+                               headers={"Transfer-Encoding": "chunked", **headers},
+                               environ_overrides={"wsgi.input_terminated": True})
+        assert _assert_problem(response, 400)["type"] == "/problems/unreadable-body"
+    assert stored() == before
+    assert stored.audited() == audited + 1
+
+
+def test_a_url_or_header_field_over_the_limits_is_a_problem(app, client):
+    # The defaults; tests/test_serve.py checks them against gunicorn's own limits.
+    assert (app.config["MAX_URL_BYTES"], app.config["MAX_HEADER_BYTES"]) == (4000, 8000)
+    path = "/v1/recommendations/"
+    assert _assert_problem(client.get(path + "a" * (4000 - len(path))), 404)["type"] \
+        == "/problems/not-found"
+    problem = _assert_problem(client.get(path + "a" * (4001 - len(path))), 414)
+    assert problem["type"] == "/problems/uri-too-long"
+    # Versions the fast path serves are held to the same limits.
+    assert client.get("/v1/recommendations/key-risks/versions/1").status_code == 200
+    for target in ["/v1/recommendations/key-risks/versions/1", "/v1/nothing"]:
+        _assert_problem(client.get(target + "?" + "a" * 4000), 414)
+    # "X-Filler: " is 10 bytes of the field line.
+    assert client.get("/v1/recommendations/key-risks/versions/1",
+                      headers={"X-Filler": "a" * 7990}).status_code == 200
+    for target in ["/v1/recommendations/key-risks/versions/1", "/v1/recommendations"]:
+        problem = _assert_problem(client.get(target, headers={"X-Filler": "a" * 7991}), 431)
+        assert problem["type"] == "/problems/request-header-fields-too-large"
+        assert "X-Filler" in problem["detail"]
