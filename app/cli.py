@@ -14,7 +14,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from copy import copy
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -57,7 +57,7 @@ def registry(context: click.Context) -> None:
     Flask's ``FlaskGroup`` would add its generic options (``--app``, ``--env-file``, ``--debug``)
     and every extension's command group; the app's ``flask`` commands stay on ``app.cli``.
     """
-    from app import create_app  # noqa: PLC0415
+    from app.composition import create_app  # noqa: PLC0415
 
     # Commands run before keys exist (keys init, migrate), so the start-up checks belong to the
     # server's workers, not to the command line.
@@ -312,7 +312,7 @@ def create_token_command(role: str | None, association: str | None,
     if (role is None) == (association is None):
         raise click.UsageError("Give exactly one of --operator or --association SLUG.")
     if expires is not None and expires.tzinfo is None:
-        expires = expires.replace(tzinfo=timezone.utc)
+        expires = expires.replace(tzinfo=UTC)
     try:
         issued = issue_token(current_app.extensions["tech7.db"], None, association=association,
                              scopes=scopes, label=label, expires_at=expires)
@@ -352,7 +352,7 @@ def list_tokens_command(as_json: bool) -> None:
                       ",".join(row.scopes.split()), row.label))
     widths = [max(len(line[column]) for line in table) for column in range(len(table[0]) - 1)]
     for line in table:
-        click.echo("  ".join(cell.ljust(width) for cell, width in zip(line, widths))
+        click.echo("  ".join(cell.ljust(width) for cell, width in zip(line[:-1], widths, strict=True))
                    + "  " + line[-1])
 
 
@@ -380,4 +380,4 @@ registry.add_command(copy(openapi_cli), "openapi")
 registry.commands["openapi"].hidden = True
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -2,17 +2,32 @@
 
 from app.auth.models import AccessToken, AuditEvent
 from app.db import Base
-from app.ledger.models import (LogCheckpoint, LogEntry, LogTile, WitnessCosignature, WitnessLease,
-                               WitnessState)
+from app.ledger.models import LogCheckpoint, LogEntry, LogTile, WitnessCosignature, WitnessLease, WitnessState
 from app.pki.models import AssociationCA, Revocation, SigningCertificate
 from app.provenance.models import Export
-from app.publishing.models import (Document, Draft, IdempotencyRecord, RegistryHead, Version,
-                                   VersionLabel, VersionSearch)
+from app.publishing.models import Document, Draft, IdempotencyRecord, RegistryHead, Version, VersionLabel, VersionSearch
 
 metadata = Base.metadata
 
-__all__ = ["AccessToken", "AssociationCA", "AuditEvent", "Export", "Revocation",
-           "SigningCertificate", "LogCheckpoint", "LogEntry", "LogTile", "WitnessCosignature",
-           "WitnessLease", "WitnessState", "Document", "Draft", "IdempotencyRecord",
-           "RegistryHead", "Version", "VersionLabel", "VersionSearch",
-           "metadata"]
+__all__ = [
+                               "AccessToken",
+                               "AssociationCA",
+                               "AuditEvent",
+                               "Document",
+                               "Draft",
+                               "Export",
+                               "IdempotencyRecord",
+                               "LogCheckpoint",
+                               "LogEntry",
+                               "LogTile",
+                               "RegistryHead",
+                               "Revocation",
+                               "SigningCertificate",
+                               "Version",
+                               "VersionLabel",
+                               "VersionSearch",
+                               "WitnessCosignature",
+                               "WitnessLease",
+                               "WitnessState",
+                               "metadata",
+]

@@ -14,7 +14,7 @@ GUNICORN_CONFIG = PROJECT_ROOT / "gunicorn.conf.py"
 
 
 class RegistryServer(Application):
-    """A gunicorn application whose workers each call :func:`app.create_app`."""
+    """A gunicorn application whose workers each call :func:`app.composition.create_app`."""
 
     def __init__(self, options: dict):
         self.options = options
@@ -29,7 +29,7 @@ class RegistryServer(Application):
         return None
 
     def load(self):
-        from app import create_app  # noqa: PLC0415 - runs in the worker, after the fork
+        from app.composition import create_app  # noqa: PLC0415 - runs in the worker, after the fork
 
         return create_app()
 

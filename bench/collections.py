@@ -43,7 +43,7 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -51,13 +51,14 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app import config as default_config, create_app  # noqa: E402 (needs the path set above)
-from app.cli import prepare  # noqa: E402
-from app.pki.keyring import ensure_keys  # noqa: E402
-from app.publishing.canonical import canonical_bytes  # noqa: E402
-from app.publishing.kinds import KINDS  # noqa: E402
-from app.publishing.search import facets, labels  # noqa: E402
-from app.publishing.service import isoformat  # noqa: E402
+from app import config as default_config
+from app.cli import prepare
+from app.composition import create_app
+from app.pki.keyring import ensure_keys
+from app.publishing.canonical import canonical_bytes
+from app.publishing.kinds import KINDS
+from app.publishing.search import facets, labels
+from app.publishing.service import isoformat
 
 GOAL = 2.0
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -126,7 +127,7 @@ def run_engine(engine: str, args: argparse.Namespace) -> int:
         # One access-log line per request would be most of what the run prints.
         logging.getLogger("tech7.access").setLevel(logging.WARNING)
         rng = random.Random(args.seed)
-        start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+        start = datetime(2026, 1, 1, tzinfo=UTC)
         insert_statements(fresh.extensions["tech7.db"].engine, rng, args.page_statements, start,
                           page=True)
         # The large registry starts as a copy of the fresh one, then gets the bulk statements.

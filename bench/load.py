@@ -19,7 +19,7 @@ and would cap a single-address load generator, which is not what is measured her
 
 Afterwards it checks that no version is lost (every publish that answered 201 is in the change
 feed with its bytes) or duplicated (no version of the run's statements that no publish answered
-for), and every invariant of ``tests/resilience/helpers.py`` (``check_invariants``: manifests
+for), and every invariant of ``tests/support/processes.py`` (``check_invariants``: manifests
 Trusted, one log entry per version, versions 1..N, the log re-hashed to its signed checkpoint by
 ``tech7-audit monitor``, which also checks it only grew since before the load). Prints::
 
@@ -57,11 +57,22 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 # The resilience tests' server, client, publisher and invariants: one definition of each.
-sys.path.insert(0, str(ROOT / "tests" / "resilience"))
-from helpers import (ASSOCIATIONS, BROKEN_CONNECTION, Client, Outcomes,  # noqa: E402
-                     RetryingClient, Server, StatementPublisher, association_token, change_feed,
-                     check_invariants, create_postgres_database, drop_postgres_database,
-                     postgres_unreachable)
+sys.path.insert(0, str(ROOT))
+from tests.support.processes import (  # noqa: E402
+    ASSOCIATIONS,
+    BROKEN_CONNECTION,
+    Client,
+    Outcomes,
+    RetryingClient,
+    Server,
+    StatementPublisher,
+    association_token,
+    change_feed,
+    check_invariants,
+    create_postgres_database,
+    drop_postgres_database,
+    postgres_unreachable,
+)
 
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 COLLECTIONS = ("/v1/recommendations", "/v1/recommendations?tag=sme", "/v1/priorities",

@@ -26,14 +26,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tech7_tlog.merkle import (  # noqa: E402 (imports need the path set above)
+from tech7_tlog.merkle import (
     HashAt,
     inclusion_proof,
     node_hash,
     tree_root,
     verify_inclusion,
 )
-from app.ledger.tiles import hash_from_tile, tile_hashes, tile_span, tiles_for_size  # noqa: E402
+
+from app.ledger.tiles import hash_from_tile, tile_hashes, tile_span, tiles_for_size
 
 SIZES = {"1e3": 10**3, "1e5": 10**5, "1e6": 10**6}
 SAMPLES = 300

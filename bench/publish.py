@@ -62,9 +62,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args(argv)
 
-    from app import config, create_app  # noqa: PLC0415 - keep --help fast
+    from app import config  # noqa: PLC0415 - keep --help fast
     from app.catalog.kinds import RECOMMENDATION  # noqa: PLC0415
     from app.cli import prepare  # noqa: PLC0415
+    from app.composition import create_app  # noqa: PLC0415
     from app.pki.keyring import REGISTRY_SIGNER, ensure_keys  # noqa: PLC0415
     from app.provenance.manifests import CREATED, ManifestSigner  # noqa: PLC0415
     from app.provenance.service import JSON  # noqa: PLC0415
@@ -153,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
 
         ours, bare_rate = statistics.median(ours_rates), statistics.median(bare_rates)
         print(f"median of per-round ratios: "
-              f"{statistics.median(o / b for o, b in zip(ours_rates, bare_rates)):.3f}",
+              f"{statistics.median(o / b for o, b in zip(ours_rates, bare_rates, strict=True)):.3f}",
               file=sys.stderr)
         print(f"publish_rate_ours={ours:.1f}")
         print(f"publish_rate_bare={bare_rate:.1f}")

@@ -27,6 +27,7 @@ the version URL in process (our app vs. the bare app) and prints where the time 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -156,7 +157,7 @@ def benchmark(args: argparse.Namespace) -> int:
             rounds = " ".join(f"{r:.0f}" for r in result["rates"][target][str(mode)])
             print(f"{target} {mode} rps per round: {rounds}", file=sys.stderr)
         paired = [o / b for o, b in zip(result["rates"]["ours"][str(mode)],
-                                        result["rates"]["bare"][str(mode)]) if b]
+                                        result["rates"]["bare"][str(mode)], strict=True) if b]
         cpu = {target: result["cpu_us"][target][str(mode)] for target in ("ours", "bare")}
         line = f"{mode}: median of per-round ratios {statistics.median(paired):.3f}" \
             if paired else f"{mode}:"
@@ -231,26 +232,20 @@ def stop(process: subprocess.Popen) -> None:
     """Stop a process and everything in its process group (gunicorn's workers included)."""
     if process.poll() is None or _group_alive(process.pid):
         _signal_group(process.pid, signal.SIGTERM)
-        try:
+        with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            pass
         deadline = time.monotonic() + 5
         while _group_alive(process.pid) and time.monotonic() < deadline:
             time.sleep(0.05)
     if _group_alive(process.pid):
         _signal_group(process.pid, signal.SIGKILL)
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):
         process.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        pass
 
 
 def _signal_group(pgid: int, signum: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _group_alive(pgid: int) -> bool:
@@ -446,8 +441,8 @@ def profile(path: str, requests: int = 2000, batches: int = 12) -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="tech7-bench-profile-"))
     try:
-        from app import create_app  # noqa: PLC0415
         from app.cli import prepare  # noqa: PLC0415
+        from app.composition import create_app  # noqa: PLC0415
         from bench.bare_app import create_app as create_bare  # noqa: PLC0415
 
         ours = create_app({"DATA_DIR": str(tmp / "data"), "DATABASE_URL": "",
@@ -470,7 +465,7 @@ def profile(path: str, requests: int = 2000, batches: int = 12) -> int:
 
         # Best of interleaved batches, µs per request: robust against a noisy machine.
         cost = {(name, mode): float("inf") for name in apps for mode in environs}
-        for name, application in apps.items():
+        for application in apps.values():
             for environ in environs.values():
                 for _ in range(200):
                     _wsgi(application, environ)

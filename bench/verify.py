@@ -39,11 +39,12 @@ import c2pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app import config, create_app  # noqa: E402 (imports need the path set above)
-from app.audit.verification import verify_manifest  # noqa: E402
-from app.cli import prepare  # noqa: E402
-from app.pki.keyring import ensure_keys  # noqa: E402
-from app.provenance.manifests import verification_context  # noqa: E402
+from app import config
+from app.audit.verification import verify_manifest
+from app.cli import prepare
+from app.composition import create_app
+from app.pki.keyring import ensure_keys
+from app.provenance.manifests import verification_context
 
 GOAL = 0.7
 PATH = "/v1/recommendations/sme-participation/versions/1"
@@ -144,7 +145,7 @@ def main() -> None:
         print(f"goal={GOAL} met={'yes' if api_rps / raw_rps >= GOAL else 'no'}")
         print(f"errors={errors}")
         print("median of per-round ratios="
-              f"{statistics.median(a[0] / r[0] for a, r in zip(api_rounds, raw_rounds)):.3f}",
+              f"{statistics.median(a[0] / r[0] for a, r in zip(api_rounds, raw_rounds, strict=True)):.3f}",
               file=sys.stderr)
 
         if options.profile:

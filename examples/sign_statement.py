@@ -26,7 +26,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import c2pa
@@ -60,7 +60,7 @@ def build_body(association: str, slug: str, version: int, content: Mapping[str, 
     Every field is present, defaults included, and ``published_at`` is RFC 3339 UTC with
     milliseconds: the registry refuses bytes that differ in any way from what it would serve.
     """
-    moment = (published_at or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    moment = (published_at or datetime.now(UTC)).astimezone(UTC)
     body = {"withdrawn": False, "withdrawal_reason": None, "addresses": [], **content,
             "kind": "statement", "slug": slug, "association": association, "version": version,
             "published_at": moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")}

@@ -15,16 +15,19 @@ import itertools
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from flask import Flask
 from sqlalchemy.engine import make_url
 
-from app import config, create_app
+from app import config
 from app.auth.service import OPERATOR, create_token
+from app.composition import create_app
 from app.models import AuditEvent, metadata
+from app.pki.authority import KeyStore, init_keys
 from app.pki.keyring import ensure_keys
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
@@ -92,31 +95,41 @@ class DatabaseFactory:
         engine.dispose()
 
 
-_KEYS_DIR: Path | None = None
-
-
-def make_app(database_url: str, tmp: Path, **overrides):
-    """Build an app on ``database_url`` with test settings and the session's keys."""
-    config = {"TESTING": True, "DATABASE_URL": database_url, "DATA_DIR": str(tmp),
-              "RATELIMIT_ANONYMOUS": "100000/minute", "RATELIMIT_AUTHENTICATED": "100000/minute",
-              "RATELIMIT_EXPORTS": "100000/minute",
-              "KEYS_DIR": str(_KEYS_DIR)}
-    config.update(overrides)
-    return create_app(config)
-
-
 @pytest.fixture(scope="session")
 def keys_dir(tmp_path_factory) -> Path:
     """The registry's PKI, made once per session at run time (no key is ever committed)."""
-    global _KEYS_DIR
     directory = tmp_path_factory.mktemp("keys") / "keys"
     ensure_keys(directory, config.SEED_FILE)
-    _KEYS_DIR = directory
     return directory
 
 
 @pytest.fixture(scope="session")
-def databases(tmp_path_factory, keys_dir) -> Iterator[DatabaseFactory]:
+def foreign_keys(tmp_path_factory) -> KeyStore:
+    """Another PKI (another root CA): a different registry's, or an association's own."""
+    directory = tmp_path_factory.mktemp("foreign") / "keys"
+    init_keys(directory, ["registry"])
+    return KeyStore.load(directory)
+
+
+@pytest.fixture(scope="session")
+def make_app(keys_dir) -> Callable[..., Flask]:
+    """Builds an app on a database URL and a data folder, with test settings and the session's keys.
+
+    Call it as ``make_app(database_url, tmp, **overrides)``; the overrides are app settings.
+    """
+
+    def build(database_url: str, tmp: Path, **overrides) -> Flask:
+        settings = {"TESTING": True, "DATABASE_URL": database_url, "DATA_DIR": str(tmp),
+                    "RATELIMIT_ANONYMOUS": "100000/minute", "RATELIMIT_AUTHENTICATED": "100000/minute",
+                    "RATELIMIT_EXPORTS": "100000/minute", "KEYS_DIR": str(keys_dir)}
+        settings.update(overrides)
+        return create_app(settings)
+
+    return build
+
+
+@pytest.fixture(scope="session")
+def databases(tmp_path_factory, make_app) -> Iterator[DatabaseFactory]:
     """The session's database factory, with a migrated and seeded template."""
     factory = DatabaseFactory(tmp_path_factory.mktemp("db"))
     template_url = factory.create_empty("template") if factory.is_postgres \
@@ -132,7 +145,7 @@ def databases(tmp_path_factory, keys_dir) -> Iterator[DatabaseFactory]:
 
 
 @pytest.fixture
-def app(databases, tmp_path):
+def app(databases, make_app, tmp_path):
     """A fresh application on its own copy of the seeded database."""
     application = make_app(databases.clone_template(), tmp_path)
     yield application

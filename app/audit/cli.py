@@ -27,11 +27,20 @@ from pathlib import Path
 from typing import Any
 
 import click
-
-from app.audit.verification import (CHECKPOINT, CONSISTENCY, LOG, Step, VerificationFailure,
-                                    audit_document, check_consistency, check_log, read_receipt,
-                                    verify_checkpoint)
 from tech7_tlog.note import NoteError, parse_verifier_key
+
+from app.audit.verification import (
+    CHECKPOINT,
+    CONSISTENCY,
+    LOG,
+    Step,
+    VerificationFailure,
+    audit_document,
+    check_consistency,
+    check_log,
+    read_receipt,
+    verify_checkpoint,
+)
 from app.ledger.tiles import TILE_WIDTH, entries_path, parse_entry_bundle, tile_path
 from app.provenance.manifests import legacy_trust_settings, trust_settings, verifier_settings
 
@@ -65,7 +74,7 @@ def _json_object(path: str | None, option: str) -> dict[str, Any] | None:
     try:
         value = json.loads(Path(path).read_bytes())
     except (UnicodeDecodeError, ValueError) as error:
-        raise click.BadParameter(f"{path} is not a JSON file: {error}", param_hint=option)
+        raise click.BadParameter(f"{path} is not a JSON file: {error}", param_hint=option) from None
     if not isinstance(value, dict):
         raise click.BadParameter(f"{path} does not hold a JSON object", param_hint=option)
     return value
@@ -128,7 +137,7 @@ def _verifier_key(raw: bytes, option: str) -> str:
         text = raw.decode("utf-8").strip()
         parse_verifier_key(text)
     except (UnicodeDecodeError, NoteError) as error:
-        raise click.BadParameter(f"not a C2SP verifier key: {error}", param_hint=option)
+        raise click.BadParameter(f"not a C2SP verifier key: {error}", param_hint=option) from None
     return text
 
 

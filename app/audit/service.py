@@ -21,18 +21,33 @@ from typing import Any
 
 import c2pa
 import sqlalchemy as sa
-
-from app.caching import BoundedCache
-from app.audit.verification import (CHECKPOINT, HASHES, INCLUSION, MANIFEST, REVOCATION, SIGNER,
-                                    Revocation, Step, VerificationFailure, check_hashes,
-                                    check_inclusion, check_manifest, check_revocation,
-                                    check_signer, infer_media_type, parse_time, verify_checkpoint,
-                                    verify_manifest)
-from app.errors import NotFound
 from tech7_tlog.note import Checkpoint
-from app.ledger.service import Entry, TransparencyLog
+
+from app.audit.verification import (
+    CHECKPOINT,
+    HASHES,
+    INCLUSION,
+    MANIFEST,
+    REVOCATION,
+    SIGNER,
+    Revocation,
+    Step,
+    VerificationFailure,
+    check_hashes,
+    check_inclusion,
+    check_manifest,
+    check_revocation,
+    check_signer,
+    infer_media_type,
+    parse_time,
+    verify_checkpoint,
+    verify_manifest,
+)
+from app.caching import BoundedCache
+from app.errors import NotFound
+from app.ledger.service import Entry
 from app.pki.registry import CertificateRegistry
-from app.provenance.manifests import TRUSTED, VALID, INVALID, ManifestReport, verification_context
+from app.provenance.manifests import INVALID, TRUSTED, VALID, ManifestReport, verification_context
 from app.publishing.kinds import KINDS
 from app.publishing.models import Document, Version
 from app.publishing.service import PublishingService, isoformat
@@ -155,12 +170,12 @@ class VerificationService:
         # may change is read afresh: the current checkpoint on every request, a certificate's
         # revocation whenever the log grew.
         self._contexts: BoundedCache[bytes, c2pa.Context] = BoundedCache(_CONTEXTS_SIZE)
-        self._logged_entries = BoundedCache(_MEMO_SIZE)
-        self._versions = BoundedCache(_MEMO_SIZE)
-        self._proofs = BoundedCache(_MEMO_SIZE)
-        self._checkpoints = BoundedCache(4)
-        self._revocation_lists = BoundedCache(_MEMO_SIZE)
-        self._association_anchors = BoundedCache(_MEMO_SIZE)
+        self._logged_entries: BoundedCache[Any, Any] = BoundedCache(_MEMO_SIZE)
+        self._versions: BoundedCache[Any, Any] = BoundedCache(_MEMO_SIZE)
+        self._proofs: BoundedCache[Any, Any] = BoundedCache(_MEMO_SIZE)
+        self._checkpoints: BoundedCache[Any, Any] = BoundedCache(4)
+        self._revocation_lists: BoundedCache[Any, Any] = BoundedCache(_MEMO_SIZE)
+        self._association_anchors: BoundedCache[Any, Any] = BoundedCache(_MEMO_SIZE)
 
     def _verification_context(self, trust_anchors_pem: bytes) -> c2pa.Context:
         """One c2pa context per process and set of anchors: c2pa objects made before a fork are

@@ -32,24 +32,30 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import c2pa
 import rfc8785
+from tech7_tlog.merkle import (
+    HASH_SIZE,
+    ProofError,
+    leaf_hash,
+    parent_level,
+    tree_root,
+    verify_consistency,
+    verify_inclusion,
+)
+from tech7_tlog.note import Checkpoint, NoteError, open_note, parse_checkpoint, parse_tlog_proof, parse_verifier_key
 
-from tech7_tlog.merkle import (HASH_SIZE, ProofError, leaf_hash, parent_level, tree_root,
-                               verify_consistency, verify_inclusion)
-from tech7_tlog.note import (Checkpoint, NoteError, parse_checkpoint, open_note,
-                             parse_tlog_proof, parse_verifier_key)
 from app.ledger.tiles import TILE_WIDTH, tile_hashes, tiles_for_size
-from app.provenance.manifests import (INVALID, TRUSTED, UNREADABLE, ManifestReport,
-                                      read_manifest)
+from app.provenance.manifests import INVALID, TRUSTED, UNREADABLE, ManifestReport, read_manifest
 
 RECEIPT = "receipt"
 MANIFEST = "manifest"
@@ -507,7 +513,7 @@ def parse_time(value: str | None) -> datetime | None:
         moment = datetime.fromisoformat(value)
     except ValueError:
         return None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def check_log(leaves: Sequence[bytes], checkpoint: Checkpoint,
@@ -554,10 +560,8 @@ def _tile_difference(level: int, index: int, expected: bytes, served: bytes,
     if level == 0:
         entry = index * TILE_WIDTH + first
         what = ""
-        try:
+        with contextlib.suppress(ValueError, AttributeError, UnicodeDecodeError):
             what = f" ({json.loads(leaves[entry]).get('subject')})"
-        except (ValueError, AttributeError, UnicodeDecodeError):
-            pass
         return (f"entry {entry}{what} re-hashes to "
                 f"{base64.b64encode(expected[first * HASH_SIZE:(first + 1) * HASH_SIZE]).decode()}"
                 f" but the log's tile 0/{index} says "

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 _ATTRIBUTE = "_tech7_permission"
 
 
-class Permission(str, enum.Enum):
+class Permission(enum.StrEnum):
     """What a token may be scoped to."""
 
     READ_DRAFTS = "read-drafts"

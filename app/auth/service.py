@@ -10,15 +10,14 @@ import hashlib
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.orm import Session, joinedload
 
 from app.auth.models import AccessToken, AuditEvent
-from app.auth.permissions import (ASSOCIATION_DEFAULT_SCOPES, DEFAULT_SCOPES, OPERATOR_ONLY_SCOPES,
-                                  Permission)
+from app.auth.permissions import ASSOCIATION_DEFAULT_SCOPES, DEFAULT_SCOPES, OPERATOR_ONLY_SCOPES, Permission
 from app.db import Database, utcnow
 from app.errors import Forbidden, InvalidRequest, NotFound, Unauthenticated
 from app.publishing.models import is_member_association
@@ -191,7 +190,7 @@ def issue_token(db: Database, principal: Principal | None, *, association: str |
                              + ", ".join(sorted(repr(p.value) for p in operator_only))
                              + ": only operators onboard associations and read the audit trail.")
     if expires_at is not None:
-        expires_at = expires_at.astimezone(timezone.utc)
+        expires_at = expires_at.astimezone(UTC)
         if expires_at <= now:
             raise InvalidRequest(f"The expiry {isoformat(expires_at)} is not in the future.")
     if association is not None:

@@ -8,8 +8,16 @@ from flask import Response, current_app
 from app.auth import audit_trail
 from app.auth.models import AccessToken
 from app.auth.permissions import Permission, audit_as, current_principal, requires
-from app.auth.service import (ASSOCIATION, COMMAND_LINE, OPERATOR, get_token, issue_token,
-                              list_tokens, onboards, revoke_token)
+from app.auth.service import (
+    ASSOCIATION,
+    COMMAND_LINE,
+    OPERATOR,
+    get_token,
+    issue_token,
+    list_tokens,
+    onboards,
+    revoke_token,
+)
 from app.errors import Forbidden
 from app.http.api import Blueprint, DateTime, Integer, Schema
 from app.publishing.service import isoformat

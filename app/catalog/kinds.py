@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from app.catalog.schemas import (AssociationContent, DeclarationContent, PriorityContent,
-                                 RecommendationContent)
+from app.catalog.schemas import AssociationContent, DeclarationContent, PriorityContent, RecommendationContent
 from app.http.api import Integer
 from app.publishing.kinds import DocumentKind, register_kind
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import marshmallow as ma
 from flask_swagger_ui import get_swaggerui_blueprint
 
 from app.http.api import Blueprint, Schema
 from app.publishing.kinds import KINDS
-
-import marshmallow as ma
 
 blp = Blueprint("index", __name__, url_prefix="/v1", description="Where to start.")
 

@@ -23,7 +23,7 @@ import functools
 import numbers
 from collections.abc import Callable, Iterable
 from copy import deepcopy
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
@@ -39,9 +39,8 @@ from werkzeug.exceptions import HTTPException, UnsupportedMediaType
 
 from app.auth.permissions import declared_permission
 from app.errors import RegistryError
+from app.http.problems import PROBLEM_MEDIA_TYPE, render_http_exception, render_registry_error, render_unexpected
 from app.publishing.canonical import MAX_DEPTH, strict_loads
-from app.http.problems import (PROBLEM_MEDIA_TYPE, render_http_exception, render_registry_error,
-                               render_unexpected)
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -89,13 +88,13 @@ class DateTime(ma.fields.AwareDateTime):
     refusing it here keeps that arithmetic out of every service.
     """
 
-    default_error_messages = {"range": "The instant must lie between 0001-01-01T00:00:00Z and "
-                                       "9999-12-31T23:59:59.999Z."}
+    default_error_messages = {  # noqa: RUF012 - marshmallow's own per-class attribute
+        "range": "The instant must lie between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z."}
 
     def _deserialize(self, value: Any, attr, data, **kwargs) -> datetime:
         moment = super()._deserialize(value, attr, data, **kwargs)
         try:
-            return moment.astimezone(timezone.utc)
+            return moment.astimezone(UTC)
         except OverflowError:
             raise self.make_error("range") from None
 
@@ -179,7 +178,7 @@ _IF_NONE_MATCH = {
     "schema": {"type": "string"},
 }
 
-_BEARER = [{"bearer": []}]
+_BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 
 # What reading any body can end in (app.http.requests); a JSON body's BadRequest, named after
 # these, takes the place of UnreadableBody for status 400.
@@ -265,7 +264,8 @@ class Blueprint(flask_smorest.Blueprint):
         methods = {m.upper() for m in options.get("methods", ["GET"])}
         register = super().route(rule, parameters=parameters, tags=tags, **options)
 
-        def decorator(view: Callable):
+        # Any: the view gains attributes of our own (_apidoc, _tech7_public_write).
+        def decorator(view: Any):
             if methods - SAFE_METHODS and declared_permission(view) is None \
                     and not getattr(view, "_tech7_public_write", False):
                 raise TypeError(f"{self.name}.{view.__name__} changes state but declares no "
@@ -281,7 +281,7 @@ class Blueprint(flask_smorest.Blueprint):
         return decorator
 
     @staticmethod
-    def public_write(view: Callable) -> Callable:
+    def public_write(view: Any) -> Any:
         """Declare that a POST endpoint is a public protocol endpoint that changes no state (the
         RFC 3161 time-stamping service), so it needs no permission."""
         view._tech7_public_write = True
@@ -304,7 +304,7 @@ class Blueprint(flask_smorest.Blueprint):
             @functools.wraps(view)
             def wrapper(*args, **kwargs):
                 if request.mimetype not in allowed:
-                    refusal = UnsupportedMediaType(detail)
+                    refusal: Any = UnsupportedMediaType(detail)
                     header = {"PATCH": "Accept-Patch", "POST": "Accept-Post"}.get(request.method)
                     refusal.problem_headers = {header: accepted} if header else {}
                     refusal.problem_extensions = {"accepted": list(media_types)}

@@ -115,8 +115,8 @@ def _apply_own_limits(app: Flask, limiter: Limiter) -> None:
         setting = getattr(view, _OWN_LIMIT_SETTING, None)
         if setting is not None:
             parse_many(app.config[setting])  # a malformed limit fails at start-up
-            app.view_functions[endpoint] = limiter.limit(app.config[setting],
-                                                         key_func=rate_limit_key)(view)
+            limited = limiter.limit(app.config[setting], key_func=rate_limit_key)(view)
+            app.view_functions[endpoint] = limited  # type: ignore[assignment]  # a sync view stays sync
 
 
 def rate_limit_key() -> str:

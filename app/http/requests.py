@@ -55,7 +55,7 @@ class _Body:
                     raise RequestEntityTooLarge()
         except HTTPException:
             raise
-        except Exception as error:  # noqa: BLE001 - each server raises its own types
+        except Exception as error:
             raise UnreadableBody("The request body could not be read: its framing is broken "
                                  "or it ended early.") from error
         return data

@@ -17,16 +17,15 @@ from typing import Any
 import rfc8785
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from tech7_tlog.merkle import HASH_SIZE, consistency_proof, inclusion_proof, leaf_hash, parent_level, tree_root
+from tech7_tlog.note import format_checkpoint, format_tlog_proof, sign_note, verifier_key
 
 from app.caching import BoundedCache
 from app.db import Database, utcnow
 from app.errors import InvalidRequest, NotFound
-from tech7_tlog.merkle import (HASH_SIZE, consistency_proof, inclusion_proof, leaf_hash,
-                               parent_level, tree_root)
 from app.ledger.models import MAX_INDEX, LogCheckpoint, LogEntry, LogTile
-from tech7_tlog.note import format_checkpoint, format_tlog_proof, sign_note, verifier_key
-from app.pki.keyring import Keyring
 from app.ledger.tiles import TILE_HEIGHT, TILE_WIDTH, entry_bundle, hash_from_tile, tile_span
+from app.pki.keyring import Keyring
 
 _FULL_TILE_BYTES = TILE_WIDTH * HASH_SIZE
 #: 8 KiB each: 16 MiB at most, the level-0 tiles of the newest half-million entries.

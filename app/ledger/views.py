@@ -8,10 +8,10 @@ import json
 import marshmallow as ma
 from flask import Response, current_app
 
+from app.errors import NotFound
 from app.http.api import Blueprint, Integer, Schema
 from app.ledger.service import Entry, TransparencyLog
 from app.ledger.tiles import TILE_WIDTH, parse_entries_path, parse_tile_path
-from app.errors import NotFound
 from app.publishing.service import isoformat
 
 blp = Blueprint("log", __name__, url_prefix="/v1/log",

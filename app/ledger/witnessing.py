@@ -24,19 +24,19 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import cast
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from tech7_tlog.cosignature import verify_cosignatures
+from tech7_tlog.note import NoteError
+from tech7_tlog.policy import Policy, PolicyWitness, parse_policy
+from tech7_tlog.witness import TLOG_SIZE_CONTENT_TYPE, add_cosignatures, format_add_checkpoint, parse_tlog_size
 
 from app.db import Database, utcnow
 from app.errors import NotFound
 from app.ledger.models import WitnessCosignature, WitnessLease, WitnessState
 from app.ledger.service import TransparencyLog
-from tech7_tlog.note import NoteError
-from tech7_tlog.policy import Policy, PolicyWitness, parse_policy
-from tech7_tlog.cosignature import verify_cosignatures
-from tech7_tlog.witness import (TLOG_SIZE_CONTENT_TYPE, add_cosignatures, format_add_checkpoint,
-                                parse_tlog_size)
 
 LEASE_NAME = "witness-submitter"
 _ATTEMPTS = 3  # a first try, and retries after learning the witness's size from a 409
@@ -218,12 +218,12 @@ class Witnessing:
         until = now + timedelta(seconds=self.lease_seconds)
         try:
             with self.db.write() as session:
-                taken = session.execute(
+                taken = cast(sa.CursorResult, session.execute(
                     sa.update(WitnessLease)
                     .where(WitnessLease.name == LEASE_NAME,
                            sa.or_(WitnessLease.holder == self.holder, WitnessLease.expires_at < now))
-                    .values(holder=self.holder, expires_at=until)).rowcount
-                if taken:
+                    .values(holder=self.holder, expires_at=until)))
+                if taken.rowcount:
                     return True
                 if session.get(WitnessLease, LEASE_NAME) is not None:
                     return False

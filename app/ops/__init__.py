@@ -12,7 +12,7 @@ from app.ops import logging as request_logging
 def init_app(app: Flask) -> None:
     """Install the operational parts of the application.
 
-    Call last in :func:`app.create_app`: the health endpoints are exempted from the rate limiter
+    Call last in :func:`app.composition.create_app`: the health endpoints are exempted from the rate limiter
     installed before, and the request-ID middleware must wrap every other WSGI middleware.
     """
     health.init_app(app)

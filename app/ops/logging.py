@@ -23,7 +23,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 from flask import Flask, g, request
@@ -77,7 +77,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": isoformat(datetime.fromtimestamp(record.created, timezone.utc)),
+            "time": isoformat(datetime.fromtimestamp(record.created, UTC)),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -165,7 +165,7 @@ def init_app(app: Flask) -> None:
     Call last in the factory, after every other WSGI middleware is installed, so that the request
     ID covers them too.
     """
-    app.wsgi_app = RequestLog(app.wsgi_app)
+    app.wsgi_app = RequestLog(app.wsgi_app)  # type: ignore[method-assign]  # Flask's middleware idiom
     app.teardown_request(_record_principal)
     if not app.config["TESTING"]:
         install_json_logging()

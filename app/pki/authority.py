@@ -21,12 +21,13 @@ EKU that RFC 3161 §2.3 requires.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
 
@@ -108,7 +109,7 @@ def init_keys(
     for name in signer_names:
         _ensure_pair(
             directory / _SIGNERS / name,
-            lambda name=name: _issue_signer(name, issuing_cert, issuing_key, now, signer_validity),
+            functools.partial(_issue_signer, name, issuing_cert, issuing_key, now, signer_validity),
             chain=(issuing_cert,),
         )
     _ensure_log_key(directory)
@@ -544,7 +545,7 @@ def _check_signer_name(name: str) -> None:
 
 def _utc(now: datetime | None) -> datetime:
     if now is None:
-        return datetime.now(timezone.utc)
+        return datetime.now(UTC)
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    return now.astimezone(timezone.utc)
+    return now.astimezone(UTC)

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -33,10 +33,18 @@ from sqlalchemy.orm import Session
 from app.db import Database, utcnow
 from app.errors import Conflict, InvalidRequest, NotFound
 from app.ledger.service import TransparencyLog
+
 # The key folder's layout belongs to authority.py; its readers raise KeyMaterialError naming the
 # bad file, which is what an operator needs when a retired certificate is unreadable.
-from app.pki.authority import (_RETIRED, _SIGNERS, KeyMaterialError, KeyStore, _check_issued_by,
-                               _read_certificate, certificate_sha256)
+from app.pki.authority import (
+    _RETIRED,
+    _SIGNERS,
+    KeyMaterialError,
+    KeyStore,
+    _check_issued_by,
+    _read_certificate,
+    certificate_sha256,
+)
 from app.pki.keyring import REGISTRY_SIGNER, Keyring
 from app.pki.models import AssociationCA, Revocation, SigningCertificate
 from app.publishing.service import isoformat, lock_head
@@ -371,7 +379,7 @@ def _millisecond_utc(moment: datetime) -> datetime:
     the revocation time in the log and in the database are the same instant."""
     if moment.tzinfo is None:
         raise InvalidRequest("The revocation time needs a UTC offset (e.g. 2025-02-10T12:00:00Z).")
-    moment = moment.astimezone(timezone.utc)
+    moment = moment.astimezone(UTC)
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 

@@ -24,12 +24,13 @@ import secrets
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
-from asn1crypto import cms, core, tsp, x509 as asn1_x509
+from asn1crypto import cms, core, tsp
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -88,7 +89,7 @@ class TimestampAuthority:
             asn1_x509.Certificate.load(c.public_bytes(serialization.Encoding.DER)) for c in chain
         ]
         self._policy = policy_oid
-        self._clock = clock or (lambda: datetime.now(timezone.utc))
+        self._clock = clock or (lambda: datetime.now(UTC))
         # Encoded once: asn1crypto re-serialises parsed certificates placed in a new structure,
         # which would cost ~25 ms per token; loading these DER blobs back is lazy and cheap.
         self._signing_certificate_v2_der = _signing_certificate_v2(self._cert).dump()
@@ -148,7 +149,7 @@ class TimestampAuthority:
         if now.tzinfo is None:
             raise ValueError("the TSA clock must return an aware datetime")
         # RFC 3161 §2.4.2: genTime in UTC; we stamp whole seconds and say so with accuracy.
-        gen_time = now.astimezone(timezone.utc).replace(microsecond=0)
+        gen_time = now.astimezone(UTC).replace(microsecond=0)
         tst_info = tsp.TSTInfo(
             {
                 "version": "v1",
@@ -234,7 +235,7 @@ class LoopbackTSA:
     def url(self) -> str:
         """The URL to give c2pa as ``tsa_url``."""
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/"
+        return f"http://{host!s}:{port}/"
 
     def close(self) -> None:
         """Stop serving and release the socket; idempotent."""
@@ -259,7 +260,7 @@ class _TSARequestHandler(BaseHTTPRequestHandler):
     # Socket timeout: a client that announces more bytes than it sends must not pin a thread.
     timeout = 10
 
-    def do_POST(self) -> None:  # noqa: N802 - name fixed by BaseHTTPRequestHandler
+    def do_POST(self) -> None:
         media_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
         if media_type != QUERY_MEDIA_TYPE:
             self._reply(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, b"", "text/plain")
@@ -275,7 +276,7 @@ class _TSARequestHandler(BaseHTTPRequestHandler):
         body = self.rfile.read(length)
         self._reply(HTTPStatus.OK, self.authority.respond(body), REPLY_MEDIA_TYPE)
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         self.send_response(HTTPStatus.METHOD_NOT_ALLOWED)
         self.send_header("Allow", "POST")
         self.send_header("Content-Length", "0")
@@ -299,7 +300,7 @@ class _TSARequestHandler(BaseHTTPRequestHandler):
 class _TimeStampResp(tsp.TimeStampResp):
     # RFC 3161 §2.4.2: timeStampToken is OPTIONAL (absent when the status is a rejection);
     # asn1crypto declares it mandatory, so this local variant says what the RFC says.
-    _fields = [
+    _fields: ClassVar[list[tuple]] = [
         ("status", tsp.PKIStatusInfo),
         ("time_stamp_token", cms.ContentInfo, {"optional": True}),
     ]
@@ -320,7 +321,7 @@ def _parse_request(request_der: bytes, policy: str) -> tsp.TimeStampReq:
         # strict: trailing bytes after the SEQUENCE are a malformed request, not noise to ignore.
         request = tsp.TimeStampReq.load(bytes(request_der), strict=True)
         # asn1crypto parses lazily; touching .native forces every field to decode now.
-        request.native
+        _ = request.native
     except Exception:  # noqa: BLE001 - any decoding error is the client's badDataFormat
         raise _Rejection("bad_data_format", "not a DER TimeStampReq") from None
     if request["version"].native != "v1":

@@ -10,6 +10,7 @@ byte for byte.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -23,10 +24,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.http.conditional import SignedBytesValidators
 from app.catalog.kinds import ASSOCIATION, DECLARATION, PRIORITY, RECOMMENDATION
 from app.db import Database, utcnow
 from app.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from app.http.conditional import SignedBytesValidators
 from app.ledger.service import TransparencyLog
 from app.pki.keyring import REGISTRY_SIGNER
 from app.provenance.manifests import Ingredient, IngredientNotTrustedError
@@ -35,8 +36,7 @@ from app.provenance.pdf import render_export_pdf, version_href
 from app.provenance.service import JSON, ProvenanceService
 from app.publishing.kinds import KINDS
 from app.publishing.models import Document, Version
-from app.publishing.service import (PublishedVersion, PublishingService, canonical_bytes,
-                                    isoformat, lock_head)
+from app.publishing.service import PublishedVersion, PublishingService, canonical_bytes, isoformat, lock_head
 
 #: Export formats and the media type each is served (and signed) as.
 MEDIA_TYPES = {"pdf": "application/pdf", "json": JSON, "csv": "text/csv"}
@@ -163,7 +163,7 @@ class ExportService:
                     session, version.signer)
         return [Ingredient(href, JSON, version.body, version.manifest, relationship="componentOf",
                            own_anchors_pem=anchors.get(version.signer, b""))
-                for href, version in zip(hrefs, versions)]
+                for href, version in zip(hrefs, versions, strict=True)]
 
     def create(self, export_format: str, scope: ExportScope, *, created_by: str,
                association: str | None = None) -> StoredExport:
@@ -278,10 +278,8 @@ class ExportService:
             version = None
             if document is not None and _CANONICAL_NUMBER.match(number):
                 kind, slug = document
-                try:
+                with contextlib.suppress(NotFound):
                     version = self.publishing.version(kind, slug, int(number))
-                except NotFound:
-                    pass
             if version is None:
                 unknown.append(path)
             else:

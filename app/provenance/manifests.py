@@ -832,7 +832,7 @@ def _store_offsets(data: bytes) -> list[int]:
     """Offsets of JUMBF manifest-store superboxes: the whole sidecar, or inside an asset."""
     if data[4:8] == b"jumb":
         return [0]
-    offsets = []
+    offsets: list[int] = []
     start = 0
     while len(offsets) < 8:
         found = data.find(_JUMBF_STORE_UUID, start)

@@ -22,14 +22,21 @@ from typing import Any, ClassVar
 import c2pa
 
 from app.errors import Conflict, ServiceUnavailable
-from app.pki.authority import KeyStore
-from app.pki.authority import certificate_sha256
+from app.pki.authority import KeyStore, certificate_sha256
 from app.pki.keyring import REGISTRY_SIGNER, Keyring
-from app.pki.timestamping import (QUERY_MEDIA_TYPE, REPLY_MEDIA_TYPE, LoopbackTSA,
-                                  TimestampAuthority, _TSARequestHandler)
-from app.provenance.manifests import (CREATED, EDITED, Ingredient, IngredientNotTrustedError,
-                                      ManifestReport, ManifestSigner, SigningError,
-                                      read_manifest, self_check, verification_context)
+from app.pki.timestamping import QUERY_MEDIA_TYPE, REPLY_MEDIA_TYPE, LoopbackTSA, TimestampAuthority, _TSARequestHandler
+from app.provenance.manifests import (
+    CREATED,
+    EDITED,
+    Ingredient,
+    IngredientNotTrustedError,
+    ManifestReport,
+    ManifestSigner,
+    SigningError,
+    read_manifest,
+    self_check,
+    verification_context,
+)
 
 JSON = "application/json"
 
@@ -249,7 +256,7 @@ class TimestampRelay:
     def url(self) -> str:
         """The URL to give c2pa as its timestamp authority."""
         host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}/"
+        return f"http://{host!s}:{port}/"
 
 
 # A TimeStampReq is a few hundred bytes and a TimeStampResp with its certificates a few KB.

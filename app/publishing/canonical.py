@@ -65,7 +65,10 @@ def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     members = dict(pairs)
     if len(members) != len(pairs):
         seen: set[str] = set()
-        duplicate = next(name for name, _ in pairs if name in seen or seen.add(name))
+        for duplicate, _ in pairs:
+            if duplicate in seen:
+                break
+            seen.add(duplicate)
         raise InvalidJSON(f"The member name {duplicate!r} appears twice in one object "
                           f"(RFC 7493 §2.3).", reason="duplicate-member")
     return members

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-import jsonpatch
 import json_merge_patch
+import jsonpatch
 import marshmallow as ma
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import TSQUERY, TSVECTOR
@@ -29,15 +29,22 @@ from app.publishing.canonical import canonical_bytes
 if TYPE_CHECKING:  # the registry logs through this module's lock, so it imports us
     from app.pki.registry import CertificateRegistry
 from app.errors import Conflict, IdempotencyKeyReused, InvalidRequest, NotFound
-from app.http.conditional import (SignedBytesValidators, require_if_match,
-                                  require_if_none_match_star, strong_etag)
-from app.publishing.kinds import KINDS, DocumentKind
+from app.http.conditional import SignedBytesValidators, require_if_match, require_if_none_match_star, strong_etag
 from app.ledger.service import TransparencyLog
-from app.pki.keyring import REGISTRY_SIGNER
 from app.pki.authority import certificate_sha256
+from app.pki.keyring import REGISTRY_SIGNER
 from app.provenance.service import ProvenanceService, SignedManifest
-from app.publishing.models import (Document, Draft, IdempotencyRecord, RegistryHead, Version,
-                                   VersionLabel, VersionSearch, is_member_association)
+from app.publishing.kinds import KINDS, DocumentKind
+from app.publishing.models import (
+    Document,
+    Draft,
+    IdempotencyRecord,
+    RegistryHead,
+    Version,
+    VersionLabel,
+    VersionSearch,
+    is_member_association,
+)
 from app.publishing.search import RECOMMENDATION, TAG, facets, labels, words
 
 #: Versions (bodies and manifests) a process keeps; the fast path keeps their headers as many.
@@ -234,7 +241,7 @@ class PublishingService:
         selected = _collection_query(kind, query, is_sqlite=self.db.is_sqlite)
         if selected is None:
             return [], 0
-        version_id, document_id, select = selected
+        _, document_id, select = selected
         with self.db.sessions() as session:
             total = session.scalar(select.with_only_columns(sa.func.count()))
             ids = session.scalars(select.order_by(document_id).offset(offset).limit(limit)).all()
@@ -250,10 +257,10 @@ class PublishingService:
             .group_by(Version.document_id)
         if as_of is not None:
             latest = latest.where(Version.published_at <= as_of)
-        latest = latest.subquery()
+        numbers = latest.subquery()
         query = _versions_query().join(
-            latest, sa.and_(latest.c.document_id == Version.document_id,
-                            latest.c.number == Version.number)
+            numbers, sa.and_(numbers.c.document_id == Version.document_id,
+                             numbers.c.number == Version.number)
         ).where(Document.kind == kind.name).order_by(Document.id)
         with self.db.sessions() as session:
             rows = session.execute(query).all()
@@ -535,7 +542,7 @@ def _index_version(session: Session, kind: DocumentKind, version: Version) -> No
 
 
 def _collection_query(kind: DocumentKind, query: CollectionFilter, *, is_sqlite: bool
-                      ) -> tuple[sa.ColumnElement, sa.ColumnElement, sa.Select] | None:
+                      ) -> tuple[Any, Any, sa.Select] | None:
     """The SELECT of a collection query, with its version-id and document-id columns; ``None``
     when it can match nothing (a ``q`` without a word).
 
@@ -556,6 +563,8 @@ def _collection_query(kind: DocumentKind, query: CollectionFilter, *, is_sqlite:
         value is not None for value in (query.priority, query.association,
                                         query.statement_type)))
     search = VersionSearch
+    # The table the page is read from: the narrowest label's rows, or the search rows.
+    base: Any
     if wanted and not terms:
         base = aliased(VersionLabel)
         label, value = wanted.pop(0)
@@ -584,11 +593,12 @@ def _collection_query(kind: DocumentKind, query: CollectionFilter, *, is_sqlite:
             later.published_at <= query.as_of)]
     if not query.include_withdrawn:
         where.append(base.withdrawn.is_(False))
-    for column, value in ((search.priority, query.priority),
-                          (search.association, query.association),
-                          (search.statement_type, query.statement_type)):
-        if value is not None:
-            where.append(column == value)
+    equal_to: tuple[tuple[Any, int | str | None], ...] = (
+        (search.priority, query.priority), (search.association, query.association),
+        (search.statement_type, query.statement_type))
+    for column, expected in equal_to:
+        if expected is not None:
+            where.append(column == expected)
     for label, value in wanted:
         other = aliased(VersionLabel)
         where.append(sa.exists().where(other.label == label, other.value == value,
@@ -602,7 +612,7 @@ def _collection_query(kind: DocumentKind, query: CollectionFilter, *, is_sqlite:
 _FTS = sa.table("version_search_fts", sa.column("rowid"))
 
 
-def _text_match(version_id: sa.ColumnElement, words_column: sa.ColumnElement, terms: list[str],
+def _text_match(version_id: Any, words_column: Any, terms: list[str],
                 *, is_sqlite: bool) -> sa.ColumnElement[bool]:
     """Every one of ``terms`` (folded words: letters and digits only) is a word of the version,
     through the engine's own text index (:data:`_FTS` on SQLite)."""

@@ -22,13 +22,19 @@ from app.http.conditional import none_match, not_modified
 from app.http.pagination import Page, page_from
 from app.publishing.kinds import KINDS, DocumentKind
 from app.publishing.models import IDEMPOTENCY_KEY_MAX_LENGTH, Document
-from app.publishing.schemas import (AsOfQuerySchema, ChangesQuerySchema, ChangesSchema,
-                                    CollectionQuerySchema,
-                                    JsonPatchOperationSchema, RecommendationQuerySchema,
-                                    VersionListSchema, collection_schema, draft_schema,
-                                    version_schema)
-from app.publishing.service import (CollectionFilter, DraftView, PublishedVersion,
-                                    PublishingService, isoformat)
+from app.publishing.schemas import (
+    AsOfQuerySchema,
+    ChangesQuerySchema,
+    ChangesSchema,
+    CollectionQuerySchema,
+    JsonPatchOperationSchema,
+    RecommendationQuerySchema,
+    VersionListSchema,
+    collection_schema,
+    draft_schema,
+    version_schema,
+)
+from app.publishing.service import CollectionFilter, DraftView, PublishedVersion, PublishingService, isoformat
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"

@@ -35,13 +35,11 @@ holds the registry lock.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import marshmallow as ma
-import rfc8785
 import sqlalchemy as sa
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -57,8 +55,7 @@ from app.provenance.manifests import TRUSTED, UNREADABLE, ManifestReport, read_m
 from app.provenance.service import JSON, SignedManifest
 from app.publishing.canonical import canonical_bytes, strict_loads
 from app.publishing.models import Document, Version
-from app.publishing.service import (PublishedVersion, PublishingService,
-                                    isoformat, lock_head, version_identity)
+from app.publishing.service import PublishedVersion, PublishingService, isoformat, lock_head, version_identity
 from app.statements.kinds import STATEMENT
 
 #: How far the publication time a signed version states may be from the registry's clock.

@@ -20,12 +20,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from audit_helpers import OTHER_VERSION, VERSION, Materials, one_byte_changed, publish_new_version
-from audit_helpers import materials  # noqa: F401 - fixture
 from click.testing import CliRunner
-
-from app.audit.cli import FetchError, Fetcher, audit
 from tech7_tlog.note import parse_tlog_proof
+
+from app.audit.cli import Fetcher, FetchError, audit
+from tests.support.audit import OTHER_VERSION, VERSION, Materials, one_byte_changed, publish_new_version
 
 AUDIT = str(Path(sys.executable).with_name("tech7-audit"))
 REGISTRY = str(Path(sys.executable).with_name("tech7-registry"))
@@ -57,7 +56,7 @@ def _argv(files: dict[str, Path], **extra: Path | str | None) -> list[str]:
 
 
 @pytest.fixture
-def files(tmp_path, materials) -> dict[str, Path]:  # noqa: F811 - the fixture above
+def files(tmp_path, materials) -> dict[str, Path]:
     return _write_files(tmp_path / "audit", materials())
 
 
@@ -96,7 +95,7 @@ def test_verify_as_json(files):
     assert json.loads(failed.output)["steps"][-1]["name"] == "manifest"
 
 
-def test_verify_fails_with_exit_1_at_the_tampered_step(files, tmp_path, materials):  # noqa: F811
+def test_verify_fails_with_exit_1_at_the_tampered_step(files, tmp_path, materials):
     body = files["file"].read_bytes()
     files["file"].write_bytes(one_byte_changed(body))
     _failed(_run(_argv(files)), "manifest", "assertion.dataHash.mismatch")
@@ -126,7 +125,7 @@ def test_verify_fails_with_exit_1_at_the_tampered_step(files, tmp_path, material
 
 
 def test_verify_checks_consistency_with_your_last_checkpoint(client, operator, tmp_path,
-                                                            materials):  # noqa: F811
+                                                            materials):
     last = tmp_path / "last.txt"
     last.write_text(client.get("/v1/log/checkpoint").get_data(as_text=True))
     old_size = int(last.read_text().split("\n")[1])
@@ -187,7 +186,7 @@ def test_fetcher_refuses_other_hosts():
 
 def test_fetch_refuses_a_redirect_to_another_host(tmp_path):
     class Redirect(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - http.server's naming
+        def do_GET(self):
             # "localhost" is the same machine but another origin than "127.0.0.1".
             self.send_response(302)
             self.send_header("Location", f"http://localhost:{self.server.server_port}/x")

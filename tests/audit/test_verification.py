@@ -9,20 +9,41 @@ from datetime import timedelta
 
 import pytest
 import rfc8785
-from audit_helpers import (OTHER_VERSION, VERSION, fetch_materials, identity_of, one_byte_changed,
-                           publish_new_version, published_versions, sign)
-from audit_helpers import (foreign_keys, foreign_signer, materials,  # noqa: F401 - fixtures
-                           registry_keys, registry_signer, untimestamped_signer)
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-from app.audit.verification import (CHECKPOINT, CONSISTENCY, HASHES, INCLUSION, LOG, MANIFEST,
-                                    RECEIPT, REVOCATION, SIGNER, AuditReport, Revocation,
-                                    VerificationFailure, applicable_revocation, audit_document,
-                                    check_log, infer_media_type, parse_time, verify_receipt)
 from tech7_tlog.merkle import leaf_hash, merkle_tree_hash
-from tech7_tlog.note import (Checkpoint, format_checkpoint, format_tlog_proof, parse_tlog_proof,
-                             sign_note, verifier_key)
+from tech7_tlog.note import Checkpoint, format_checkpoint, format_tlog_proof, parse_tlog_proof, sign_note, verifier_key
+
+from app.audit.verification import (
+    CHECKPOINT,
+    CONSISTENCY,
+    HASHES,
+    INCLUSION,
+    LOG,
+    MANIFEST,
+    RECEIPT,
+    REVOCATION,
+    SIGNER,
+    AuditReport,
+    Revocation,
+    VerificationFailure,
+    applicable_revocation,
+    audit_document,
+    check_log,
+    infer_media_type,
+    parse_time,
+    verify_receipt,
+)
 from app.pki.keyring import REGISTRY_SIGNER
+from tests.support.audit import (
+    OTHER_VERSION,
+    VERSION,
+    fetch_materials,
+    identity_of,
+    one_byte_changed,
+    publish_new_version,
+    published_versions,
+    sign,
+)
 
 OFFLINE_STEPS = [RECEIPT, MANIFEST, SIGNER, HASHES, CHECKPOINT, INCLUSION]
 

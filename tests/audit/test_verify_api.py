@@ -10,20 +10,25 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from audit_helpers import (OTHER_VERSION, VERSION, multipart, one_byte_changed,
-                           publish_new_version, published_versions, sign, upload)
-from audit_helpers import (foreign_keys, foreign_signer, materials,  # noqa: F401 - fixtures
-                           registry_keys, registry_signer, untimestamped_signer)
-from conftest import make_app
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tech7_tlog.note import sign_note
 
 from app.audit.verification import parse_time
 from app.auth.service import ASSOCIATION, create_token
-from tech7_tlog.note import sign_note
 from app.pki.keyring import REGISTRY_SIGNER
+from tests.support.audit import (
+    OTHER_VERSION,
+    VERSION,
+    multipart,
+    one_byte_changed,
+    publish_new_version,
+    published_versions,
+    sign,
+    upload,
+)
 
 
 def _verified(response) -> dict:
@@ -283,7 +288,7 @@ def test_a_missing_file_is_a_422_problem(client, materials):
     assert text_field.status_code == 422
 
 
-def test_an_oversized_upload_is_a_413_problem(client, databases, tmp_path, materials):
+def test_an_oversized_upload_is_a_413_problem(make_app, client, databases, tmp_path, materials):
     response = upload(client, b"x" * (5 * 1024 * 1024 + 1))
     assert response.status_code == 413 and response.mimetype == "application/problem+json"
     assert upload(client, b"x" * (2 * 1024 * 1024)).status_code == 200, \

@@ -12,7 +12,6 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from token_state import bearer, state  # noqa: F401 - state is a fixture
 
 from app.auth import service
 from app.auth.models import AccessToken
@@ -20,6 +19,7 @@ from app.auth.service import ASSOCIATION, OPERATOR, create_token
 from app.db import utcnow
 from app.errors import Unauthenticated
 from app.publishing.service import isoformat
+from tests.support.tokens import bearer
 
 
 def _statement(slug: str) -> dict:

@@ -9,9 +9,9 @@ more.
 from __future__ import annotations
 
 import pytest
-from token_state import bearer, state  # noqa: F401 - state is a fixture
 
 from app.auth.service import ASSOCIATION, OPERATOR, create_token
+from tests.support.tokens import bearer
 
 ALL_OPERATOR_SCOPES = ["manage-tokens", "publish", "read-audit", "read-drafts"]
 STATEMENT = {"slug": "by-operator", "statement_type": "position", "title": "t", "text": "t"}

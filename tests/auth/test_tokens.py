@@ -10,12 +10,12 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from token_state import bearer, state  # noqa: F401 - state is a fixture
 
 from app.auth import service
 from app.auth.models import AccessToken
 from app.auth.service import OPERATOR, create_token
 from app.db import utcnow
+from tests.support.tokens import bearer
 
 
 def _cli(app, *args: str):

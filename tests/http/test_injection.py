@@ -20,8 +20,9 @@ def _requests(operator, bitkom, value):
     """(method, path, arguments, expected) of every request the injection string goes into.
 
     ``expected`` is the exact answer: 200 (the value is harmless there, e.g. an unknown
-    If-None-Match), or a problem's (status, type). A string in a path segment is sent percent-encoded; one holding a "/" (once
-    decoded) takes the path out of its route, so that request is a 404 whatever the route checks.
+    If-None-Match), or a problem's (status, type). A string in a path segment is sent
+    percent-encoded; one holding a "/" (once decoded) takes the path out of its route, so that
+    request is a 404 whatever the route checks.
     """
     segment = quote(value, safe="")
 

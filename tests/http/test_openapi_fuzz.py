@@ -28,12 +28,15 @@ import itertools
 import pytest
 import schemathesis
 from asn1crypto import tsp
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
-from schemathesis.specs.openapi.checks import (content_type_conformance,
-                                               response_headers_conformance,
-                                               response_schema_conformance,
-                                               status_code_conformance)
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
           response_schema_conformance, response_headers_conformance]
@@ -104,7 +107,7 @@ def _known_path_parameters(client, operation) -> list[dict[str, str]]:
         values["slug"] = _slugs(client, collection)
     if set(names) - set(values):
         return []
-    return [dict(zip(names, combination))
+    return [dict(zip(names, combination, strict=True))
             for combination in itertools.product(*(values[name] for name in names))]
 
 

@@ -6,7 +6,6 @@ import secrets
 import socket
 
 import pytest
-from conftest import make_app
 
 from app.auth.service import OPERATOR, create_token, issue_token, revoke_token
 
@@ -17,7 +16,7 @@ FIELDS = ("RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset")
 
 
 @pytest.fixture
-def limited_app(databases, tmp_path):
+def limited_app(make_app, databases, tmp_path):
     """Builds apps with the given settings; apps given ``database_url`` share that database."""
     built = []
 

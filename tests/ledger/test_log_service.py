@@ -10,10 +10,10 @@ import threading
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
-
-from app.catalog.kinds import RECOMMENDATION
 from tech7_tlog.merkle import leaf_hash, verify_consistency, verify_inclusion
 from tech7_tlog.note import open_note, parse_checkpoint, parse_verifier_key, verify_tlog_proof
+
+from app.catalog.kinds import RECOMMENDATION
 from app.ledger.tiles import TILE_WIDTH, parse_entry_bundle
 from app.publishing.service import lock_head
 
@@ -117,9 +117,8 @@ def test_unknown_entries_are_404(client):
     "UPDATE log_tiles SET hashes = :junk", "DELETE FROM log_tiles",
 ])
 def test_the_database_refuses_to_rewrite_the_log(app, statement):
-    with pytest.raises(DBAPIError, match="immutable"):
-        with app.extensions["tech7.db"].engine.begin() as connection:
-            connection.execute(sa.text(statement), {"junk": b"\x00" * 32})
+    with pytest.raises(DBAPIError, match="immutable"), app.extensions["tech7.db"].engine.begin() as connection:
+        connection.execute(sa.text(statement), {"junk": b"\x00" * 32})
 
 
 def test_concurrent_publishers_leave_contiguous_indices(app):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from tech7_tlog.merkle import (
     HashAt,
     consistency_proof,
@@ -17,6 +16,7 @@ from tech7_tlog.merkle import (
     verify_consistency,
     verify_inclusion,
 )
+
 from app.ledger.tiles import (
     TILE_HEIGHT,
     TILE_WIDTH,
@@ -149,7 +149,8 @@ def test_changed_tiles_are_exactly_the_tiles_that_differ(sizes: list[int]) -> No
     old_size, new_size = sizes
     before = {(level, index): width for level, index, width in tiles_for_size(old_size)}
     after = {(level, index): width for level, index, width in tiles_for_size(new_size)}
-    expected = sorted((level, index, width) for (level, index), width in after.items() if before.get((level, index)) != width)
+    expected = sorted((level, index, width) for (level, index), width in after.items()
+                      if before.get((level, index)) != width)
     assert changed_tiles(old_size, new_size) == expected
     assert all(before[key] <= width for key, width in after.items() if key in before)
     with pytest.raises(ValueError):

@@ -12,10 +12,15 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from conftest import make_app
 from tech7_tlog.merkle import leaf_hash
-from tech7_tlog.note import (format_checkpoint, open_note, parse_checkpoint, parse_tlog_proof, sign_note,
-                             verify_tlog_proof)
+from tech7_tlog.note import (
+    format_checkpoint,
+    open_note,
+    parse_checkpoint,
+    parse_tlog_proof,
+    sign_note,
+    verify_tlog_proof,
+)
 from tech7_tlog.policy import PolicyError, parse_policy
 from tech7_tlog.witness import format_add_checkpoint
 from tech7_witness.testing import WitnessProcess, init
@@ -57,7 +62,7 @@ def policy_file(tmp_path, log_vkey, witnesses):
 
 
 @pytest.fixture
-def witnessed(databases, tmp_path, policy_file):
+def witnessed(make_app, databases, tmp_path, policy_file):
     """An app with the policy, rounds run by hand (no background thread)."""
     application = make_app(databases.clone_template(), tmp_path, WITNESS_POLICY=str(policy_file),
                            WITNESS_INTERVAL=0, WITNESS_TIMEOUT=5)
@@ -103,7 +108,7 @@ def test_trust_publishes_the_policy(witnessed, client, policy_file):
     assert client.get("/v1/log/witnesses").json == {"items": []}
 
 
-def test_a_malformed_policy_stops_the_registry_from_starting(databases, tmp_path):
+def test_a_malformed_policy_stops_the_registry_from_starting(make_app, databases, tmp_path):
     bad = tmp_path / "bad-policy.txt"
     bad.write_text("quorum nobody\n")
     with pytest.raises(PolicyError, match="not a witness or group"):
@@ -176,7 +181,7 @@ def test_a_fork_signed_with_the_registry_key_is_refused_by_every_witness(witness
         assert status == 422
 
 
-def test_the_background_rounds_bring_the_checkpoint_forward(databases, tmp_path, policy_file, witnesses):
+def test_the_background_rounds_bring_the_checkpoint_forward(make_app, databases, tmp_path, policy_file, witnesses):
     app = make_app(databases.clone_template(), tmp_path, WITNESS_POLICY=str(policy_file),
                    WITNESS_INTERVAL=0.2, WITNESS_TIMEOUT=5)
     witnessing: Witnessing = app.extensions["tech7.witnessing"]

@@ -11,9 +11,8 @@ import uuid
 
 import pytest
 import sqlalchemy as sa
-from conftest import make_app
-from ops_helpers import (KEY_RISKS, assert_registry_verifies, changes, create_draft,
-                         publish_draft)
+
+from tests.support.ops import KEY_RISKS, assert_registry_verifies, changes, create_draft, publish_draft
 
 
 @pytest.fixture(autouse=True)
@@ -22,7 +21,7 @@ def client_tools(databases):
         pytest.skip("pg_dump and pg_restore (PostgreSQL client tools) are not installed")
 
 
-def _empty_app(databases, tmp_path):
+def _empty_app(make_app, databases, tmp_path):
     """An app on a new, empty database (nothing migrated)."""
     return make_app(databases.create_empty(f"restored_{uuid.uuid4().hex[:8]}"), tmp_path)
 
@@ -36,7 +35,7 @@ def _cli(app, *args: str):
     return app.test_cli_runner().invoke(args=list(args))
 
 
-def test_a_restored_registry_verifies_and_keeps_publishing(app, client, operator, databases,
+def test_a_restored_registry_verifies_and_keeps_publishing(app, client, operator, databases, make_app,
                                                            tmp_path):
     published = publish_draft(client, operator, create_draft(client, operator))
     assert published.status_code == 201
@@ -51,7 +50,7 @@ def test_a_restored_registry_verifies_and_keeps_publishing(app, client, operator
     assert stat.S_IMODE(backup.stat().st_mode) == 0o600
     assert not backup.with_name(backup.name + ".partial").exists()
 
-    restored = _empty_app(databases, tmp_path)
+    restored = _empty_app(make_app, databases, tmp_path)
     done = _cli(restored, "restore", str(backup))
     assert done.exit_code == 0, done.output
 
@@ -80,10 +79,10 @@ def test_restore_refuses_a_database_that_is_not_empty(app, client, tmp_path):
     assert client.get("/v1/log/checkpoint").get_data() == before
 
 
-def test_restore_refuses_a_file_that_is_not_a_backup(databases, tmp_path):
+def test_restore_refuses_a_file_that_is_not_a_backup(databases, make_app, tmp_path):
     junk = tmp_path / "junk.backup"
     junk.write_bytes(b"this is not a database backup\n" * 100)
-    target = _empty_app(databases, tmp_path)
+    target = _empty_app(make_app, databases, tmp_path)
 
     refused = _cli(target, "restore", str(junk))
 

@@ -6,10 +6,9 @@ import os
 from types import SimpleNamespace
 
 import pytest
-from conftest import make_app
-from ops_helpers import unreachable_postgres_url
 
 from app.provenance import service
+from tests.support.ops import unreachable_postgres_url
 
 PROBLEM = "application/problem+json"
 
@@ -33,14 +32,14 @@ def test_a_ready_app_answers_both(client):
         assert response.headers["Cache-Control"] == "no-store"
 
 
-def test_liveness_never_touches_the_database_and_readiness_names_it(keys_dir, tmp_path):
+def test_liveness_never_touches_the_database_and_readiness_names_it(make_app, keys_dir, tmp_path):
     app = make_app(unreachable_postgres_url(), tmp_path)
     client = app.test_client()
     assert client.get("/healthz").json == {"status": "ok"}
     _assert_not_ready(client.get("/readyz"), ["database"])
 
 
-def test_missing_keys_and_no_self_check_are_not_ready(databases, tmp_path):
+def test_missing_keys_and_no_self_check_are_not_ready(make_app, databases, tmp_path):
     # Without start-up checks the app builds even though the key folder is empty.
     app = make_app(databases.clone_template(), tmp_path, KEYS_DIR=str(tmp_path / "no-keys"),
                    STARTUP_CHECKS=False)
@@ -48,7 +47,7 @@ def test_missing_keys_and_no_self_check_are_not_ready(databases, tmp_path):
     app.extensions["tech7.db"].engine.dispose()
 
 
-def test_ready_only_once_the_signer_checked_itself_in_this_process(databases, tmp_path,
+def test_ready_only_once_the_signer_checked_itself_in_this_process(make_app, databases, tmp_path,
                                                                    monkeypatch):
     app = make_app(databases.clone_template(), tmp_path, STARTUP_CHECKS=False)
     client = app.test_client()
@@ -64,7 +63,7 @@ def test_ready_only_once_the_signer_checked_itself_in_this_process(databases, tm
     app.extensions["tech7.db"].engine.dispose()
 
 
-def test_health_endpoints_are_not_rate_limited(databases, tmp_path):
+def test_health_endpoints_are_not_rate_limited(make_app, databases, tmp_path):
     app = make_app(databases.clone_template(), tmp_path, RATELIMIT_ANONYMOUS="2 per minute")
     client = app.test_client()
     for _ in range(5):

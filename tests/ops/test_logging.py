@@ -15,10 +15,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import make_app
 
-from app.ops.logging import (JsonFormatter, RequestLog, accepted_request_id,
-                             install_json_logging)
+from app.ops.logging import JsonFormatter, RequestLog, accepted_request_id, install_json_logging
 
 VERSION = "/v1/recommendations/sme-participation/versions/1"
 
@@ -131,7 +129,7 @@ def test_records_are_single_json_lines_with_their_extra_fields():
     assert "ValueError: line one\nline two" in entry["exception"]
 
 
-def test_app_logs_carry_the_request_id(databases, tmp_path, restored_logging):
+def test_app_logs_carry_the_request_id(make_app, databases, tmp_path, restored_logging):
     stream = io.StringIO()
     install_json_logging(stream)
     app = make_app(databases.clone_template(), tmp_path)
@@ -155,7 +153,7 @@ def test_app_logs_carry_the_request_id(databases, tmp_path, restored_logging):
     assert "request_id" not in outside
 
 
-def test_outside_tests_the_app_logs_json_to_stderr_once(databases, tmp_path, capsys,
+def test_outside_tests_the_app_logs_json_to_stderr_once(make_app, databases, tmp_path, capsys,
                                                         restored_logging):
     apps = [make_app(databases.clone_template(), tmp_path, TESTING=False) for _ in range(2)]
     capsys.readouterr()

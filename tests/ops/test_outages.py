@@ -13,12 +13,18 @@ import time
 
 import pytest
 import sqlalchemy as sa
-from conftest import make_app
-from ops_helpers import (KEY_RISKS, assert_registry_verifies, create_draft, publish_draft,
-                         sqlite_integrity, unreachable_postgres_url, written_state)
 from psycopg import OperationalError as PsycopgOperationalError
 
 from app.ops.outages import is_database_outage
+from tests.support.ops import (
+    KEY_RISKS,
+    assert_registry_verifies,
+    create_draft,
+    publish_draft,
+    sqlite_integrity,
+    unreachable_postgres_url,
+    written_state,
+)
 
 PROBLEM = "application/problem+json"
 
@@ -36,7 +42,7 @@ def sqlite_only(databases):
         pytest.skip("makes an SQLite database file read-only or full")
 
 
-def test_a_read_only_database_refuses_writes_and_recovers(sqlite_only, app, client, operator,
+def test_a_read_only_database_refuses_writes_and_recovers(make_app, sqlite_only, app, client, operator,
                                                           tmp_path, caplog):
     etag = create_draft(client, operator)
     before = written_state(app, client, operator)
@@ -86,7 +92,7 @@ def test_a_full_volume_refuses_writes_and_recovers(sqlite_only, app, client, ope
     assert_registry_verifies(client)
 
 
-def test_an_unreachable_postgresql_answers_503_quickly(keys_dir, tmp_path):
+def test_an_unreachable_postgresql_answers_503_quickly(make_app, keys_dir, tmp_path):
     app = make_app(unreachable_postgres_url(), tmp_path)
     client = app.test_client()
     started = time.monotonic()
@@ -134,7 +140,7 @@ def _sqlite_error(statement: str, *, read_only: bool = False) -> sa.exc.DBAPIErr
     (lambda: sa.exc.OperationalError("SELECT 1", {}, sqlite3.OperationalError("unnamed")), False),
 ], ids=["sqlite-read-only", "postgresql-refused", "connection-closed", "pre-ping", "pool-timeout",
         "sqlite-missing-table", "sqlite-syntax", "sqlite-error-without-code"])
-def test_outages_are_503_and_bugs_500(databases, tmp_path, caplog, error, outage):
+def test_outages_are_503_and_bugs_500(make_app, databases, tmp_path, caplog, error, outage):
     failure = error()
     assert is_database_outage(failure) is outage
     app = make_app(databases.clone_template(), tmp_path)

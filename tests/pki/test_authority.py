@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 import stat
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -187,7 +187,7 @@ def test_trust_anchors_are_the_root_alone(store):
 
 
 def test_signer_validity_and_issuing_time_are_configurable(tmp_path):
-    now = datetime(2025, 2, 10, 12, 0, tzinfo=timezone.utc)
+    now = datetime(2025, 2, 10, 12, 0, tzinfo=UTC)
     init_keys(tmp_path / "keys", ["numeum"], now=now, signer_validity=timedelta(days=30))
     cert = KeyStore.load(tmp_path / "keys").signer_certificate("numeum")
     assert cert.not_valid_after_utc == now + timedelta(days=30)
@@ -264,7 +264,7 @@ def test_load_rejects_a_log_pub_of_another_key(keydir):
     other = ed25519.Ed25519PrivateKey.generate().public_key()
     (keydir / "log.pub").write_bytes(other.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
-    with pytest.raises(KeyMaterialError, match="does not match log.key"):
+    with pytest.raises(KeyMaterialError, match=r"does not match log\.key"):
         KeyStore.load(keydir)
 
 

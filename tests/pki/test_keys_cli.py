@@ -8,10 +8,10 @@ import stat
 from pathlib import Path
 
 import pytest
-from conftest import make_app
 from cryptography.hazmat.primitives import serialization
 
-from app import config, create_app
+from app import config
+from app.composition import create_app
 from app.pki.authority import KeyMaterialError, KeyStore
 from app.pki.keyring import signer_names_from_seed
 from app.provenance.manifests import read_manifest
@@ -83,7 +83,7 @@ def _truncate(path: Path) -> None:
     ("root-ca.pem", Path.unlink),
 ], ids=["truncated signer key", "missing signer key", "missing TSA key", "truncated log key",
         "missing root certificate"])
-def test_broken_key_material_stops_the_service_and_seed_naming_the_file(
+def test_broken_key_material_stops_the_service_and_seed_naming_the_file(make_app,
         databases, keys_copy, tmp_path, name, damage):
     broken = keys_copy / name
     damage(broken)
@@ -98,7 +98,7 @@ def test_broken_key_material_stops_the_service_and_seed_naming_the_file(
     assert str(broken) in result.output
 
 
-def test_rotation_issues_a_new_certificate_and_keeps_old_manifests_trusted(
+def test_rotation_issues_a_new_certificate_and_keeps_old_manifests_trusted(make_app,
         databases, keys_copy, tmp_path):
     app = make_app(databases.clone_template(), tmp_path, KEYS_DIR=str(keys_copy),
                    STARTUP_CHECKS=False)

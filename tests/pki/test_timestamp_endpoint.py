@@ -10,8 +10,8 @@ import subprocess
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-
 from tech7_tlog.note import open_note, parse_checkpoint, parse_verifier_key
+
 from app.pki.timestamping import QUERY_MEDIA_TYPE, REPLY_MEDIA_TYPE, parse_response
 
 needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None,

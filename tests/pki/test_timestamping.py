@@ -6,7 +6,7 @@ import hashlib
 import http.client
 import shutil
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from asn1crypto import cms, tsp
@@ -24,7 +24,7 @@ from app.pki.timestamping import (
     parse_response,
 )
 
-FIXED_TIME = datetime(2025, 2, 10, 9, 30, 15, 123456, tzinfo=timezone.utc)
+FIXED_TIME = datetime(2025, 2, 10, 9, 30, 15, 123456, tzinfo=UTC)
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import c2pa
 import pytest
@@ -85,7 +85,7 @@ def test_trust_list_names_every_issued_certificate_with_its_log_entry(client):
 
 def test_a_revocation_shows_in_the_trust_list_with_its_log_entry(app, client):
     revocation = revoke(app, "bitkom", "keyCompromise",
-                        datetime(2026, 5, 6, 7, 8, 9, tzinfo=timezone.utc))
+                        datetime(2026, 5, 6, 7, 8, 9, tzinfo=UTC))
     trust = client.get("/v1/trust").json
     assert trust["revocations"] == [{
         "certificate_sha256": revocation.certificate_sha256, "signer": "bitkom",
@@ -102,7 +102,7 @@ def test_a_revocation_shows_in_the_trust_list_with_its_log_entry(app, client):
 def test_revocations_are_listed_in_log_order(app, client):
     later = revoke(app, "techuk")
     earlier_in_time = revoke(app, "numeum", "superseded",
-                             datetime(2026, 1, 1, tzinfo=timezone.utc))
+                             datetime(2026, 1, 1, tzinfo=UTC))
     listed = client.get("/v1/trust").json["revocations"]
     assert [r["log_index"] for r in listed] == [later.log_index, earlier_in_time.log_index]
 

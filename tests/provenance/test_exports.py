@@ -22,7 +22,6 @@ from app.provenance.manifests import read_manifest
 from app.provenance.pdf import render_export_pdf
 from app.publishing.kinds import KINDS
 from app.publishing.service import lock_head
-from conftest import make_app
 
 DECLARATION_TITLE = "TECH7 Declaration for the AI Action Summit"
 SEEDED_VERSIONS = 32  # 1 declaration + 7 priorities + 14 recommendations + 10 associations
@@ -30,7 +29,7 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 
 
 @pytest.fixture(scope="module")
-def untouched_app(databases, tmp_path_factory):
+def untouched_app(make_app, databases, tmp_path_factory):
     """One application shared by the tests of refused requests, which must write nothing (each
     checks that it did not), so they need no database of their own."""
     application = make_app(databases.clone_template(), tmp_path_factory.mktemp("untouched"))
@@ -444,7 +443,7 @@ def test_an_association_exports_its_own_record_only(app, client, operator):
     assert _export(client, operator, "json", {"versions": [others]})["versions"] == [others]
 
 
-def test_making_exports_has_a_limit_of_its_own(databases, tmp_path):
+def test_making_exports_has_a_limit_of_its_own(make_app, databases, tmp_path):
     limited = make_app(databases.clone_template(), tmp_path, RATELIMIT_EXPORTS="2 per hour")
     try:
         client = limited.test_client()

@@ -17,7 +17,6 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from conftest import make_app
 from cryptography.hazmat.primitives import serialization
 
 from app.auth.service import OPERATOR, create_token
@@ -244,7 +243,7 @@ def _assert_signing_unavailable(response) -> None:
     assert int(response.headers["Retry-After"]) > 0
 
 
-def test_an_unreachable_tsa_refuses_the_publish_and_writes_nothing(databases, tmp_path):
+def test_an_unreachable_tsa_refuses_the_publish_and_writes_nothing(make_app, databases, tmp_path):
     app = make_app(databases.clone_template(), tmp_path, TSA_URL=_closed_port_url(),
                    STARTUP_CHECKS=False)
     try:
@@ -262,7 +261,7 @@ def test_an_unreachable_tsa_refuses_the_publish_and_writes_nothing(databases, tm
         app.extensions["tech7.db"].engine.dispose()
 
 
-def test_an_external_tsa_timestamps_every_version(databases, tmp_path, keys_dir):
+def test_an_external_tsa_timestamps_every_version(make_app, databases, tmp_path, keys_dir):
     # Any RFC 3161 authority will do; this one happens to run the registry's own TSA code.
     keys = KeyStore.load(keys_dir)
     with TimestampAuthority(keys.tsa_certificate, keys.tsa_private_key,
@@ -283,7 +282,7 @@ def test_an_external_tsa_timestamps_every_version(databases, tmp_path, keys_dir)
     assert report.trusted and report.timestamp_trusted
 
 
-def test_the_service_refuses_to_start_without_its_tsa(databases, tmp_path):
+def test_the_service_refuses_to_start_without_its_tsa(make_app, databases, tmp_path):
     with pytest.raises(SelfCheckError, match="cannot sign"):
         make_app(databases.clone_template(), tmp_path, TSA_URL=_closed_port_url())
 
@@ -297,7 +296,7 @@ class _SlowTSA:
         tsa = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 tsa.requests += 1
                 tsa.release.wait(hold)
@@ -329,7 +328,7 @@ def slow_tsa() -> Iterator[_SlowTSA]:
     tsa.close()
 
 
-def test_a_slow_tsa_gets_503_within_the_configured_timeout(databases, tmp_path, slow_tsa):
+def test_a_slow_tsa_gets_503_within_the_configured_timeout(make_app, databases, tmp_path, slow_tsa):
     # c2pa's own HTTP client would wait 30 s; TSA_TIMEOUT bounds the wait (the publish holds the
     # registry's writer lock meanwhile).
     timeout = 0.5
@@ -355,7 +354,7 @@ def test_a_slow_tsa_gets_503_within_the_configured_timeout(databases, tmp_path, 
 # --- start-up ------------------------------------------------------------------------------------
 
 
-def test_the_service_refuses_to_start_when_its_manifests_would_not_read_trusted(
+def test_the_service_refuses_to_start_when_its_manifests_would_not_read_trusted(make_app,
         databases, tmp_path, monkeypatch):
     init_keys(tmp_path / "foreign", [])
     foreign_root = KeyStore.load(tmp_path / "foreign").trust_anchors_pem

@@ -15,9 +15,8 @@ from sqlalchemy.exc import DBAPIError
 def test_sql_cannot_rewrite_published_versions(app, client, statement):
     before = client.get("/v1/declaration/versions/1").get_data()
     engine = app.extensions["tech7.db"].engine
-    with pytest.raises(DBAPIError, match="immutable"):
-        with engine.begin() as connection:
-            connection.execute(sa.text(statement), {"body": b"{}"})
+    with pytest.raises(DBAPIError, match="immutable"), engine.begin() as connection:
+        connection.execute(sa.text(statement), {"body": b"{}"})
     assert client.get("/v1/declaration/versions/1").get_data() == before
     with engine.connect() as connection:
         assert connection.scalar(sa.text("SELECT count(*) FROM versions")) > 30
@@ -26,6 +25,5 @@ def test_sql_cannot_rewrite_published_versions(app, client, statement):
 def test_postgres_refuses_truncate(app, databases):
     if not databases.is_postgres:
         pytest.skip("TRUNCATE exists only on PostgreSQL")
-    with pytest.raises(DBAPIError, match="immutable"):
-        with app.extensions["tech7.db"].engine.begin() as connection:
-            connection.exec_driver_sql("TRUNCATE versions CASCADE")
+    with pytest.raises(DBAPIError, match="immutable"), app.extensions["tech7.db"].engine.begin() as connection:
+        connection.exec_driver_sql("TRUNCATE versions CASCADE")

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from app.publishing.search import (RECOMMENDATION, TAG, document_words, facets, fold, labels,
-                                   words)
+from app.publishing.search import RECOMMENDATION, TAG, document_words, facets, fold, labels, words
 
 
 def test_fold_drops_case_and_accents():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import rfc8785
 
@@ -63,7 +63,7 @@ def test_unknown_documents_and_versions_are_404_problems(client):
 
 def test_versions_list_diff_and_as_of(client, operator):
     first = client.get(VERSION_URL)
-    before_second = datetime.now(timezone.utc)
+    before_second = datetime.now(UTC)
     _publish_edit(client, operator, "sme-participation", {"tags": ["sme", "startups"]})
     listing = client.get("/v1/recommendations/sme-participation/versions").json
     assert [item["version"] for item in listing["items"]] == [1, 2]

@@ -13,13 +13,19 @@ import sys
 import threading
 import time
 
-from helpers import (ASSOCIATIONS, Client, Outcomes, RetryingClient, Server,
-                     StatementPublisher, association_token, check_invariants)
+from tests.support.processes import (
+    ASSOCIATIONS,
+    Client,
+    Outcomes,
+    RetryingClient,
+    Server,
+    StatementPublisher,
+    association_token,
+    check_invariants,
+)
 
 # helpers.py's fixtures, registered once as a plugin: every module then shares one server per
 # engine (fixtures imported into each module would be set up once per module).
-pytest_plugins = ["helpers"]
-
 RACE_ROUNDS = 3
 VERSIONS_PER_PUBLISHER = 3
 # A racing client, a process of its own with nothing imported but the standard library: for each

@@ -17,13 +17,18 @@ import random
 import signal
 import time
 
-from helpers import (ASSOCIATIONS, Client, Outcomes, RetryingClient, StatementPublisher,
-                     association_token, check_invariants)
+from tests.support.processes import (
+    ASSOCIATIONS,
+    Client,
+    Outcomes,
+    RetryingClient,
+    StatementPublisher,
+    association_token,
+    check_invariants,
+)
 
 # helpers.py's fixtures, registered once as a plugin: every module then shares one server per
 # engine (fixtures imported into each module would be set up once per module).
-pytest_plugins = ["helpers"]
-
 SEED = 20250211
 PUBLISHES = 24
 KILL_PROBABILITY = 0.15  # per request sent: about 8 kills in the loop

@@ -19,14 +19,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from helpers import Client, Reply, RetryingClient, Server, StatementPublisher, association_token
 
 from app.pki.authority import KeyStore, certificate_sha256
 from app.provenance.manifests import read_manifest
+from tests.support.processes import Client, Reply, RetryingClient, Server, StatementPublisher, association_token
 
 # helpers.py's fixtures, registered once as a plugin (see test_concurrent_publish.py).
-pytest_plugins = ["helpers"]
-
 #: Rounds of connections tried, at most, until every worker has answered a request.
 ROUNDS = 20
 _CLI = str(Path(sys.executable).with_name("tech7-registry"))
@@ -93,7 +91,7 @@ def on_every_worker(server: Server, prepare: Callable[[], Request]) -> dict[int,
                 pid = _holder(server, connection.sock.getsockname()[1])
                 if pid is not None and pid not in answers:
                     held.setdefault(pid, connection)
-            for (pid, connection), (method, path, headers) in zip(held.items(), requests):
+            for (pid, connection), (method, path, headers) in zip(held.items(), requests, strict=False):
                 connection.request(method, path, headers=headers)
                 response = connection.getresponse()
                 answers[pid] = Reply(response.status,

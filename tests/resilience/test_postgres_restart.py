@@ -23,13 +23,19 @@ from dataclasses import dataclass
 import pytest
 from sqlalchemy.engine import make_url
 
-from helpers import (BROKEN_CONNECTION, Client, Outcomes, RetryingClient, StatementPublisher,
-                     association_token, check_invariants, postgres_server_url)
+from tests.support.processes import (
+    BROKEN_CONNECTION,
+    Client,
+    Outcomes,
+    RetryingClient,
+    StatementPublisher,
+    association_token,
+    check_invariants,
+    postgres_server_url,
+)
 
 # helpers.py's fixtures, registered once as a plugin: every module then shares one server per
 # engine (fixtures imported into each module would be set up once per module).
-pytest_plugins = ["helpers"]
-
 pytestmark = [
     pytest.mark.skipif(os.environ.get("TECH7_DISRUPTIVE_TESTS") != "1",
                        reason="stops the shared local PostgreSQL for ~5 s; opt in with "
@@ -123,7 +129,7 @@ def test_postgres_outage_answers_503_and_loses_nothing(registry_server, tmp_path
             while not stop.is_set():
                 number = len(published[association]) + 1
                 published[association].append(publisher.publish("outage", f"Version {number}."))
-        except BaseException as error:  # reported by the main thread
+        except BaseException as error:  # noqa: BLE001 - reported by the main thread
             failures.append(error)
 
     threads = [threading.Thread(target=read_loop, args=(seed,), daemon=True) for seed in (1, 2)]

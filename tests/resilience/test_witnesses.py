@@ -11,16 +11,13 @@ from __future__ import annotations
 import signal
 import time
 
-from helpers import (ASSOCIATIONS, Client, RetryingClient, Server, StatementPublisher,
-                     association_token)
 from tech7_tlog.note import verifier_key
 from tech7_tlog.policy import parse_policy
 from tech7_witness.testing import WitnessProcess, free_port, init
 
 from app import config
 from app.pki.keyring import Keyring
-
-pytest_plugins = ["helpers"]
+from tests.support.processes import ASSOCIATIONS, Client, RetryingClient, Server, StatementPublisher, association_token
 
 NAMES = ("assoc-a", "assoc-b", "assoc-c")
 CATCH_UP_SECONDS = 60

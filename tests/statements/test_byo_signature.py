@@ -1,6 +1,6 @@
 """Associations publish statements signed with their own key; the registry verifies and logs them.
 
-The association's PKI is made here at run time (:mod:`own_pki`); timestamps come from the
+The association's PKI is made here at run time (:mod:`tests.support.own_pki`); timestamps come from the
 registry's own authority, on loopback (the Flask test client has no HTTP server for
 ``/v1/timestamp``) or, in the end-to-end test, from ``/v1/timestamp`` of a real server.
 """
@@ -13,19 +13,19 @@ import io
 import json
 import threading
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import rfc8785
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from own_pki import OwnPKI, leaf_only, make_own_pki
 from werkzeug.serving import make_server
 
 from app.audit.verification import audit_document
 from app.auth.service import ASSOCIATION, create_token
 from app.provenance.manifests import CREATED, ManifestSigner, read_manifest
+from tests.support.own_pki import OwnPKI, leaf_only, make_own_pki
 
 ROOT = Path(__file__).resolve().parents[2]
 BITKOM = "/v1/associations/bitkom"
@@ -254,7 +254,7 @@ def _refusal_cases(app, client, pki, tsa_url):
     numeum_body = json.loads(good) | {"association": "numeum"}
     numeum_bytes = rfc8785.dumps(numeum_body)
     stale = example.build_body("bitkom", SLUG, 2, CONTENT,
-                               published_at=datetime.now(timezone.utc) - timedelta(hours=1))
+                               published_at=datetime.now(UTC) - timedelta(hours=1))
     bad_content = _next(statement_type="rant")
     lacking = json.loads(good)
     del lacking["withdrawal_reason"]
@@ -368,7 +368,7 @@ def test_another_associations_approved_ca_does_not_vouch(client, operator, token
 def test_unusable_ca_certificates_are_refused(app, client, bitkom, token_of, operator, pki):
     keys = app.extensions["tech7.keys"].store
     registry_root = keys.root_ca_certificate.public_bytes(serialization.Encoding.PEM)
-    expired = make_own_pki("Bitkom", now=datetime.now(timezone.utc) - timedelta(days=30),
+    expired = make_own_pki("Bitkom", now=datetime.now(UTC) - timedelta(days=30),
                            ca_validity=timedelta(days=7))
     before = _state(client)
     for name, pem in (("a leaf", leaf_only("Bitkom")), ("garbage", b"not a certificate"),

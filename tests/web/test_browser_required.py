@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+
 def _browser_hook() -> str:
     """The suite's browser hook alone, as a conftest of its own (the suite's conftest needs the
     app)."""

@@ -36,7 +36,10 @@ from tech7_tlog.note import (
 )
 
 COSIGNATURE_TYPE_ED25519 = 0x04
-"""Signature type byte of cosignature/v1 keys (C2SP tlog-cosignature "Format"; tlog-policy "Public key representation")."""
+"""Signature type byte of cosignature/v1 keys.
+
+C2SP tlog-cosignature "Format"; tlog-policy "Public key representation".
+"""
 
 COSIGNATURE_V1_HEADER = "cosignature/v1"
 """The header line of the signed message, for domain separation (C2SP tlog-cosignature "Signed message")."""

@@ -13,7 +13,6 @@ import struct
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-
 from tech7_tlog.cosignature import (
     Ed25519Cosigner,
     cosigner_key_id,

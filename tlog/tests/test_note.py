@@ -17,7 +17,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
 from tech7_tlog.merkle import ProofError, inclusion_proof, leaf_hash, node_hash, tree_root
 from tech7_tlog.note import (
     Checkpoint,

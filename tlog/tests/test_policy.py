@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from tech7_tlog.cosignature import Ed25519Cosigner, cosigner_verifier_key
 from tech7_tlog.note import NoteError, format_checkpoint, sign_note, verifier_key
 from tech7_tlog.policy import PolicyError, parse_policy

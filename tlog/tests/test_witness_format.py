@@ -6,7 +6,6 @@ import base64
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from tech7_tlog.cosignature import Ed25519Cosigner
 from tech7_tlog.note import NoteError, format_checkpoint, sign_note
 from tech7_tlog.witness import (

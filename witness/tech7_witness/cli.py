@@ -103,7 +103,7 @@ def _serve(folder: Path, host: str, port: int, log_vkeys: Sequence[str]) -> int:
     bound_host, bound_port = server.server_address[:2]
     print(
         f"tech7-witness: {cosigner.verifier_key()} witnessing {', '.join(sorted(witness.logs))} "
-        f"on http://{bound_host}:{bound_port}",
+        f"on http://{bound_host!s}:{bound_port}",
         file=sys.stderr,
         flush=True,
     )

@@ -10,6 +10,7 @@ with ``synchronous=FULL`` (the commit is on disk when COMMIT returns).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import sqlite3
@@ -56,12 +57,10 @@ class State:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        try:
-            # Owner-only from its first byte, whatever the umask; SQLite's -wal and -shm files
-            # copy the database file's permissions.
+        # Owner-only from its first byte, whatever the umask; SQLite's -wal and -shm files
+        # copy the database file's permissions.
+        with contextlib.suppress(FileExistsError):
             os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
-        except FileExistsError:
-            pass
         with self._connect() as connection:
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute(_SCHEMA)

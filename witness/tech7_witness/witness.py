@@ -86,7 +86,8 @@ class Witness:
         except NoteError as exc:
             return problem(403, f"the checkpoint is not signed by a key of {checkpoint.origin!r}: {exc}")
         if request.old_size > checkpoint.tree_size:
-            return problem(400, f"old size {request.old_size} is bigger than the checkpoint's size {checkpoint.tree_size}")
+            return problem(400, f"old size {request.old_size} is bigger than "
+                                f"the checkpoint's size {checkpoint.tree_size}")
         with self.state.update(checkpoint.origin) as update:
             latest = update.latest
             if request.old_size != latest.tree_size:

@@ -40,7 +40,8 @@ class Log:
 
     def proof(self, old: int, size: int) -> list[bytes]:
         leaves = self.leaves(size)
-        return consistency_proof(old, size, lambda level, index: _tree_hash(leaves[index << level : (index + 1) << level]))
+        return consistency_proof(
+            old, size, lambda level, index: _tree_hash(leaves[index << level : (index + 1) << level]))
 
     def request(self, old: int, size: int) -> bytes:
         """The add-checkpoint body from ``old`` (this history's proof) to ``size``."""

@@ -1,11 +1,8 @@
-"""What the token tests share: bearer headers, and the state a refusal must leave untouched.
-
-Not a conftest.py: other test folders import the root conftest by that name.
-"""
+"""What the token tests share: bearer headers, and the state a refusal must leave untouched
+(the ``state`` fixture of ``tests/auth/conftest.py``)."""
 
 from __future__ import annotations
 
-import pytest
 import sqlalchemy as sa
 
 from app.auth.models import AccessToken, AuditEvent
@@ -45,9 +42,3 @@ class TokenState:
         assert len(events) == count + 1, [(e.method, e.path, e.status) for e in events[count:]]
         assert (events[-1].status, events[-1].permission) == (status, permission)
         return events[-1]
-
-
-@pytest.fixture
-def state(app) -> TokenState:
-    """The tokens and the audit trail of this test's database."""
-    return TokenState(app)

@@ -1,23 +1,15 @@
-"""Helpers and fixtures of the audit tests: what an auditor downloads, uploads to the verify API
-and tampers with, and signers that forge or mislead.
-
-Every key here is made at run time: the registry's own (the session's ``keys_dir``) and a second,
-unrelated PKI standing for "another CA". Test modules import the fixtures they use from here
-(a conftest.py in this folder would shadow the suite's own ``conftest`` module).
+"""What the audit tests share: what an auditor downloads, uploads to the verify API and
+tampers with. The fixtures, signers that forge or mislead among them, are in
+``tests/audit/conftest.py``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-import pytest
-
-from app.pki.authority import KeyStore, init_keys
-from app.pki.timestamping import LoopbackTSA, TimestampAuthority
 from app.provenance.manifests import CREATED, ManifestSigner
 
 JSON = "application/json"
@@ -126,55 +118,3 @@ def sign(signer: ManifestSigner, body: bytes, *, signer_name: str = "registry",
     return signer.sign_sidecar(body, JSON, signer_name=signer_name,
                                title="recommendation sme-participation version 1",
                                action=CREATED, identity=identity or identity_of(body))
-
-
-# --- fixtures -------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def materials(client) -> Callable[[str], Materials]:
-    """``materials(href)``: what an auditor downloads for that version."""
-    return lambda href=VERSION: fetch_materials(client, href)
-
-
-# --- signers -------------------------------------------------------------------------------------
-
-
-def _tsa(keys: KeyStore) -> LoopbackTSA:
-    return TimestampAuthority(keys.tsa_certificate, keys.tsa_private_key,
-                              chain=keys.tsa_chain).serve_loopback()
-
-
-@pytest.fixture(scope="session")
-def registry_keys(keys_dir) -> KeyStore:
-    """The registry's own key material (the session PKI the app signs with)."""
-    return KeyStore.load(keys_dir)
-
-
-@pytest.fixture(scope="session")
-def registry_signer(registry_keys) -> Iterator[ManifestSigner]:
-    """Signs with the registry's real keys and timestamps: manifests that read Trusted but were
-    never published or logged."""
-    with _tsa(registry_keys) as tsa:
-        yield ManifestSigner(registry_keys, tsa_url=tsa.url)
-
-
-@pytest.fixture(scope="session")
-def untimestamped_signer(registry_keys) -> ManifestSigner:
-    """The registry's keys without a timestamp authority: Trusted, but not how it signs."""
-    return ManifestSigner(registry_keys, tsa_url=None)
-
-
-@pytest.fixture(scope="session")
-def foreign_keys(tmp_path_factory) -> KeyStore:
-    """Another PKI (another root CA): a different registry's, or an association's own."""
-    directory = tmp_path_factory.mktemp("foreign") / "keys"
-    init_keys(directory, ["registry"])
-    return KeyStore.load(directory)
-
-
-@pytest.fixture(scope="session")
-def foreign_signer(foreign_keys) -> Iterator[ManifestSigner]:
-    """Signs with the other PKI and its own timestamp authority."""
-    with _tsa(foreign_keys) as tsa:
-        yield ManifestSigner(foreign_keys, tsa_url=tsa.url)

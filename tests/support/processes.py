@@ -2,10 +2,9 @@
 subprocess, fresh databases on SQLite and PostgreSQL, an HTTP client that survives killed workers
 and database outages, association publishers, and every invariant a scenario must leave intact.
 
-The fixtures live here too, and test modules load this module as a plugin (a conftest.py in this
-folder would shadow the suite's own ``conftest`` module). Test modules import it before pytest
-registers it, too late for assertion rewriting, so every assertion here says what failed itself
-(PYTEST_DONT_REWRITE). Everything talks to 127.0.0.1 only.
+The fixtures built on them are in ``tests/resilience/conftest.py``. ``bench/load.py`` runs these
+helpers outside pytest, where assertions are not rewritten, so every assertion here says what
+failed itself. Everything talks to 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -16,31 +15,30 @@ import http.client
 import itertools
 import json
 import os
-import shutil
 import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import psycopg
-import pytest
 from click.testing import CliRunner
 from sqlalchemy.engine import make_url
+from tech7_tlog.merkle import merkle_tree_hash
+from tech7_tlog.note import open_note, parse_checkpoint, parse_verifier_key
 
 from app.audit.cli import audit
 from app.auth.service import ASSOCIATION, create_token
 from app.cli import prepare
 from app.db import Database
-from tech7_tlog.merkle import merkle_tree_hash
-from tech7_tlog.note import open_note, parse_checkpoint, parse_verifier_key
 from app.provenance.manifests import read_manifest
 
 ENGINES = ("sqlite", "postgresql")
@@ -590,38 +588,3 @@ def _sha256(data: bytes) -> str:
 
 
 # -- fixtures ----------------------------------------------------------------------------------
-
-@pytest.fixture(scope="session", params=ENGINES)
-def engine(request) -> str:
-    """Each engine in turn; PostgreSQL is skipped when its server does not answer."""
-    if request.param == "postgresql":
-        reason = postgres_unreachable(postgres_server_url())
-        if reason:
-            pytest.skip(reason)
-    return request.param
-
-
-@pytest.fixture(scope="session")
-def fresh_databases(databases, tmp_path_factory) -> Iterator[FreshDatabases]:
-    """Makes fresh seeded databases on either engine (see :class:`FreshDatabases`)."""
-    from conftest import make_app  # noqa: PLC0415 - only under pytest (bench/load.py imports us)
-
-    factory = FreshDatabases(tmp_path_factory.mktemp("resilience-db"), databases, make_app)
-    yield factory
-    factory.drop_all()
-
-
-@pytest.fixture(scope="session")
-def registry_server(engine, fresh_databases, keys_dir, tmp_path_factory) -> Iterator[Server]:
-    """A running ``tech7-registry serve --workers 2`` on a fresh database of ``engine``.
-
-    One per engine for the whole session: starting gunicorn and its workers takes seconds, and
-    every scenario publishes statements of its own, so they share the registry (and each checks
-    every invariant of all of it).
-    """
-    server = Server(fresh_databases.new(engine), keys_dir, tmp_path_factory.mktemp(engine))
-    try:
-        server.start()
-        yield server
-    finally:
-        server.stop()

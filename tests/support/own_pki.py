@@ -8,7 +8,7 @@ emailProtection EKU. Nothing here is written to the repository.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -46,7 +46,7 @@ class OwnPKI:
 def make_own_pki(organization: str, *, now: datetime | None = None,
                  ca_validity: timedelta = timedelta(days=365)) -> OwnPKI:
     """A fresh CA for ``organization`` and a signing certificate it issued."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_name = _name(organization, f"{organization} Root CA")
     ca = (_builder(ca_name, ca_name, ca_key.public_key(), now, ca_validity)
@@ -60,7 +60,7 @@ def issue_signer(ca: x509.Certificate, ca_key: ec.EllipticCurvePrivateKey, organ
                  now: datetime | None = None, validity: timedelta = timedelta(days=90)
                  ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     """A C2PA claim signing certificate issued by ``ca``."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     key = ec.generate_private_key(ec.SECP256R1())
     ski = ca.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     certificate = (
@@ -80,7 +80,7 @@ def leaf_only(organization: str) -> bytes:
     """PEM of a self-signed end-entity certificate: not a CA, so not acceptable as one."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = _name(organization, f"{organization} leaf")
-    return (_builder(name, name, key.public_key(), datetime.now(timezone.utc),
+    return (_builder(name, name, key.public_key(), datetime.now(UTC),
                      timedelta(days=30))
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))

@@ -13,10 +13,16 @@ import socket
 from typing import Any
 
 import sqlalchemy as sa
-
 from tech7_tlog.merkle import leaf_hash, merkle_tree_hash, verify_inclusion
-from tech7_tlog.note import (Checkpoint, open_note, parse_checkpoint, parse_tlog_proof,
-                             parse_verifier_key, verify_tlog_proof)
+from tech7_tlog.note import (
+    Checkpoint,
+    open_note,
+    parse_checkpoint,
+    parse_tlog_proof,
+    parse_verifier_key,
+    verify_tlog_proof,
+)
+
 from app.provenance.manifests import read_manifest
 
 KEY_RISKS = "/v1/recommendations/key-risks"
