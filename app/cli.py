@@ -157,7 +157,10 @@ def backup(out: Path) -> None:
                                                         path_type=Path))
 @with_appcontext
 def restore(source: Path) -> None:
-    """Restore the backup IN into the database of TECH7_DATABASE_URL, which must be empty."""
+    """Restore the backup IN into the database of TECH7_DATABASE_URL, which must be empty.
+
+    An SQLite backup restored into PostgreSQL moves the registry there: the migrations make the
+    schema and every row is copied unchanged, in one transaction."""
     try:
         backups.restore(current_app.extensions["tech7.db"], source)
     except backups.BackupError as error:

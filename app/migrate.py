@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.engine import Connection
 
 from app.config import PROJECT_ROOT
 from app.db import create_database
@@ -20,7 +21,15 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-def upgrade(database_url: str) -> None:
-    """Upgrade the database to the latest migration (making an SQLite database's folder)."""
-    create_database(database_url)
-    command.upgrade(alembic_config(database_url), "head")
+def upgrade(database_url: str, connection: Connection | None = None) -> None:
+    """Upgrade the database to the latest migration (making an SQLite database's folder).
+
+    On ``connection``, when given, the migrations run inside its open transaction, which the
+    caller commits or rolls back.
+    """
+    config = alembic_config(database_url)
+    if connection is None:
+        create_database(database_url)
+    else:
+        config.attributes["connection"] = connection
+    command.upgrade(config, "head")

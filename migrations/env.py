@@ -34,17 +34,30 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
-    """Run migrations in one transaction on a live connection."""
+    """Run migrations in one transaction on a live connection.
+
+    A caller that passes its own connection (``config.attributes["connection"]``) keeps the
+    migrations inside its transaction: restoring an SQLite backup into PostgreSQL creates the
+    schema and copies the rows in one transaction.
+    """
+    given = config.attributes.get("connection")
+    if given is not None:
+        _run_on(given)
+        return
     create_database(_url())
     engine = create_engine(_url())
     with engine.connect() as connection:
-        # SQLite cannot ALTER most constraints in place; batch mode rebuilds tables instead.
-        context.configure(connection=connection, target_metadata=metadata,
-                          render_as_batch=connection.dialect.name == "sqlite",
-                          compare_type=True, include_name=include_name)
-        with context.begin_transaction():
-            context.run_migrations()
+        _run_on(connection)
     engine.dispose()
+
+
+def _run_on(connection) -> None:
+    # SQLite cannot ALTER most constraints in place; batch mode rebuilds tables instead.
+    context.configure(connection=connection, target_metadata=metadata,
+                      render_as_batch=connection.dialect.name == "sqlite",
+                      compare_type=True, include_name=include_name)
+    with context.begin_transaction():
+        context.run_migrations()
 
 
 def _url() -> str:

@@ -5,6 +5,12 @@
   WAL) checked with ``PRAGMA integrity_check``.
 - PostgreSQL: ``pg_dump --format=custom`` (a consistent snapshot too), checked by listing it
   with ``pg_restore --list``; restored with ``pg_restore --single-transaction``.
+- From SQLite to PostgreSQL: an SQLite backup restored into PostgreSQL is moved, not dumped. In
+  one transaction the project's migrations make the schema (with the triggers that keep versions
+  and the log append-only), every row of every table is copied in dependency order, values as
+  they are (version bytes and manifests byte for byte), and the sequences are set past the
+  copied ids. A backup made by an older release is brought to the current schema first, on a
+  private copy; the backup itself is only read.
 
 A backup is written next to its destination and renamed into place once complete and checked, so
 a failed backup never leaves a file that looks like one. A restore goes only into an empty
@@ -18,13 +24,23 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import tempfile
 from pathlib import Path
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL
+from alembic.util import CommandError
+from sqlalchemy.engine import URL, Connection
 
 from app.db import Database, create_database
 from app.files import create_private_file
+from app.migrate import upgrade
+from app.models import metadata
+
+#: The first 16 bytes of every SQLite database file (SQLite file format, section 1.3.1,
+#: "Magic Header String").
+SQLITE_HEADER = b"SQLite format 3\x00"
+#: Rows copied per INSERT when moving a registry from SQLite to PostgreSQL.
+COPY_BATCH = 500
 
 
 class BackupError(Exception):
@@ -60,7 +76,7 @@ def restore(db: Database, source: Path) -> None:
             _restore_sqlite(db, source)
         else:
             _restore_postgresql(db, source)
-    except (OSError, sqlite3.Error, sa.exc.SQLAlchemyError) as error:
+    except (OSError, sqlite3.Error, sa.exc.SQLAlchemyError, CommandError) as error:
         raise BackupError(f"could not restore {source}: {error}") from error
 
 
@@ -126,16 +142,109 @@ def _backup_postgresql(db: Database, partial: Path) -> None:
 
 
 def _restore_postgresql(db: Database, source: Path) -> None:
+    _refuse_unless_empty(db)
+    if _is_sqlite_file(source):
+        _move_sqlite_into_postgresql(db, source)
+        return
     pg_restore = _tool("pg_restore")
-    _run([pg_restore, "--list", str(source)], None, f"{source} is not a pg_dump custom archive")
-    with db.engine.connect() as connection:
+    _run([pg_restore, "--list", str(source)], None,
+         f"{source} is not a backup: neither a pg_dump custom archive nor an SQLite "
+         f"database")
+    _run([pg_restore, "--exit-on-error", "--single-transaction", "--no-owner", str(source)],
+         db.engine.url, "pg_restore failed (nothing was restored)")
+
+
+def _refuse_unless_empty(db: Database, connection: Connection | None = None) -> None:
+    if connection is None:
+        with db.engine.connect() as own:
+            tables = sa.inspect(own).get_table_names()
+        db.engine.dispose()
+    else:
         tables = sa.inspect(connection).get_table_names()
-    db.engine.dispose()
     if tables:
         raise BackupError(f"database {db.engine.url.database} is not empty "
                           f"({len(tables)} tables); restore only into an empty database")
-    _run([pg_restore, "--exit-on-error", "--single-transaction", "--no-owner", str(source)],
-         db.engine.url, "pg_restore failed (nothing was restored)")
+
+
+def _is_sqlite_file(path: Path) -> bool:
+    with path.open("rb") as file:
+        return file.read(len(SQLITE_HEADER)) == SQLITE_HEADER
+
+
+def _move_sqlite_into_postgresql(db: Database, source: Path) -> None:
+    """Copy the registry in the SQLite backup ``source`` into the empty PostgreSQL ``db``."""
+    # A private folder (mkdtemp makes it 0700) for the copy the migrations may bring up to date.
+    with tempfile.TemporaryDirectory(prefix="tech7-restore-") as folder:
+        copy = Path(folder) / "registry.db"
+        _copy_sqlite_backup(source, copy)
+        copy_url = f"sqlite:///{copy}"
+        upgrade(copy_url)
+        moving = Database(copy_url)
+        try:
+            with moving.engine.connect() as reading, db.engine.connect() as writing:
+                with writing.begin():
+                    _refuse_unless_empty(db, writing)
+                    upgrade(db.url, writing)
+                    _copy_rows(reading, writing)
+                    _reset_sequences(writing)
+        finally:
+            moving.engine.dispose()
+            db.engine.dispose()
+
+
+def _copy_sqlite_backup(source: Path, copy: Path) -> None:
+    """Check ``source`` is a sound SQLite registry backup and copy it to ``copy`` (0600)."""
+    create_private_file(copy)
+    backup_file = sqlite3.connect(source.resolve().as_uri() + "?mode=ro", uri=True)
+    try:
+        try:
+            _check_integrity(backup_file, str(source))
+            migrated = backup_file.execute("SELECT count(*) FROM sqlite_master WHERE type = "
+                                           "'table' AND name = 'alembic_version'").fetchone()[0]
+        except sqlite3.DatabaseError as error:
+            raise BackupError(f"{source} is not an SQLite backup: {error}") from error
+        if not migrated:
+            raise BackupError(f"{source} is an SQLite database but not a registry backup "
+                              f"(it has no alembic_version table)")
+        target = sqlite3.connect(copy)
+        try:
+            backup_file.backup(target)
+        finally:
+            target.close()
+    finally:
+        backup_file.close()
+
+
+def _copy_rows(reading: Connection, writing: Connection) -> None:
+    """Copy every table's rows, parents before children (foreign keys) and each table in key
+    order (a token before the tokens it made). Values pass through the models' column types, so
+    bytes stay bytes and timestamps stay UTC."""
+    for table in metadata.sorted_tables:
+        if writing.scalar(sa.select(sa.func.count()).select_from(table)):
+            # Rows the migrations themselves write (the registry head), replaced by the backup's.
+            writing.execute(table.delete())
+        rows = reading.execution_options(yield_per=COPY_BATCH).execute(
+            sa.select(table).order_by(*table.primary_key.columns))
+        for batch in rows.mappings().partitions():
+            writing.execute(table.insert(), [dict(row) for row in batch])
+        copied = writing.scalar(sa.select(sa.func.count()).select_from(table))
+        expected = reading.scalar(sa.select(sa.func.count()).select_from(table))
+        if copied != expected:
+            raise BackupError(f"copied {copied} of the {expected} rows of {table.name}")
+
+
+def _reset_sequences(writing: Connection) -> None:
+    """Set each serial key's sequence past the largest copied id: rows were inserted with their
+    ids, which leaves the sequences where the migrations made them."""
+    quote = writing.dialect.identifier_preparer.quote
+    for table in metadata.sorted_tables:
+        for column in table.primary_key.columns:
+            sequence = writing.scalar(sa.text("SELECT pg_get_serial_sequence(:table, :column)"),
+                                      {"table": table.name, "column": column.name})
+            if sequence is not None:
+                writing.execute(sa.text(
+                    f"SELECT setval(:sequence, coalesce((SELECT max({quote(column.name)}) "
+                    f"FROM {quote(table.name)}), 0) + 1, false)"), {"sequence": sequence})
 
 
 def _tool(name: str) -> str:
