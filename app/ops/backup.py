@@ -181,12 +181,11 @@ def _move_sqlite_into_postgresql(db: Database, source: Path) -> None:
         upgrade(copy_url)
         moving = Database(copy_url)
         try:
-            with moving.engine.connect() as reading, db.engine.connect() as writing:
-                with writing.begin():
-                    _refuse_unless_empty(db, writing)
-                    upgrade(db.url, writing)
-                    _copy_rows(reading, writing)
-                    _reset_sequences(writing)
+            with moving.engine.connect() as reading, db.engine.connect() as writing, writing.begin():
+                _refuse_unless_empty(db, writing)
+                upgrade(db.url, writing)
+                _copy_rows(reading, writing)
+                _reset_sequences(writing)
         finally:
             moving.engine.dispose()
             db.engine.dispose()

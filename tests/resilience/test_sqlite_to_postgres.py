@@ -19,14 +19,20 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
-from helpers import (Client, RetryingClient, Server, StatementPublisher, association_token,
-                     check_invariants, create_postgres_database, drop_postgres_database,
-                     postgres_server_url)
 
 from app.db import Database
 from app.models import metadata
-
-pytest_plugins = ["helpers"]
+from tests.support.processes import (
+    Client,
+    RetryingClient,
+    Server,
+    StatementPublisher,
+    association_token,
+    check_invariants,
+    create_postgres_database,
+    drop_postgres_database,
+    postgres_server_url,
+)
 
 REGISTRY = str(Path(sys.executable).with_name("tech7-registry"))
 
@@ -122,9 +128,8 @@ def test_an_sqlite_registry_moves_to_postgresql_in_one_command(fresh_databases, 
         for statement in ("UPDATE versions SET manifest = manifest",
                           "DELETE FROM log_entries", "UPDATE log_checkpoints SET tree_size = 0",
                           "DELETE FROM audit_events", "DELETE FROM log_tiles"):
-            with db.engine.connect() as connection:
-                with pytest.raises(sa.exc.DBAPIError, match="immutable"):
-                    connection.execute(sa.text(statement))
+            with db.engine.connect() as connection, pytest.raises(sa.exc.DBAPIError, match="immutable"):
+                connection.execute(sa.text(statement))
     finally:
         db.engine.dispose()
 

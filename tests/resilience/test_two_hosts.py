@@ -20,10 +20,18 @@ from collections.abc import Iterator
 
 import pytest
 import redis
-from helpers import (ASSOCIATIONS, Client, Outcomes, Reply, RetryingClient, Server,
-                     StatementPublisher, association_token, check_invariants)
 
-pytest_plugins = ["helpers"]
+from tests.support.processes import (
+    ASSOCIATIONS,
+    Client,
+    Outcomes,
+    Reply,
+    RetryingClient,
+    Server,
+    StatementPublisher,
+    association_token,
+    check_invariants,
+)
 
 REDIS_URL = os.environ.get("TECH7_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 #: Versions each publishing thread makes; four threads, so ten publishes land on each host.
