@@ -54,7 +54,11 @@ def version_headers(kind: DocumentKind, version: PublishedVersion, *,
     return {"ETag": version.etag, "Content-Digest": version.content_digest,
             "Cache-Control": REVALIDATE if concept else IMMUTABLE,
             "Content-Location": location,
-            "Last-Modified": last_modified(version.published_at),
+            # What the concept URL serves changes with the next version, which the registry's
+            # last change bounds (a version signed with an association's own key may carry a
+            # published_at earlier than when it arrived); a version itself never changes.
+            **(changing_last_modified() if concept
+               else {"Last-Modified": last_modified(version.published_at)}),
             # C2PA 2.2 §15.5.3.2: a sidecar manifest is advertised with a Link header.
             "Link": f'<{location}/manifest>; rel="c2pa-manifest", '
                     f'<{location}/receipt>; rel="receipt"'}
@@ -68,12 +72,6 @@ def version_response(version: PublishedVersion, kind: DocumentKind, *, status: i
     for now, so caches must revalidate and ``Content-Location`` names the version (RFC 9110 §8.7).
     """
     headers = version_headers(kind, version, concept=concept)
-    if concept:
-        # What the concept URL serves changes with the next version, which the registry's last
-        # change bounds (a version signed with an association's own key may carry a
-        # ``published_at`` earlier than when it arrived).
-        headers.pop("Last-Modified")
-        headers.update(changing_last_modified())
     if status == 200 and client_copy_current(request.headers.get("If-None-Match"),
                                              request.headers.get("If-Modified-Since"),
                                              version.etag, headers.get("Last-Modified")):
