@@ -15,7 +15,6 @@ On PostgreSQL (``TEST_DATABASE_URL``) the server and the CLI share a fresh datab
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import re
 import subprocess
@@ -24,6 +23,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+
+from tests.support.processes import Server, create_postgres_database, drop_postgres_database, postgres_server_url
 
 ROOT = Path(__file__).resolve().parents[1]
 MARKER = "<!-- runnable -->"
@@ -48,19 +49,6 @@ curl() {
 """
 
 
-def _load_helpers():
-    """tests/resilience/helpers.py, which starts and stops a real ``serve``."""
-    if "helpers" in sys.modules:
-        return sys.modules["helpers"]
-    spec = importlib.util.spec_from_file_location("helpers",
-                                                  ROOT / "tests" / "resilience" / "helpers.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["helpers"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-helpers = _load_helpers()
 
 
 def runnable_blocks(readme: str) -> list[tuple[int, str]]:
@@ -151,11 +139,11 @@ def fresh_registry(tmp_path):
     env["TECH7_DATA_DIR"] = str(data)
     database = None
     if os.environ.get("TEST_DATABASE_URL", "").startswith("postgresql"):
-        database = helpers.create_postgres_database(helpers.postgres_server_url(),
+        database = create_postgres_database(postgres_server_url(),
                                                     f"tech7_readme_{uuid.uuid4().hex[:8]}")
         env["TECH7_DATABASE_URL"] = database
     # One worker: each runs the start-up signing self-check, and one serves these requests.
-    server = helpers.Server(database or "", data / "keys", tmp_path, workers=1)
+    server = Server(database or "", data / "keys", tmp_path, workers=1)
     server.env = dict(env)
     try:
         server.start()
@@ -163,7 +151,7 @@ def fresh_registry(tmp_path):
     finally:
         server.stop()
         if database:
-            helpers.drop_postgres_database(database)
+            drop_postgres_database(database)
 
 
 def test_readme_usage_examples_run_on_a_fresh_install(fresh_registry, tmp_path):
@@ -201,7 +189,7 @@ def test_readme_usage_examples_run_on_a_fresh_install(fresh_registry, tmp_path):
         expected = expected_statuses(block)
         assert len(got) == len(expected), (f"README.md line {line}: {len(expected)} curl "
                                            f"commands, {len(got)} ran\n{output}")
-        for (status, command), wanted in zip(got, expected):
+        for (status, command), wanted in zip(got, expected, strict=True):
             ok = status == str(wanted) if wanted else status.isdigit() and int(status) < 400
             assert ok, (f"README.md line {line}: `curl {command}` answered {status}, "
                         f"expected {wanted or 'a success'}\n{output}")

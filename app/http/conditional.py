@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from flask import Request, Response
 from werkzeug.http import http_date
@@ -92,7 +92,7 @@ def last_modified(moment: datetime, *, changing: bool = False,
     the value is None until the change has settled (:data:`SETTLED_AFTER`); an immutable one
     always has it.
     """
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     if changing and now - moment < SETTLED_AFTER:
         return None
     return http_date(min(moment, now))
@@ -108,7 +108,7 @@ def parse_http_date(value: str) -> datetime | None:
     """The moment an HTTP-date names, or None if ``value`` is not exactly one."""
     for form in _HTTP_DATE_FORMATS:
         try:
-            return datetime.strptime(value.strip(), form).replace(tzinfo=timezone.utc)
+            return datetime.strptime(value.strip(), form).replace(tzinfo=UTC)
         except ValueError:
             continue
     return None

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from werkzeug.http import http_date, parse_date
@@ -52,7 +52,7 @@ def test_if_modified_since_on_a_version(app, client, through_flask):
     same = get(**{"If-Modified-Since": modified})
     assert same.status_code == 304 and same.get_data() == b""
     assert same.headers["ETag"] == etag
-    assert get(**{"If-Modified-Since": http_date(datetime.now(timezone.utc))}).status_code == 304
+    assert get(**{"If-Modified-Since": http_date(datetime.now(UTC))}).status_code == 304
     assert get(**{"If-Modified-Since": _earlier(modified)}).status_code == 200
     # RFC 9110 §13.1.3: a field that is not one valid HTTP-date is ignored.
     for invalid in ("yesterday", f"{modified}, {modified}", ""):
@@ -111,12 +111,12 @@ def test_a_change_too_recent_to_settle_has_no_last_modified(app, client, monkeyp
         response = client.get(url)
         assert "Last-Modified" not in response.headers, url
         assert client.get(url, headers={"If-Modified-Since": http_date(
-            datetime.now(timezone.utc))}).status_code == 200, url
+            datetime.now(UTC))}).status_code == 200, url
     assert "Last-Modified" in client.get(VERSION).headers, "an immutable version has one"
 
 
 def test_last_modified_is_never_later_than_now_and_settles():
-    now = datetime(2026, 3, 1, 12, 0, 0, 500000, tzinfo=timezone.utc)
+    now = datetime(2026, 3, 1, 12, 0, 0, 500000, tzinfo=UTC)
     assert last_modified(now + timedelta(minutes=5), now=now) == "Sun, 01 Mar 2026 12:00:00 GMT"
     assert last_modified(now - timedelta(seconds=1), changing=True, now=now) is None
     assert last_modified(now - conditional.SETTLED_AFTER, changing=True,

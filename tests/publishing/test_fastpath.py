@@ -24,7 +24,8 @@ def test_fast_path_matches_flask(app, url):
                             ("GET", {"If-Modified-Since": "Sat, 01 Jan 2000 00:00:00 GMT"}),
                             ("GET", {"If-Modified-Since": "not a date"}),
                             ("GET", {"If-None-Match": '"x"', "If-Modified-Since": modified}),
-                            ("HEAD", {"If-Modified-Since": modified}),("GET", {}), ("HEAD", {}), ("GET", {"If-None-Match": etag}),
+                            ("HEAD", {"If-Modified-Since": modified}),
+                            ("GET", {}), ("HEAD", {}), ("GET", {"If-None-Match": etag}),
                             ("GET", {"If-None-Match": "W/" + etag}),
                             ("GET", {"If-None-Match": f'"x", {etag}'}),
                             ("GET", {"If-None-Match": "*"}), ("GET", {"If-None-Match": '"x"'})]:

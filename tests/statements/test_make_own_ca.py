@@ -8,6 +8,7 @@ import stat
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID
+
 from tests.support.own_pki import make_own_ca
 
 
