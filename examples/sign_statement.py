@@ -1,7 +1,8 @@
 """Publish a statement version signed with your association's own key (the registry never sees it).
 
 Needs ``pip install c2pa-python rfc8785``. Your CA certificate must be registered
-(``POST /v1/associations/<you>/ca``) and approved by an operator first. Then::
+(``POST /v1/associations/<you>/ca``) and approved by an operator first (to try the flow,
+``examples/make_own_ca.py`` makes a throw-away CA and signer). Then::
 
     python examples/sign_statement.py --registry https://registry.example \\
         --association bitkom --slug ai-act-position --content statement.json \\

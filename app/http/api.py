@@ -172,6 +172,21 @@ _NOT_MODIFIED = {
     "headers": {"ETag": _ETAG},
 }
 
+#: The ``Last-Modified`` response header; a GET whose 200 declares it also takes
+#: ``If-Modified-Since`` (app.http.conditional).
+LAST_MODIFIED = {
+    "description": "When the representation last changed (an HTTP-date, RFC 9110 §8.8.2): a "
+                   "version's publication time; for what changes with publications, the "
+                   "registry's last change, sent once it is a few seconds old.",
+    "schema": {"type": "string"}}
+
+_IF_MODIFIED_SINCE = {
+    "name": "If-Modified-Since", "in": "header", "required": False,
+    "description": "The Last-Modified of a copy you hold: 304 with no body if nothing changed "
+                   "since. Ignored when If-None-Match is sent (RFC 9110 §13.2.2).",
+    "schema": {"type": "string"},
+}
+
 _IF_NONE_MATCH = {
     "name": "If-None-Match", "in": "header", "required": False,
     "description": "ETags of copies you hold; if one is current the answer is 304 with no body.",
@@ -362,10 +377,16 @@ class Blueprint(flask_smorest.Blueprint):
                 response.setdefault("content", {}).setdefault(media_type, {})
         if method.upper() == "GET":
             # Every 200 to a GET carries a strong ETag (app.http.conditional).
-            if isinstance(responses.get(200), dict):
-                responses[200].setdefault("headers", {}).setdefault("ETag", deepcopy(_ETAG))
+            ok = responses.get(200)
+            if isinstance(ok, dict):
+                ok.setdefault("headers", {}).setdefault("ETag", deepcopy(_ETAG))
             responses[304] = deepcopy(_NOT_MODIFIED)
             doc.setdefault("parameters", []).append(deepcopy(_IF_NONE_MATCH))
+            if isinstance(ok, dict) and "Last-Modified" in ok["headers"]:
+                doc["parameters"].append(deepcopy(_IF_MODIFIED_SINCE))
+                responses[304]["description"] = (
+                    "Not Modified: the ETag in If-None-Match is current or, without "
+                    "If-None-Match, nothing changed since If-Modified-Since; the body is empty.")
         return doc
 
 

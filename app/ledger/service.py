@@ -99,6 +99,17 @@ class TransparencyLog:
 
     # -- reading -------------------------------------------------------------------------------
 
+    def last_recorded_at(self) -> datetime | None:
+        """When the newest entry was appended: the registry's latest change of any kind.
+
+        Every publication is logged in the transaction that makes it, under the writer lock, so
+        no later change has an earlier time (unlike ``published_at``, which a version signed
+        with an association's own key brings along). None while the log is empty.
+        """
+        with self.db.sessions() as session:
+            return session.scalar(sa.select(LogEntry.created_at)
+                                  .order_by(LogEntry.index.desc()).limit(1))
+
     def size(self) -> int:
         """The number of entries in the log."""
         with self.db.sessions() as session:

@@ -2,7 +2,7 @@
 
 A published version never changes, so once a process has served it, its bytes and headers are
 fixed. This middleware answers GET and HEAD of such cached versions (200, or 304 on a matching
-``If-None-Match``) before Flask routes the request; everything else, and every cache miss, goes
+``If-None-Match`` or ``If-Modified-Since``) before Flask routes the request; everything else, and every cache miss, goes
 through the application as usual. Responses are identical either way (a test checks that).
 
 Immutable version reads therefore skip Flask's request hooks: they are cacheable forever, and are
@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Iterable
 
 from app.caching import BoundedCache
-from app.http.conditional import none_match
+from app.http.conditional import client_copy_current
 from app.publishing.kinds import KINDS, DocumentKind
 from app.publishing.service import VERSION_CACHE_SIZE, PublishedVersion, PublishingService
 from app.publishing.views import version_headers
@@ -35,7 +35,7 @@ class ImmutableVersionFastPath:
         self._publishing = publishing
         self._extra = list(extra_headers)
         self._kinds = {kind.collection: kind for kind in KINDS.values()}
-        self._headers: BoundedCache[tuple[str, str, int], tuple[list, list]] = BoundedCache(
+        self._headers: BoundedCache[tuple[str, str, int], tuple[list, list, str]] = BoundedCache(
             VERSION_CACHE_SIZE)
 
     def __call__(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
@@ -47,21 +47,27 @@ class ImmutableVersionFastPath:
                 slug = match["slug"] or kind.singleton_slug
                 version = self._publishing.cached(kind, slug, int(match["number"]))
                 if version is not None:
-                    full, not_modified = self._prepared(kind, version)
-                    if none_match(environ.get("HTTP_IF_NONE_MATCH"), version.etag):
+                    full, not_modified, modified = self._prepared(kind, version)
+                    if client_copy_current(environ.get("HTTP_IF_NONE_MATCH"),
+                                           environ.get("HTTP_IF_MODIFIED_SINCE"), version.etag,
+                                           modified):
                         start_response("304 NOT MODIFIED", not_modified)
                         return []
                     start_response("200 OK", full)
                     return [] if method == "HEAD" else [version.body]
         return self._app(environ, start_response)
 
-    def _prepared(self, kind: DocumentKind, version: PublishedVersion) -> tuple[list, list]:
+    def _prepared(self, kind: DocumentKind, version: PublishedVersion
+                  ) -> tuple[list, list, str]:
+        """The 200's headers, the 304's, and the ``Last-Modified`` value."""
         key = (kind.name, version.slug, version.number)
         prepared = self._headers.get(key)
         if prepared is None:
-            headers = [*version_headers(kind, version).items(),
+            fields = version_headers(kind, version)
+            headers = [*fields.items(),
                        ("Content-Type", "application/json"),
                        ("Content-Length", str(len(version.body))), *self._extra]
             prepared = self._headers.put(
-                key, (headers, [(k, v) for k, v in headers if k not in _NOT_IN_304]))
+                key, (headers, [(k, v) for k, v in headers if k not in _NOT_IN_304],
+                      fields["Last-Modified"]))
         return prepared

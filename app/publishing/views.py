@@ -17,8 +17,8 @@ from flask import Response, current_app, json, request
 from app.auth import Permission, current_principal, requires
 from app.auth.service import Principal, may_edit, may_publish_as
 from app.errors import InvalidIdempotencyKey
-from app.http.api import Blueprint
-from app.http.conditional import none_match, not_modified
+from app.http.api import LAST_MODIFIED, Blueprint
+from app.http.conditional import client_copy_current, last_modified, none_match, not_modified
 from app.http.pagination import Page, page_from
 from app.publishing.kinds import KINDS, DocumentKind
 from app.publishing.models import IDEMPOTENCY_KEY_MAX_LENGTH, Document
@@ -54,7 +54,11 @@ def version_headers(kind: DocumentKind, version: PublishedVersion, *,
     return {"ETag": version.etag, "Content-Digest": version.content_digest,
             "Cache-Control": REVALIDATE if concept else IMMUTABLE,
             "Content-Location": location,
-            "Last-Modified": version.published_at.strftime("%a, %d %b %Y %H:%M:%S GMT"),
+            # What the concept URL serves changes with the next version, which the registry's
+            # last change bounds (a version signed with an association's own key may carry a
+            # published_at earlier than when it arrived); a version itself never changes.
+            **(changing_last_modified() if concept
+               else {"Last-Modified": last_modified(version.published_at)}),
             # C2PA 2.2 §15.5.3.2: a sidecar manifest is advertised with a Link header.
             "Link": f'<{location}/manifest>; rel="c2pa-manifest", '
                     f'<{location}/receipt>; rel="receipt"'}
@@ -68,9 +72,20 @@ def version_response(version: PublishedVersion, kind: DocumentKind, *, status: i
     for now, so caches must revalidate and ``Content-Location`` names the version (RFC 9110 §8.7).
     """
     headers = version_headers(kind, version, concept=concept)
-    if status == 200 and none_match(request.headers.get("If-None-Match"), version.etag):
+    if status == 200 and client_copy_current(request.headers.get("If-None-Match"),
+                                             request.headers.get("If-Modified-Since"),
+                                             version.etag, headers.get("Last-Modified")):
         return not_modified(version.etag, headers)
     return Response(version.body, status=status, mimetype="application/json", headers=headers)
+
+
+def changing_last_modified() -> dict[str, str]:
+    """``Last-Modified`` of a representation that changes with publications (a collection, the
+    latest version): the time of the registry's last logged change, once it has settled
+    (:func:`app.http.conditional.last_modified`); no field before."""
+    moment = publishing().log.last_recorded_at()
+    value = moment and last_modified(moment, changing=True)
+    return {"Last-Modified": value} if value else {}
 
 
 def _draft_response(draft: DraftView, kind: DocumentKind, status: int = 200) -> Response:
@@ -139,13 +154,15 @@ def document_blueprint(kind: DocumentKind, *, query_schema=None) -> Blueprint:
         return Response(json.dumps({"items": page_items, "total": page.total},
                                    ensure_ascii=False),
                         mimetype="application/json",
-                        headers={"Link": page.link_header(), "Cache-Control": REVALIDATE})
+                        headers={"Link": page.link_header(), "Cache-Control": REVALIDATE,
+                                 **changing_last_modified()})
 
     if not singleton:
         @blp.route(f"/{kind.collection}", endpoint="collection")
         @blp.arguments(query_schema, location="query", as_kwargs=False)
         @blp.response(200, collection_schema(kind), headers={"Link": {
-            "description": "RFC 8288 first/prev/next/last pages.", "schema": {"type": "string"}}})
+            "description": "RFC 8288 first/prev/next/last pages.", "schema": {"type": "string"}},
+            "Last-Modified": LAST_MODIFIED})
         def collection(args):
             """List the latest version of each document"""
             return listing(args)
@@ -154,7 +171,8 @@ def document_blueprint(kind: DocumentKind, *, query_schema=None) -> Blueprint:
         @blp.route(home, endpoint="association_collection")
         @blp.arguments(query_schema, location="query", as_kwargs=False)
         @blp.response(200, collection_schema(kind), headers={"Link": {
-            "description": "RFC 8288 first/prev/next/last pages.", "schema": {"type": "string"}}})
+            "description": "RFC 8288 first/prev/next/last pages.", "schema": {"type": "string"}},
+            "Last-Modified": LAST_MODIFIED})
         def association_collection(args, association):
             """List one association's documents (latest versions)"""
             publishing().require_association(association)
@@ -163,14 +181,15 @@ def document_blueprint(kind: DocumentKind, *, query_schema=None) -> Blueprint:
     @blp.route(base, endpoint="concept")
     @blp.arguments(AsOfQuerySchema, location="query", as_kwargs=False)
     @blp.response(200, served, headers={"Content-Location": {
-        "description": "The immutable URL of the version served.", "schema": {"type": "string"}}})
+        "description": "The immutable URL of the version served.", "schema": {"type": "string"}},
+        "Last-Modified": LAST_MODIFIED})
     def concept(args, **path):
         """Read the latest version (or the one current at as_of)"""
         version = publishing().latest(kind, slug_of(path), args["as_of"])
         return version_response(version, kind, concept=True)
 
     @blp.route(base + "/versions", endpoint="versions")
-    @blp.response(200, VersionListSchema)
+    @blp.response(200, VersionListSchema, headers={"Last-Modified": LAST_MODIFIED})
     def versions(**path):
         """List every published version"""
         slug = slug_of(path)
@@ -178,10 +197,10 @@ def document_blueprint(kind: DocumentKind, *, query_schema=None) -> Blueprint:
                   "withdrawn": v.withdrawn, "sha256": v.sha256,
                   "href": kind.version_path(slug, v.number)}
                  for v in publishing().versions(kind, slug)]
-        return {"items": items, "total": len(items)}
+        return {"items": items, "total": len(items)}, 200, changing_last_modified()
 
     @blp.route(base + "/versions/<int(max=999999999):number>", endpoint="version")
-    @blp.response(200, served)
+    @blp.response(200, served, headers={"Last-Modified": LAST_MODIFIED})
     def version(number, **path):
         """Read one immutable version, as its exact RFC 8785 bytes"""
         return version_response(publishing().version(kind, slug_of(path), number), kind)
@@ -335,7 +354,7 @@ changes_blp = Blueprint("changes", __name__, url_prefix="/v1",
 
 @changes_blp.route("/changes")
 @changes_blp.arguments(ChangesQuerySchema, location="query", as_kwargs=False)
-@changes_blp.response(200, ChangesSchema)
+@changes_blp.response(200, ChangesSchema, headers={"Last-Modified": LAST_MODIFIED})
 def changes(args):
     """Follow publications after a cursor"""
     since = int(args["since"])
@@ -345,7 +364,8 @@ def changes(args):
               "href": KINDS[c.kind].version_path(c.slug, c.version)} for c in entries]
     next_cursor = str(entries[-1].seq) if entries else str(since)
     response = Response(json.dumps({"items": items, "next_cursor": next_cursor}),
-                        mimetype="application/json", headers={"Cache-Control": REVALIDATE})
+                        mimetype="application/json",
+                        headers={"Cache-Control": REVALIDATE, **changing_last_modified()})
     if len(entries) == args["limit"]:
         response.headers["Link"] = f'</v1/changes?since={next_cursor}&limit={args["limit"]}>; rel="next"'
     return response

@@ -18,8 +18,14 @@ def _observed(response):
 def test_fast_path_matches_flask(app, url):
     publishing = app.extensions["tech7.publishing"]
     client = app.test_client()
-    etag = client.get(url).headers["ETag"]
-    for method, headers in [("GET", {}), ("HEAD", {}), ("GET", {"If-None-Match": etag}),
+    first = client.get(url)
+    etag, modified = first.headers["ETag"], first.headers["Last-Modified"]
+    for method, headers in [("GET", {"If-Modified-Since": modified}),
+                            ("GET", {"If-Modified-Since": "Sat, 01 Jan 2000 00:00:00 GMT"}),
+                            ("GET", {"If-Modified-Since": "not a date"}),
+                            ("GET", {"If-None-Match": '"x"', "If-Modified-Since": modified}),
+                            ("HEAD", {"If-Modified-Since": modified}),
+                            ("GET", {}), ("HEAD", {}), ("GET", {"If-None-Match": etag}),
                             ("GET", {"If-None-Match": "W/" + etag}),
                             ("GET", {"If-None-Match": f'"x", {etag}'}),
                             ("GET", {"If-None-Match": "*"}), ("GET", {"If-None-Match": '"x"'})]:
