@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from conftest import make_app
 
 DECLARATION = "/v1/declaration"
 PROXY = "10.0.0.5"  # the proxy's own address, as the service sees it
@@ -11,7 +10,7 @@ FORWARDED = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "registry.example
 
 
 @pytest.fixture
-def build(databases, tmp_path):
+def build(make_app, databases, tmp_path):
     built = []
 
     def make(**settings):

@@ -7,7 +7,6 @@ import threading
 import time
 
 import pytest
-from conftest import make_app
 from limits import parse
 from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
@@ -75,7 +74,7 @@ def test_two_processes_worth_of_storages_count_against_one_limit(storage_uri):
     assert limiters[0].get_window_stats(limit, "ip:192.0.2.1").remaining == 0
 
 
-def test_apps_on_one_data_folder_share_the_limit(databases, tmp_path):
+def test_apps_on_one_data_folder_share_the_limit(make_app, databases, tmp_path):
     # The embedded default: two workers of one serve, each with its own app.
     apps = [make_app(databases.clone_template(), tmp_path, RATELIMIT_ANONYMOUS="3 per minute")
             for _ in range(2)]
