@@ -80,13 +80,13 @@ class Trickler(threading.Thread):
                         self.answer += chunk
                         if b"\r\n\r\n" in self.answer:
                             break
-                try:
-                    sock.settimeout(2)
-                    while b"\r\n\r\n" not in self.answer and (chunk := sock.recv(65536)):
+                self.elapsed = time.monotonic() - began
+                try:  # the rest of the answer, until the server closes the connection
+                    sock.settimeout(5)
+                    while chunk := sock.recv(65536):
                         self.answer += chunk
                 except OSError:
                     pass
-            self.elapsed = time.monotonic() - began
 
 
 def _timed_get(port: int, path: str) -> tuple[int, float]:
@@ -114,9 +114,9 @@ def test_reads_answer_within_a_second_while_four_clients_trickle_bodies(slow_bod
         for path in ("/healthz", "/v1/declaration"):
             reads.append((path, *_timed_get(server.port, path)))
         time.sleep(0.5)
-    assert all(trickler.is_alive() for trickler in tricklers), "they were still trickling"
     for path, status, seconds in reads:
         assert status == 200 and seconds < 1.0, (path, status, seconds, server.log_tail())
+    assert all(trickler.is_alive() for trickler in tricklers), "they were still trickling"
     for trickler in tricklers:
         trickler.join(timeout=BODY_TIMEOUT + 30)
         assert not trickler.is_alive()
@@ -124,7 +124,7 @@ def test_reads_answer_within_a_second_while_four_clients_trickle_bodies(slow_bod
         head, _, body = trickler.answer.partition(b"\r\n\r\n")
         assert head.startswith(b"HTTP/1.1 408 "), (trickler.answer[:300], server.log_tail())
         assert b"Content-Type: application/problem+json" in head
-        problem = json.loads(body[:body.rindex(b"}") + 1])
+        problem = json.loads(body)
         assert (problem["type"], problem["body_timeout_seconds"]) == \
             ("/problems/request-timeout", BODY_TIMEOUT)
         # Answered at the deadline (measured from the end of the head), not at the socket's end.
