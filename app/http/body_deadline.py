@@ -18,6 +18,7 @@ the application runs, with no deadline of its own (see the README, "Production d
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Callable, Iterable
@@ -44,10 +45,8 @@ class Deadline:
             if self._done:
                 return
             self.expired = True
-        try:
+        with contextlib.suppress(OSError):  # the client has gone already
             self._sock.shutdown(socket.SHUT_RD)
-        except OSError:
-            pass  # the client has gone already
 
     def cancel(self) -> None:
         """The request is answered: the deadline no longer applies."""

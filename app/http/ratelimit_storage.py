@@ -45,7 +45,8 @@ CREATE TABLE IF NOT EXISTS counters (
 class SQLiteStorage(Storage):
     """Rate limit counters in an SQLite file shared by the processes of one host."""
 
-    STORAGE_SCHEME = ["tech7-sqlite"]
+    # limits registers the class under these schemes, declared on its base as a list.
+    STORAGE_SCHEME = ["tech7-sqlite"]  # noqa: RUF012
 
     def __init__(self, uri: str, wrap_exceptions: bool = False, **options: float | str | bool):
         super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)

@@ -31,13 +31,13 @@ from typing import IO
 from urllib.parse import quote
 
 import flask
-from werkzeug.exceptions import (HTTPException, LengthRequired, RequestEntityTooLarge,
-                                 RequestTimeout)
+from werkzeug.exceptions import HTTPException, LengthRequired, RequestEntityTooLarge, RequestTimeout
 from werkzeug.utils import cached_property
 from werkzeug.wsgi import get_input_stream
 
 from app.errors import UnreadableBody
-from app.http.body_deadline import ENVIRON_KEY as DEADLINE_ENVIRON_KEY, Deadline
+from app.http.body_deadline import ENVIRON_KEY as DEADLINE_ENVIRON_KEY
+from app.http.body_deadline import Deadline
 from app.http.problems import problem_response
 
 

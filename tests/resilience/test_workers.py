@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+
 from tests.support.processes import Server
 
 BODY_TIMEOUT = 5  # seconds; TECH7_BODY_TIMEOUT of the server under test
