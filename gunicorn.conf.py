@@ -1,7 +1,14 @@
 """gunicorn settings for tech7-registry (``tech7-registry serve`` loads this file).
 
-Sync workers: they gave steadier p99 latency than gthread for this service, and c2pa releases the
-GIL while signing, so a worker per core is the unit of throughput.
+gthread workers, 8 threads each: a sync worker serves one connection at a time, so a few clients
+sending a body slowly held every worker and the service stopped answering (and gunicorn killed
+the workers for missing their heartbeat). With threads, a slow client holds one thread, and the
+application bounds how long that lasts: a body must arrive within ``BODY_TIMEOUT`` seconds
+(:mod:`app.http.body_deadline`); gunicorn itself waits for a new connection's first bytes without
+a thread, drains an unread body within a bounded time, and closes idle kept-alive connections
+after ``keepalive`` seconds. It has no deadline on reading the request head, so put a buffering
+proxy in front in production (README, "Production deployment"). A worker per core remains the
+unit of throughput: c2pa releases the GIL while signing, the threads mostly wait on sockets.
 
 Logs: one JSON object per line on stderr (:mod:`app.ops.logging`). gunicorn's access log is off:
 the application writes the access line itself, with the request ID and the principal, also for
@@ -10,7 +17,8 @@ JSON formatter through ``logconfig_dict``; the root handler it installs in the m
 inherited by the workers, which therefore add none of their own.
 """
 
-worker_class = "sync"
+worker_class = "gthread"
+threads = 8
 preload_app = False  # each worker builds its own app: native handles do not survive a fork
 timeout = 30
 graceful_timeout = 10

@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Flask, request
 from flask_cors import CORS
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import config as default_config
 from app import ops
@@ -19,6 +20,7 @@ from app.audit.service import VerificationService
 from app.auth import audit_trail
 from app.db import Database
 from app.http.api import Api, StrictJSONProvider
+from app.http.body_deadline import BodyDeadline
 from app.http.conditional import apply_conditional_get
 from app.http.ratelimit import init_rate_limits
 from app.http.requests import HeadLimits, Request
@@ -49,6 +51,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                                                              app.config["DATABASE_URL"])
     app.config["KEYS_DIR"] = default_config.keys_dir(app.config["DATA_DIR"],
                                                      app.config["KEYS_DIR"])
+    app.config["RATELIMIT_STORAGE_URI"] = default_config.ratelimit_storage_uri(
+        app.config["DATA_DIR"], app.config["RATELIMIT_STORAGE_URI"])
     app.config["MAX_CONTENT_LENGTH"] = int(app.config["MAX_BODY_BYTES"])
     app.config.update(_OPENAPI)
     app.json = StrictJSONProvider(app)
@@ -100,6 +104,15 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.wsgi_app = HeadLimits(app.wsgi_app,  # type: ignore[method-assign]
                               max_url_bytes=int(app.config["MAX_URL_BYTES"]),
                               max_header_bytes=int(app.config["MAX_HEADER_BYTES"]))
+    app.wsgi_app = BodyDeadline(app.wsgi_app,  # type: ignore[method-assign]
+                                seconds=float(app.config["BODY_TIMEOUT"]))
+    proxies = int(app.config["TRUSTED_PROXIES"])
+    if proxies > 0:
+        # Outermost, so that the fast path, the limits, the rate limiter's client address and
+        # the URLs the service writes (Swagger UI's OAuth redirect) all see the client's view.
+        app.wsgi_app = ProxyFix(app.wsgi_app,  # type: ignore[method-assign]
+                                x_for=proxies, x_proto=proxies, x_host=proxies,
+                                x_port=proxies, x_prefix=proxies)
     app.before_request(db.ensure_process)
     audit_trail.init_app(app)
     ops.init_app(app)

@@ -57,9 +57,18 @@ RATELIMIT_ANONYMOUS = "300 per minute"
 RATELIMIT_AUTHENTICATED = "1200 per minute"
 #: Making exports, per client, on top of the API's limit: each costs about 1.5 s of signing.
 RATELIMIT_EXPORTS = "30 per hour"
-#: Where the counters live: memory:// counts per process; redis://host:6379 shares them between
-#: workers and hosts.
-RATELIMIT_STORAGE_URI = "memory://"
+#: Where the counters live (see app/http/ratelimit_storage.py): empty means the file
+#: ``ratelimits.db`` in DATA_DIR (``tech7-sqlite://``), shared by every worker of one host;
+#: redis://host:6379 shares them between hosts; memory:// counts per process.
+RATELIMIT_STORAGE_URI = ""
+#: Seconds a client has to send a whole request body, from when the application starts on the
+#: request: a slower body gets 408 and frees its thread (see app/http/body_deadline.py).
+BODY_TIMEOUT = 10.0
+#: How many reverse proxies in front of the service to trust: each appends the client's address
+#: to X-Forwarded-For and its own host and scheme to X-Forwarded-Host and -Proto, and the service
+#: takes the values that many hops back. 0 honours no X-Forwarded-* field: with no proxy in
+#: front, a client could name any address and host it liked.
+TRUSTED_PROXIES = 0
 
 
 def database_url(data_dir: str | os.PathLike, configured: str = "") -> str:
@@ -71,6 +80,12 @@ def database_url(data_dir: str | os.PathLike, configured: str = "") -> str:
     if configured:
         return configured
     return f"sqlite:///{Path(data_dir).resolve() / 'registry.db'}"
+
+
+def ratelimit_storage_uri(data_dir: str | os.PathLike, configured: str = "") -> str:
+    """The rate limit storage to use: the configured one, or ``ratelimits.db`` in ``data_dir``,
+    a file apart from the registry's database (counters change on every request)."""
+    return configured or f"tech7-sqlite://{Path(data_dir).resolve() / 'ratelimits.db'}"
 
 
 def keys_dir(data_dir: str | os.PathLike, configured: str = "") -> str:

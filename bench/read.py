@@ -1,10 +1,10 @@
 """Read benchmark: an immutable version URL served by the registry vs. a bare Flask app.
 
 One run starts ``tech7-registry serve`` (fresh SQLite data folder, temporary keys folder) and
-:mod:`bench.bare_app` under the same gunicorn settings (``gunicorn -c gunicorn.conf.py``, 2 sync
+:mod:`bench.bare_app` under the same gunicorn settings (``gunicorn -c gunicorn.conf.py``, 2 gthread
 workers), each on a free 127.0.0.1 port. A second process (``python -m bench.read --load SPEC``)
 then drives both alternately, in rounds, with a few client threads and a new connection per request
-(gunicorn's sync workers close every connection), measuring 200s (no ``If-None-Match``) and 304s
+(as a client arriving anew would), measuring 200s (no ``If-None-Match``) and 304s
 (``If-None-Match`` with the ETag) separately. Every response's status is checked, and every 200's
 body is compared with the expected bytes. Rates are the median of the per-round rates.
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -42,13 +43,15 @@ def _wait_for(url: str, process: subprocess.Popen, timeout: float = 60.0) -> byt
     raise AssertionError(f"{url} did not answer within {timeout} s")
 
 
-@pytest.fixture
-def served(tmp_path):
-    """A real `tech7-registry serve` on SQLite in a fresh data folder."""
+@contextlib.contextmanager
+def serving(tmp_path: Path, **settings: str) -> Iterator[tuple[str, subprocess.Popen, Path]]:
+    """A real `tech7-registry serve --workers 2` on SQLite in a fresh data folder, with
+    ``TECH7_<name>`` set from ``settings``: (base URL, process, ``tmp_path``)."""
     port = _free_port()
     env = {**os.environ, "TECH7_DATA_DIR": str(tmp_path / "data"),
            "TECH7_KEYS_DIR": str(tmp_path / "keys")}
     env.pop("TECH7_DATABASE_URL", None)
+    env.update({f"TECH7_{name}": value for name, value in settings.items()})
     command = [str(Path(sys.executable).with_name("tech7-registry")), "serve",
                "--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
     with open(tmp_path / "serve.log", "wb") as log:
@@ -59,6 +62,13 @@ def served(tmp_path):
         finally:
             os.killpg(process.pid, signal.SIGTERM)
             process.wait(timeout=30)
+
+
+@pytest.fixture
+def served(tmp_path):
+    """A real `tech7-registry serve` on SQLite in a fresh data folder."""
+    with serving(tmp_path) as server:
+        yield server
 
 
 def test_serve_publishes_the_declaration_on_sqlite(served):
@@ -81,8 +91,10 @@ def test_serve_keeps_the_database_and_keys_owner_only(served):
     data = tmp_path / "data"
     assert _mode(data) == 0o700
     files = {path.name: _mode(path) for path in data.iterdir()}
-    # The workers hold connections open, so SQLite's WAL files are there too.
-    assert files == {"registry.db": 0o600, "registry.db-wal": 0o600, "registry.db-shm": 0o600}
+    # The workers hold connections open, so SQLite's WAL files are there too; the rate limit
+    # counters (which name client addresses) live in a file of their own.
+    assert files == {f"{name}{suffix}": 0o600 for name in ("registry.db", "ratelimits.db")
+                     for suffix in ("", "-wal", "-shm")}
     keys = tmp_path / "keys"
     assert {_mode(folder) for folder in (keys, keys / "signers")} == {0o700}
     private = list(keys.rglob("*.key"))

@@ -136,6 +136,8 @@ PROBLEM_RESPONSES: dict[str, tuple[int, str]] = {
                        "association."),
     "NotFound": (404, "Nothing exists at this URL (with as_of: nothing was published yet at "
                       "that instant)."),
+    "RequestTimeout": (408, "The body did not arrive in full within BODY_TIMEOUT seconds of "
+                            "the request's head; send it again, faster."),
     "Conflict": (409, "The request conflicts with the current state, e.g. a document with this "
                       "slug already exists."),
     "PreconditionFailed": (412, "If-Match or If-None-Match: * did not hold: the draft changed, "
@@ -197,7 +199,7 @@ _BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
 
 # What reading any body can end in (app.http.requests); a JSON body's BadRequest, named after
 # these, takes the place of UnreadableBody for status 400.
-_BODY_PROBLEMS = ["UnreadableBody", "LengthRequired", "ContentTooLarge"]
+_BODY_PROBLEMS = ["UnreadableBody", "RequestTimeout", "LengthRequired", "ContentTooLarge"]
 
 
 class SortedAPISpec(apispec.APISpec):
@@ -340,8 +342,9 @@ class Blueprint(flask_smorest.Blueprint):
         long a URL or header field) or 429 (rate limited); arguments mean
         422; a declared permission means bearer security, 401 and 403, and on a write that it
         may conflict (409), need If-Match (428, 412), be refused (422) or have a body that
-        cannot be read (400, 411, 413); a declared body may be unreadable (400, 411), too large
-        (413), of another media type (415) or, if JSON, malformed (400) or invalid (422).
+        cannot be read (400, 408, 411, 413); a declared body may be unreadable (400, 411), come
+        too slowly (408), be too large (413), of another media type (415) or, if JSON,
+        malformed (400) or invalid (422).
         """
         info = doc_info.get("tech7", {})
         responses = doc.setdefault("responses", {})

@@ -31,6 +31,8 @@ _HTTP_PROBLEMS: dict[int, tuple[str, str, str]] = {
     404: (NotFound.problem, NotFound.title, "No resource exists at this URL."),
     405: ("method-not-allowed", "Method not allowed",
           "This method is not allowed here; the Allow header lists those that are."),
+    408: ("request-timeout", "Request timeout",
+          "The request body did not arrive in time; send it again, faster."),
     411: ("length-required", "Length required",
           "Send the request body with a Content-Length."),
     413: ("content-too-large", "Content too large",
@@ -88,6 +90,10 @@ def render_http_exception(error: HTTPException) -> Response:
         limit = int(current_app.config["MAX_CONTENT_LENGTH"])
         extensions["max_body_bytes"] = limit
         detail = f"The request body is larger than this service accepts: at most {limit} bytes."
+    if status == 408:
+        seconds = current_app.config["BODY_TIMEOUT"]
+        extensions["body_timeout_seconds"] = seconds
+        detail = f"The whole request body must arrive within {seconds:g} seconds; it did not."
     # get_headers() carries Allow (405) and Retry-After (429/503); Content-Type is ours to set.
     headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
     headers.update(data.get("headers") or {})

@@ -10,15 +10,17 @@ endpoint):
 - any other request counts against the bucket of ``request.remote_addr``, under the anonymous
   limit: so does a bearer string that is not a live token, which would otherwise buy a fresh
   bucket with every random string. Protected endpoints then answer it 401; public ones serve it
-  as the anonymous request it is. Behind a reverse proxy
-  that is the proxy's address, so every client would share one bucket: configure werkzeug's
-  ``ProxyFix`` with the number of trusted proxies so that ``remote_addr`` is the client's again.
+  as the anonymous request it is. Behind a reverse proxy that address is the proxy's, so every
+  client would share one bucket: ``TRUSTED_PROXIES`` (werkzeug's ``ProxyFix``, applied in
+  :func:`app.create_app`) makes ``remote_addr`` the client's address its proxies forwarded.
 
 The limits are ``RATELIMIT_ANONYMOUS`` and ``RATELIMIT_AUTHENTICATED`` (``"300 per minute"``
-notation), counted in fixed windows in ``RATELIMIT_STORAGE_URI``: ``memory://`` counts per
-process, so with N workers a client may make up to N times the limit; ``redis://host:6379`` shares
-the counters between workers and hosts. When that storage is unreachable, each process falls back
-to counting in memory until it is back, rather than failing requests.
+notation), counted in fixed windows in ``RATELIMIT_STORAGE_URI``: by default the SQLite file of
+:mod:`app.http.ratelimit_storage`, which every worker of one host shares, so the limit holds
+across them; ``redis://host:6379`` shares the counters between hosts; ``memory://`` counts per
+process, so with N workers a client may make up to N times the limit. When the storage is
+unreachable, each process falls back to counting in memory until it is back, rather than failing
+requests.
 
 Every limited response carries the ``RateLimit-Limit``, ``RateLimit-Remaining`` and
 ``RateLimit-Reset`` (delta-seconds) fields of draft-ietf-httpapi-ratelimit-headers-06 §3.
@@ -52,6 +54,7 @@ from limits import parse_many
 
 from app.auth.service import authenticate, hash_token
 from app.errors import Unauthenticated
+from app.http import ratelimit_storage  # noqa: F401 - registers the tech7-sqlite:// scheme
 from app.http.problems import render_http_exception
 from app.publishing.kinds import KINDS
 

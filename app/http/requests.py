@@ -13,7 +13,9 @@ rules hold for every body-reading path:
   Required instead (RFC 9112 §6.3: a server may refuse a body without a Content-Length);
 - a body the server fails to read (chunked framing that does not parse: gunicorn raises its own
   exceptions from the stream; a client that stops sending) is a 400 ``unreadable-body`` problem,
-  never a 500.
+  never a 500;
+- a body still being sent when the request's deadline (:mod:`app.http.body_deadline`) runs out
+  is a 408 problem.
 
 :class:`HeadLimits` refuses, before any other part of the application sees the request, a request
 target over ``MAX_URL_BYTES`` (414, RFC 9110 §15.5.15) and a header field over
@@ -29,22 +31,26 @@ from typing import IO
 from urllib.parse import quote
 
 import flask
-from werkzeug.exceptions import HTTPException, LengthRequired, RequestEntityTooLarge
+from werkzeug.exceptions import HTTPException, LengthRequired, RequestEntityTooLarge, RequestTimeout
 from werkzeug.utils import cached_property
 from werkzeug.wsgi import get_input_stream
 
 from app.errors import UnreadableBody
+from app.http.body_deadline import ENVIRON_KEY as DEADLINE_ENVIRON_KEY
+from app.http.body_deadline import Deadline
 from app.http.problems import problem_response
 
 
 class _Body:
     """The server's input stream, read so that any failure of the server's own reader is an
-    :class:`~app.errors.UnreadableBody`, and, given a ``limit``, so that a body that goes on past
-    it raises :class:`RequestEntityTooLarge`."""
+    :class:`~app.errors.UnreadableBody`; given a ``limit``, so that a body that goes on past
+    it raises :class:`RequestEntityTooLarge`; given a ``deadline``, so that a read it cut short
+    raises :class:`RequestTimeout`."""
 
-    def __init__(self, stream: IO[bytes], limit: int | None):
+    def __init__(self, stream: IO[bytes], limit: int | None, deadline: Deadline | None = None):
         self._stream = stream
         self._remaining = limit
+        self._deadline = deadline
 
     def read(self, size: int = -1) -> bytes:
         try:
@@ -56,9 +62,16 @@ class _Body:
         except HTTPException:
             raise
         except Exception as error:
+            self._check_deadline()
             raise UnreadableBody("The request body could not be read: its framing is broken "
                                  "or it ended early.") from error
+        self._check_deadline()
         return data
+
+    def _check_deadline(self) -> None:
+        """Raise 408 when the deadline ran out: the read ended because it shut the socket."""
+        if self._deadline is not None and self._deadline.expired:
+            raise RequestTimeout()
 
 
 class Request(flask.Request):
@@ -73,7 +86,8 @@ class Request(flask.Request):
             raise LengthRequired()
         # Only a chunked body needs the look past the limit; a Content-Length was checked.
         self.environ["wsgi.input"] = _Body(self.environ["wsgi.input"],
-                                           limit if chunked else None)
+                                           limit if chunked else None,
+                                           self.environ.get(DEADLINE_ENVIRON_KEY))
         return get_input_stream(self.environ, max_content_length=limit)
 
 

@@ -72,8 +72,9 @@ def signer_of(client: Client, href: str) -> str:
 def on_every_worker(server: Server, prepare: Callable[[], Request]) -> dict[int, Reply]:
     """One answer from each worker, by worker pid.
 
-    Each round opens one idle connection per worker and waits until workers hold them; a sync
-    worker holds one connection at a time, so each then holds one. The request ``prepare()``
+    Each round opens one idle connection per worker and waits until workers hold them; which
+    worker accepts which is the kernel's choice, so a round may reach only some of them, and the
+    rounds repeat until every worker has answered. The request ``prepare()``
     returns is sent on the connection of each worker that has not answered yet. ``prepare`` runs
     before the connections open, while the workers are free to serve what it needs.
     """

@@ -160,10 +160,10 @@ def association_token(database_url: str, association: str) -> str:
 # -- the server --------------------------------------------------------------------------------
 
 class Server:
-    """``tech7-registry serve`` (gunicorn, sync workers) in its own process group on a free port.
+    """``tech7-registry serve`` (gunicorn's gthread workers) in its own process group on a free port.
 
-    Rate limiting is off: the limits are per worker and in memory, and these scenarios measure
-    correctness under concurrency and faults, not the limiter.
+    Rate limiting is off: these scenarios measure correctness under concurrency and faults, not
+    the limiter (``test_workers.py`` turns it on).
     """
 
     def __init__(self, database_url: str, keys_dir: Path, workdir: Path, *, workers: int = 2):
@@ -306,7 +306,7 @@ class Reply:
 
 
 class Client:
-    """A new connection per request (gunicorn's sync workers close each one).
+    """A new connection per request, so that requests spread over the workers.
 
     ``after_send``, when set, is called with the method, path, headers and the client's local port
     once the request is on the wire and before its answer is read: the kill test uses it to kill
