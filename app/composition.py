@@ -49,6 +49,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                                                              app.config["DATABASE_URL"])
     app.config["KEYS_DIR"] = default_config.keys_dir(app.config["DATA_DIR"],
                                                      app.config["KEYS_DIR"])
+    app.config["PUBLIC_URL"] = default_config.public_url(app.config["PUBLIC_URL"])
     app.config["MAX_CONTENT_LENGTH"] = int(app.config["MAX_BODY_BYTES"])
     app.config.update(_OPENAPI)
     app.json = StrictJSONProvider(app)

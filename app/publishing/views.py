@@ -20,6 +20,7 @@ from app.errors import InvalidIdempotencyKey
 from app.http.api import LAST_MODIFIED, Blueprint
 from app.http.conditional import client_copy_current, last_modified, none_match, not_modified
 from app.http.pagination import Page, page_from
+from app.ledger.views import RECEIPT_DOC, receipt_response
 from app.publishing.kinds import KINDS, DocumentKind
 from app.publishing.models import IDEMPOTENCY_KEY_MAX_LENGTH, Document
 from app.publishing.schemas import (
@@ -227,7 +228,7 @@ def document_blueprint(kind: DocumentKind, *, query_schema=None) -> Blueprint:
         return Response(version.manifest, mimetype=C2PA_MEDIA_TYPE, headers=headers)
 
     @blp.route(base + "/versions/<int(max=999999999):number>/receipt", endpoint="receipt")
-    @blp.response(200, content_type="text/plain", description="A c2sp.org/tlog-proof@v1 text.")
+    @blp.response(200, **RECEIPT_DOC)
     def receipt(number, **path):
         """A self-contained log receipt: the leaf, its inclusion proof and a signed checkpoint
 
@@ -235,15 +236,7 @@ def document_blueprint(kind: DocumentKind, *, query_schema=None) -> Blueprint:
         cosignatures make the policy's quorum, and `Tech7-Quorate: ?1` says so; until there is
         one, it is the newest checkpoint with the cosignatures it has, and `Tech7-Quorate: ?0`.
         """
-        version = publishing().version(kind, slug_of(path), number)
-        headers = {"Cache-Control": REVALIDATE}
-        witnessing = current_app.extensions.get("tech7.witnessing")
-        note = None
-        if witnessing:
-            note, quorate = witnessing.receipt_checkpoint(version.log_index)
-            headers["Tech7-Quorate"] = "?1" if quorate else "?0"  # an RFC 8941 boolean
-        return Response(publishing().log.receipt(version.log_index, note), mimetype="text/plain",
-                        headers=headers)
+        return receipt_response(publishing().version(kind, slug_of(path), number).log_index)
 
     drafts = draft_schema(kind)
     draft_input = kind.input_schema()
