@@ -16,6 +16,7 @@ from flask import Response, current_app, json, request
 from app.auth import Permission, current_principal, requires
 from app.http.api import Blueprint, Integer, Schema
 from app.http.conditional import none_match, not_modified
+from app.http.idempotency import idempotent
 from app.http.ratelimit import limited_by
 from app.ledger.views import RECEIPT_DOC, receipt_response
 from app.provenance.exports import MAX_VERSIONS, MEDIA_TYPES, ExportScope, ExportService
@@ -101,6 +102,7 @@ def _metadata_response(metadata: dict, status: int = 200) -> Response:
 @blp.route("/exports", methods=["POST"])
 @limited_by("RATELIMIT_EXPORTS")
 @requires(Permission.PUBLISH)
+@idempotent()
 @blp.accepts("application/json")
 @blp.arguments(ExportRequestSchema, as_kwargs=False)
 @blp.response(201, ExportSchema, headers={"Location": {
