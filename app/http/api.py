@@ -39,7 +39,7 @@ from werkzeug.exceptions import HTTPException, UnsupportedMediaType
 
 from app.auth.permissions import declared_permission
 from app.errors import RegistryError
-from app.http.idempotency import IDEMPOTENCY_KEY_PARAMETER
+from app.http.idempotency import IDEMPOTENCY_KEY_PARAMETER, is_idempotent
 from app.http.problems import PROBLEM_MEDIA_TYPE, render_http_exception, render_registry_error, render_unexpected
 from app.publishing.canonical import MAX_DEPTH, strict_loads
 
@@ -301,7 +301,7 @@ class Blueprint(flask_smorest.Blueprint):
             view._apidoc = deepcopy(getattr(view, "_apidoc", {}))
             view._apidoc["tech7"] = {"protected": declared_permission(view) is not None,
                                      "accepts": getattr(view, _ACCEPTS, None),
-                                     "idempotent": getattr(view, "_tech7_idempotent", False),
+                                     "idempotent": is_idempotent(view),
                                      "opaque": _opaque_responses(view._apidoc)}
             return register(view)
 

@@ -67,6 +67,8 @@ class IdempotencyRecord(Base):
     __table_args__ = (sa.UniqueConstraint("token_id", "key"),)
 
 
+_ATTRIBUTE = "_tech7_idempotent"
+
 #: The OpenAPI description of the header, on every operation that honours it.
 IDEMPOTENCY_KEY_PARAMETER = {
     "name": "Idempotency-Key", "in": "header", "required": False,
@@ -119,11 +121,16 @@ def idempotent(*, secret_fields: Iterable[str] = ()) -> Callable[[Callable], Cal
                     raise
                 return replay
 
-        # Read by app.http.api, which documents the header and its 400 on the operation.
-        wrapper._tech7_idempotent = True
+        setattr(wrapper, _ATTRIBUTE, True)
         return wrapper
 
     return decorator
+
+
+def is_idempotent(view: Callable) -> bool:
+    """Whether a view honours ``Idempotency-Key`` (:func:`idempotent`); app.http.api then
+    documents the header and its 400 on the operation."""
+    return getattr(view, _ATTRIBUTE, False)
 
 
 def _replay(session: Session, token_id: int, key: str, digest: str) -> Response | None:

@@ -34,7 +34,7 @@ from app.ledger.service import TransparencyLog
 from app.pki.authority import certificate_sha256
 from app.pki.keyring import REGISTRY_SIGNER
 from app.provenance.service import ProvenanceService, SignedManifest
-from app.publishing.kinds import KINDS, DocumentKind
+from app.publishing.kinds import DocumentKind
 from app.publishing.models import (
     Document,
     Draft,

@@ -21,7 +21,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from conftest import make_app
 from pypdf import PdfReader
 from tech7_tlog.merkle import leaf_hash
 from tech7_tlog.note import parse_tlog_proof, verify_tlog_proof
@@ -145,7 +144,7 @@ def test_a_fetch_that_fails_midway_leaves_nothing_behind(tmp_path):
     """The document downloads, then its receipt answers 404: no folder, no staging folder."""
 
     class ReceiptMissing(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - http.server's naming
+        def do_GET(self):
             if self.path.endswith("/receipt"):
                 self.send_response(404)
                 self.send_header("Content-Type", "application/problem+json")
@@ -194,7 +193,8 @@ def test_fetch_refuses_a_folder_that_holds_files(served, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
 
 
-def test_an_export_receipt_is_marked_quorate_only_with_the_quorum(app, databases, tmp_path):
+def test_an_export_receipt_is_marked_quorate_only_with_the_quorum(app, make_app, databases,
+                                                                   tmp_path):
     """The export's receipt goes through the witnesses' quorum rule, as a version's does."""
     log_vkey = app.extensions["tech7.log"].verifier_key
     vkey = init(tmp_path / "witness", "witness.example/only")

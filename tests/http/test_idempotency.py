@@ -7,17 +7,14 @@ an export, an association's CA), publish, and the deletes."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from app.auth.service import ASSOCIATION, create_token
+from tests.support.own_pki import make_own_pki
 
 DRAFT = "/v1/recommendations/key-risks/draft"
 VERSION = "/v1/recommendations/sme-participation/versions/1"
@@ -49,27 +46,6 @@ def _draft_etag(client, operator) -> str:
                       headers={**operator, "If-None-Match": "*"})
     assert made.status_code == 201, made.json
     return made.headers["ETag"]
-
-
-def _ca_pem(name: str) -> str:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Bitkom"),
-                         x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.now(timezone.utc)
-    certificate = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
-                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                   .not_valid_before(now - timedelta(minutes=5))
-                   .not_valid_after(now + timedelta(days=365))
-                   .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-                   .add_extension(x509.KeyUsage(
-                       digital_signature=False, content_commitment=False,
-                       key_encipherment=False, data_encipherment=False, key_agreement=False,
-                       key_cert_sign=True, crl_sign=True, encipher_only=False,
-                       decipher_only=False), critical=True)
-                   .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()),
-                                  critical=False)
-                   .sign(key, hashes.SHA256()))
-    return certificate.public_bytes(serialization.Encoding.PEM).decode()
 
 
 def _draft_put(app, client, operator) -> Call:
@@ -123,8 +99,8 @@ def _export_create(app, client, operator) -> Call:
 def _ca_register(app, client, operator) -> Call:
     token = create_token(app.extensions["tech7.db"], role=ASSOCIATION, association="bitkom")
     return Call("POST", "/v1/associations/bitkom/ca", {"Authorization": f"Bearer {token}"},
-                {"json": {"pem": _ca_pem("Bitkom Root CA 1")}},
-                {"json": {"pem": _ca_pem("Bitkom Root CA 2")}})
+                {"json": {"pem": make_own_pki("Bitkom").ca_pem.decode()}},
+                {"json": {"pem": make_own_pki("Bitkom").ca_pem.decode()}})
 
 
 CALLS: dict[str, Callable[..., Call]] = {

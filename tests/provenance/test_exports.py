@@ -202,7 +202,7 @@ def _pdf_text(content: bytes) -> str:
                              for page in PdfReader(io.BytesIO(content)).pages).split())
 
 
-def test_a_pdf_names_the_configured_public_url(databases, tmp_path):
+def test_a_pdf_names_the_configured_public_url(make_app, databases, tmp_path):
     public = make_app(databases.clone_template(), tmp_path,
                       PUBLIC_URL="https://registry.example/tech7")
     try:
@@ -238,8 +238,8 @@ def test_without_a_public_url_the_cli_refuses_a_pdf_and_writes_nothing(app, tmp_
 
 @pytest.mark.parametrize("url", ["registry.example", "ftp://registry.example", "https://",
                                  "https://registry.example/?x=1", "https://registry.example/#top"])
-def test_a_public_url_that_is_no_base_url_stops_the_registry_from_starting(databases, tmp_path,
-                                                                          url):
+def test_a_public_url_that_is_no_base_url_stops_the_registry_from_starting(make_app, databases,
+                                                                          tmp_path, url):
     with pytest.raises(ValueError, match="TECH7_PUBLIC_URL"):
         make_app(databases.clone_template(), tmp_path, PUBLIC_URL=url)
 
