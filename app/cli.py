@@ -258,14 +258,18 @@ def keys_revoke(certificate: str, reason: str, revoked_at: datetime | None) -> N
 @needs_registry
 def export(export_format: str, priority: int | None, association: str | None,
            versions: tuple[str, ...], out: Path) -> None:
-    """Make a signed, logged export (default: the whole declaration) and print its id."""
+    """Make a signed, logged export (default: the whole declaration) and print its id.
+
+    A PDF names the registry's public URL, TECH7_PUBLIC_URL, in its "How to verify" section.
+    """
     if sum(bool(given) for given in (priority, association, versions)) > 1:
         raise click.UsageError("Give at most one of --priority, --association or --version.")
     scope = ExportScope(declaration=not (priority or association or versions),
                         priority=priority, association=association, versions=versions)
     try:
-        made = current_app.extensions["tech7.exports"].create(export_format, scope,
-                                                               created_by="registry:cli")
+        made = current_app.extensions["tech7.exports"].create(
+            export_format, scope, created_by="registry:cli",
+            registry_url=current_app.config["PUBLIC_URL"])
     except RegistryError as error:
         raise click.ClickException(error.detail) from error
     out.write_bytes(made.content)

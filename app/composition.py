@@ -53,6 +53,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                                                      app.config["KEYS_DIR"])
     app.config["RATELIMIT_STORAGE_URI"] = default_config.ratelimit_storage_uri(
         app.config["DATA_DIR"], app.config["RATELIMIT_STORAGE_URI"])
+    app.config["PUBLIC_URL"] = default_config.public_url(app.config["PUBLIC_URL"])
     app.config["MAX_CONTENT_LENGTH"] = int(app.config["MAX_BODY_BYTES"])
     app.config.update(_OPENAPI)
     app.json = StrictJSONProvider(app)

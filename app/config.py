@@ -7,6 +7,7 @@ Every setting can be given as ``TECH7_<NAME>`` (values are parsed as JSON where 
 from __future__ import annotations
 
 import os
+import urllib.parse
 from pathlib import Path
 
 import platformdirs
@@ -22,6 +23,9 @@ DATABASE_URL = ""
 #: Folder holding the registry's keys and certificates (see keys/README.md); empty means
 #: ``keys`` in DATA_DIR.
 KEYS_DIR = ""
+#: The registry's public base URL (``https://registry.example``), which a PDF export names in its
+#: "How to verify" section; empty means the URL each export's request reached the registry at.
+PUBLIC_URL = ""
 #: Largest request body accepted, in bytes (413 beyond it).
 MAX_BODY_BYTES = 1024 * 1024
 #: Longest request target (path and query) and longest header field line ("Name: value"),
@@ -91,6 +95,20 @@ def ratelimit_storage_uri(data_dir: str | os.PathLike, configured: str = "") -> 
 def keys_dir(data_dir: str | os.PathLike, configured: str = "") -> str:
     """The key folder to use: the configured one, or ``keys`` in ``data_dir``."""
     return configured or str(Path(data_dir).resolve() / "keys")
+
+
+def public_url(configured: str) -> str:
+    """``PUBLIC_URL`` checked and ending in one ``/``, as werkzeug's ``request.host_url`` does;
+    empty stays empty. Anything but an http(s) URL with a host and no query or fragment is a
+    :class:`ValueError`, so that a registry never names a wrong address in what it signs."""
+    if not configured:
+        return ""
+    parts = urllib.parse.urlsplit(configured)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query \
+            or parts.fragment:
+        raise ValueError(f"TECH7_PUBLIC_URL={configured!r} is not an http(s) base URL such as "
+                         f"https://registry.example")
+    return configured.rstrip("/") + "/"
 
 
 def environment_database_url() -> str:

@@ -7,6 +7,7 @@ through SQLAlchemy 2 and shaped only by the Alembic migrations in ``migrations/`
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -62,6 +63,11 @@ def utcnow() -> datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
+#: The transaction of :meth:`Database.transaction` open in this context, if any.
+_JOINED: contextvars.ContextVar[tuple[Database, Session] | None] = contextvars.ContextVar(
+    "tech7_joined_transaction", default=None)
+
+
 class Database:
     """The engine and session factory of one process.
 
@@ -88,7 +94,15 @@ class Database:
 
     @contextlib.contextmanager
     def write(self) -> Iterator[Session]:
-        """A session whose transaction commits on success and rolls back on any exception."""
+        """A session whose transaction commits on success and rolls back on any exception.
+
+        Inside :meth:`transaction` it is that transaction's session: what is written then
+        commits or rolls back with the rest of it.
+        """
+        joined = _JOINED.get()
+        if joined is not None and joined[0] is self:
+            yield joined[1]
+            return
         with self.sessions() as session:
             session.connection(execution_options={"tech7_immediate": True})
             try:
@@ -97,6 +111,18 @@ class Database:
             except BaseException:
                 session.rollback()
                 raise
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A write transaction that every :meth:`write` in this context joins, so that what the
+        services write and what the caller adds commit together or not at all (an idempotent
+        request and the record of its answer, :mod:`app.http.idempotency`)."""
+        with self.write() as session:
+            joined = _JOINED.set((self, session))
+            try:
+                yield session
+            finally:
+                _JOINED.reset(joined)
 
 
 def create_engine(url: str) -> Engine:

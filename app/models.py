@@ -2,10 +2,11 @@
 
 from app.auth.models import AccessToken, AuditEvent
 from app.db import Base
+from app.http.idempotency import IdempotencyRecord
 from app.ledger.models import LogCheckpoint, LogEntry, LogTile, WitnessCosignature, WitnessLease, WitnessState
 from app.pki.models import AssociationCA, Revocation, SigningCertificate
 from app.provenance.models import Export
-from app.publishing.models import Document, Draft, IdempotencyRecord, RegistryHead, Version, VersionLabel, VersionSearch
+from app.publishing.models import Document, Draft, RegistryHead, Version, VersionLabel, VersionSearch
 
 metadata = Base.metadata
 

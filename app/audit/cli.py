@@ -3,10 +3,11 @@
 * ``verify`` runs :func:`~app.audit.verification.audit_document` on files only — no network —
   and prints each step with its reason. Exit status 0 when every step passes, 1 when one fails,
   2 on a usage error.
-* ``fetch`` downloads a version, its manifest and receipt, the trust anchors, the trust list and
-  the log key (and a consistency proof from the auditor's last checkpoint), saves c2pa settings
-  for those anchors in both forms (split per ``trust_kind``, and the older single list), then
-  prints the ``verify`` command to run. It talks to the given URL's host only.
+* ``fetch`` downloads a version or an export, its manifest and receipt, the trust anchors, the
+  trust list and the log key (and a consistency proof from the auditor's last checkpoint), saves
+  c2pa settings for those anchors in both forms (split per ``trust_kind``, and the older single
+  list), then prints the ``verify`` command to run. It talks to the given URL's host only, and
+  writes its folder whole or not at all.
 * ``monitor`` follows the log: it checks the new checkpoint against the pinned log key, its
   consistency with the stored checkpoint, and re-hashes every entry through the C2SP tiles. It
   keeps the new checkpoint only when all of that holds.
@@ -17,7 +18,9 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import sys
+import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -260,17 +263,42 @@ _EXTENSIONS = {"application/json": "json", "application/pdf": "pdf", "text/csv":
 @audit.command()
 @click.argument("url")
 @click.option("--out", type=click.Path(file_okay=False),
-              help="Folder to write into (default: named after the version).")
+              help="Folder to write into, new or empty (default: named after the version or "
+                   "export).")
 @click.option("--checkpoint", type=_FILE,
               help="Your last checkpoint: also fetch the consistency proof from it.")
 def fetch(url: str, out: str | None, checkpoint: str | None) -> None:
-    """Download what `verify` needs for the version at URL, from URL's host only."""
+    """Download what `verify` needs for the version or export at URL, from URL's host only.
+
+    Everything is written into a temporary folder beside the target and renamed to it at the
+    end, so a fetch that fails leaves nothing behind.
+    """
     fetcher = Fetcher(url)
     body, headers = fetcher.get(url)
-    links = _links(headers)
     version_url = fetcher.url(headers.get("Content-Location") or url, url)
-    folder = Path(out or _folder_name(version_url))
-    folder.mkdir(parents=True, exist_ok=True)
+    target = Path(out or _folder_name(version_url))
+    if target.exists() and not (target.is_dir() and not any(target.iterdir())):
+        raise FetchError(f"{target} exists and is not an empty folder; give another --out")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        lines = _fetch_into(staging, target, fetcher, url, version_url, body, headers,
+                            checkpoint)
+        # rename(2) replaces an empty folder, so an empty --out is taken over whole.
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    for line in lines:
+        click.echo(line)
+
+
+def _fetch_into(folder: Path, target: Path, fetcher: Fetcher, url: str, version_url: str,
+                body: bytes, headers: Message, checkpoint: str | None) -> list[str]:
+    """Write into ``folder`` the file at ``url`` (``body`` and ``headers``, served as
+    ``version_url``) and what verifying it needs; return the lines to print, which name the
+    files as they will be in ``target``."""
+    links = _links(headers)
     extension = _EXTENSIONS.get(headers.get_content_type(), "bin")
     written = {"file": _write(folder / f"document.{extension}", body)}
     if "c2pa-manifest" in links:
@@ -296,11 +324,14 @@ def fetch(url: str, out: str | None, checkpoint: str | None) -> None:
     written["trust"] = _write(folder / "anchors.pem", anchors)
     _write_c2pa_settings(folder, anchors, f"{fetcher.base}/v1/trust/anchors.pem")
 
-    command = ["tech7-audit", "verify", str(written["file"])]
+    def final(name: str) -> str:
+        return str(target / written[name].name)
+
+    command = ["tech7-audit", "verify", final("file")]
     if "manifest" in written:
-        command += ["--manifest", str(written["manifest"])]
-    command += ["--trust", str(written["trust"]), "--log-key", str(written["log_key"]),
-                "--receipt", str(written["receipt"]), "--trust-list", str(written["trust_list"])]
+        command += ["--manifest", final("manifest")]
+    command += ["--trust", final("trust"), "--log-key", final("log_key"),
+                "--receipt", final("receipt"), "--trust-list", final("trust_list")]
     if checkpoint is not None:
         command += ["--checkpoint", checkpoint]
         try:
@@ -311,15 +342,16 @@ def fetch(url: str, out: str | None, checkpoint: str | None) -> None:
         if last.tree_size != receipt_checkpoint.tree_size:
             first, second = sorted((last.tree_size, receipt_checkpoint.tree_size))
             proof, _ = fetcher.get(f"/v1/log/proofs/consistency?first={first}&second={second}")
-            command += ["--consistency", str(_write(folder / "consistency.json", proof))]
-    click.echo(f"Fetched {version_url} and what verifying it needs into {folder}/.")
-    click.echo(f"The receipt's checkpoint (tree size {receipt_checkpoint.tree_size}) is in "
-               f"{folder / 'checkpoint.txt'}: keep it as your last checkpoint once verified.")
-    click.echo(f"For another C2PA verifier: {folder / 'c2pa-settings.json'} (c2pa-rs 0.91.3 and "
-               f"later, trust.anchors per trust_kind) or {folder / 'c2pa-settings-legacy.json'} "
-               "(older releases, trust.trust_anchors).")
-    click.echo("Verify offline with:")
-    click.echo("  " + shlex.join(command))
+            written["consistency"] = _write(folder / "consistency.json", proof)
+            command += ["--consistency", final("consistency")]
+    return [f"Fetched {version_url} and what verifying it needs into {target}/.",
+            f"The receipt's checkpoint (tree size {receipt_checkpoint.tree_size}) is in "
+            f"{target / 'checkpoint.txt'}: keep it as your last checkpoint once verified.",
+            f"For another C2PA verifier: {target / 'c2pa-settings.json'} (c2pa-rs 0.91.3 and "
+            f"later, trust.anchors per trust_kind) or {target / 'c2pa-settings-legacy.json'} "
+            "(older releases, trust.trust_anchors).",
+            "Verify offline with:",
+            "  " + shlex.join(command)]
 
 
 def _trust_anchors(fetcher: Fetcher, association: str | None) -> bytes:
@@ -348,6 +380,8 @@ def _folder_name(version_url: str) -> str:
     parts = [p for p in urllib.parse.urlsplit(version_url).path.split("/") if p]
     if len(parts) >= 2 and parts[-2] == "versions":
         return f"{parts[-3]}-v{parts[-1]}"
+    if len(parts) >= 2 and parts[-2] == "exports":
+        return f"export-{parts[-1]}"
     return parts[-1] if parts else "document"
 
 

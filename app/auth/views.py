@@ -20,6 +20,7 @@ from app.auth.service import (
 )
 from app.errors import Forbidden
 from app.http.api import Blueprint, DateTime, Integer, Schema
+from app.http.idempotency import idempotent
 from app.publishing.service import isoformat
 
 blp = Blueprint("tokens", __name__, url_prefix="/v1",
@@ -133,11 +134,16 @@ def tokens():
 
 @blp.route("/tokens", methods=["POST"])
 @requires(Permission.MANAGE_TOKENS)
+@idempotent(secret_fields=("token",))
 @blp.accepts("application/json")
 @blp.arguments(TokenRequestSchema, as_kwargs=False)
 @blp.response(201, NewTokenSchema)
 def create_token(body):
-    """Create a token; the response is the only time it is shown"""
+    """Create a token; the response is the only time it is shown
+
+    A retry under the same `Idempotency-Key` replays the answer without `token`: the registry
+    keeps only the token's hash, so it cannot show it again. Revoke that token and make another.
+    """
     principal = current_principal()
     if onboards(principal, body["association"]):
         audit_as(Permission.ONBOARD_ASSOCIATIONS)
@@ -159,6 +165,7 @@ def token(token_id):
 
 @blp.route("/tokens/<int(max=2147483647):token_id>", methods=["DELETE"])
 @requires(Permission.MANAGE_TOKENS)
+@idempotent()
 @blp.response(204)
 def delete_token(token_id):
     """Revoke a token and every token it made (they stop working at once)"""

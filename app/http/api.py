@@ -39,6 +39,7 @@ from werkzeug.exceptions import HTTPException, UnsupportedMediaType
 
 from app.auth.permissions import declared_permission
 from app.errors import RegistryError
+from app.http.idempotency import IDEMPOTENCY_KEY_PARAMETER, is_idempotent
 from app.http.problems import PROBLEM_MEDIA_TYPE, render_http_exception, render_registry_error, render_unexpected
 from app.publishing.canonical import MAX_DEPTH, strict_loads
 
@@ -131,6 +132,16 @@ PROBLEM_RESPONSES: dict[str, tuple[int, str]] = {
     "UnreadableBody": (400, "The body could not be read: its chunked framing is broken, or it "
                             "ended early."),
     "BadIdempotencyKey": (400, "The Idempotency-Key is empty or longer than its maxLength."),
+    "BadRequestOrIdempotencyKey": (400, "The body is not I-JSON (RFC 7493): malformed, not UTF-8, "
+                                        "a duplicate member name, a lone surrogate, a non-finite "
+                                        "or inexact number, or nested deeper than "
+                                        f"{MAX_DEPTH} levels; or it could not be read at all "
+                                        "(unreadable-body: broken chunked framing, or it ended "
+                                        "early); or the Idempotency-Key is empty or longer than "
+                                        "its maxLength."),
+    "UnreadableBodyOrIdempotencyKey": (400, "The body could not be read: its chunked framing is "
+                                            "broken, or it ended early; or the Idempotency-Key "
+                                            "is empty or longer than its maxLength."),
     "Unauthenticated": (401, "No bearer token, or one that is unknown, expired or revoked."),
     "Forbidden": (403, "The token is not scoped to this action, or not to this document's "
                        "association."),
@@ -292,6 +303,7 @@ class Blueprint(flask_smorest.Blueprint):
             view._apidoc = deepcopy(getattr(view, "_apidoc", {}))
             view._apidoc["tech7"] = {"protected": declared_permission(view) is not None,
                                      "accepts": getattr(view, _ACCEPTS, None),
+                                     "idempotent": is_idempotent(view),
                                      "opaque": _opaque_responses(view._apidoc)}
             return register(view)
 
@@ -372,6 +384,12 @@ class Blueprint(flask_smorest.Blueprint):
             del responses[status]
         for name in names:
             responses[PROBLEM_RESPONSES[name][0]] = name
+        if info.get("idempotent"):
+            # One 400 response per operation: the body's problems and the key's, together.
+            responses[400] = {"BadRequest": "BadRequestOrIdempotencyKey",
+                              "UnreadableBody": "UnreadableBodyOrIdempotencyKey"}.get(
+                responses.get(400), "BadIdempotencyKey")
+            doc.setdefault("parameters", []).append(deepcopy(IDEMPOTENCY_KEY_PARAMETER))
         # flask-smorest documents a media type only with a schema: name it for byte responses.
         for status, media_type in info.get("opaque", {}).items():
             response = next((value for key, value in responses.items() if str(key) == status),

@@ -91,6 +91,36 @@ def entry_json(entry: Entry) -> dict:
             "record": json.loads(entry.leaf)}
 
 
+def receipt_response(index: int) -> Response:
+    """The self-contained receipt of log entry ``index``: a c2sp.org/tlog-proof@v1 text.
+
+    The one receipt builder of every logged thing that has a receipt (versions and exports).
+    Where the log has witnesses, the checkpoint is the newest one holding the entry whose
+    cosignatures make the policy's quorum, and ``Tech7-Quorate: ?1`` says so; until there is
+    one, it is the newest checkpoint with the cosignatures it has, and ``Tech7-Quorate: ?0``,
+    so that no receipt claims a quorum it does not have.
+    """
+    headers = {"Cache-Control": "no-cache"}
+    witnessing = current_app.extensions.get("tech7.witnessing")
+    note = None
+    if witnessing:
+        note, quorate = witnessing.receipt_checkpoint(index)
+        headers["Tech7-Quorate"] = "?1" if quorate else "?0"  # an RFC 8941 boolean
+    return Response(transparency_log().receipt(index, note), mimetype="text/plain",
+                    headers=headers)
+
+
+#: How the receipt routes are documented: what :func:`receipt_response` answers.
+RECEIPT_DOC = {
+    "content_type": "text/plain",
+    "description": "A c2sp.org/tlog-proof@v1 text.",
+    "headers": {"Tech7-Quorate": {
+        "description": "Only where the log has witnesses: ?1 when the receipt's checkpoint "
+                       "carries the policy's quorum of cosignatures, ?0 when it does not (yet).",
+        "schema": {"type": "string", "enum": ["?0", "?1"]}}},
+}
+
+
 def _b64(hashes: list[bytes]) -> list[str]:
     return [base64.b64encode(h).decode() for h in hashes]
 

@@ -16,7 +16,9 @@ from flask import Response, current_app, json, request
 from app.auth import Permission, current_principal, requires
 from app.http.api import Blueprint, Integer, Schema
 from app.http.conditional import none_match, not_modified
+from app.http.idempotency import idempotent
 from app.http.ratelimit import limited_by
+from app.ledger.views import RECEIPT_DOC, receipt_response
 from app.provenance.exports import MAX_VERSIONS, MEDIA_TYPES, ExportScope, ExportService
 from app.publishing.views import C2PA_MEDIA_TYPE, IMMUTABLE
 
@@ -83,6 +85,14 @@ class ExportSchema(Schema):
     href = ma.fields.String(required=True, metadata={"description": "URL of the export's bytes."})
     log_index = Integer(required=True, metadata={
         "description": "The export's entry in the transparency log."})
+    receipt = ma.fields.String(required=True, metadata={
+        "description": "URL of the export's log receipt (c2sp.org/tlog-proof)."})
+
+
+def registry_url() -> str:
+    """The registry's public base URL, as the export names it: ``PUBLIC_URL`` where set, else
+    the URL this request reached the registry at."""
+    return current_app.config["PUBLIC_URL"] or request.host_url
 
 
 def _metadata_response(metadata: dict, status: int = 200) -> Response:
@@ -92,6 +102,7 @@ def _metadata_response(metadata: dict, status: int = 200) -> Response:
 @blp.route("/exports", methods=["POST"])
 @limited_by("RATELIMIT_EXPORTS")
 @requires(Permission.PUBLISH)
+@idempotent()
 @blp.accepts("application/json")
 @blp.arguments(ExportRequestSchema, as_kwargs=False)
 @blp.response(201, ExportSchema, headers={"Location": {
@@ -105,7 +116,8 @@ def create_export(body):
     """
     principal = current_principal()
     export = exports().create(body["format"], body["scope"], created_by=principal.name,
-                              association=principal.association)
+                              association=principal.association,
+                              registry_url=registry_url())
     response = _metadata_response(export.metadata(), status=201)
     response.headers["Location"] = export.path
     return response
@@ -123,9 +135,11 @@ def export_content(export_id):
     headers = {"ETag": export.etag, "Content-Digest": export.content_digest,
                "Cache-Control": IMMUTABLE,
                "Content-Disposition": f'inline; filename="{export.filename}"'}
+    links = [f'<{export.receipt_path}>; rel="receipt"']
     if export.manifest_path is not None:
         # C2PA 2.2 §15.5.3.2: a sidecar manifest is advertised with a Link header.
-        headers["Link"] = f'<{export.manifest_path}>; rel="c2pa-manifest"'
+        links.insert(0, f'<{export.manifest_path}>; rel="c2pa-manifest"')
+    headers["Link"] = ", ".join(links)
     if none_match(request.headers.get("If-None-Match"), export.etag):
         return not_modified(export.etag, headers)
     return Response(export.content, mimetype=export.media_type, headers=headers)
@@ -149,3 +163,14 @@ def export_info(export_id):
     response = _metadata_response(exports().get(str(export_id)).metadata())
     response.headers["Cache-Control"] = IMMUTABLE
     return response
+
+
+@blp.route("/exports/" + _EXPORT_ID + "/receipt")
+@blp.response(200, **RECEIPT_DOC)
+def export_receipt(export_id):
+    """A self-contained log receipt of the export: its entry, inclusion proof and checkpoint
+
+    Built as a version's receipt is: where the log has witnesses, `Tech7-Quorate: ?1` marks a
+    checkpoint with the policy's quorum of cosignatures, and `?0` one without it (yet).
+    """
+    return receipt_response(exports().get(str(export_id)).log_index)

@@ -129,6 +129,11 @@ class StoredExport(SignedBytesValidators):
         return f"{self.path}/manifest" if self.manifest is not None else None
 
     @property
+    def receipt_path(self) -> str:
+        """Where the export's log receipt is served."""
+        return f"{self.path}/receipt"
+
+    @property
     def filename(self) -> str:
         """A file name for downloads."""
         return f"tech7-export-{self.id}.{self.format}"
@@ -138,7 +143,8 @@ class StoredExport(SignedBytesValidators):
         return {"id": self.id, "format": self.format, "media_type": self.media_type,
                 "sha256": self.sha256, "created_at": isoformat(self.created_at),
                 "scope": self.scope, "versions": list(self.versions),
-                "manifest": self.manifest_path, "href": self.path, "log_index": self.log_index}
+                "manifest": self.manifest_path, "href": self.path, "log_index": self.log_index,
+                "receipt": self.receipt_path}
 
 
 class ExportService:
@@ -166,8 +172,13 @@ class ExportService:
                 for href, version in zip(hrefs, versions, strict=True)]
 
     def create(self, export_format: str, scope: ExportScope, *, created_by: str,
-               association: str | None = None) -> StoredExport:
+               registry_url: str | None = None, association: str | None = None
+               ) -> StoredExport:
         """Make the export of ``scope`` in ``export_format`` (pdf, json or csv), in one transaction.
+
+        ``registry_url`` is the registry's public base URL (``https://registry.example``): the
+        PDF's "How to verify" section names the registry's URLs under it, so that a reader
+        holding only the file knows where to check it. A PDF needs it; JSON and CSV name none.
 
         ``association`` is the association asking, or None for an operator (or the command line),
         who may export anything. An association exports only what is its own
@@ -183,6 +194,9 @@ class ExportService:
         if media_type is None:
             raise InvalidRequest(f"Unknown export format {export_format!r}: use one of "
                                  f"{', '.join(MEDIA_TYPES)}.")
+        if export_format == "pdf" and not registry_url:
+            raise InvalidRequest("A PDF export names the registry's public URL in its \"How to "
+                                 "verify\" section: set TECH7_PUBLIC_URL.")
         with self.db.write() as session:
             lock_head(session)
             versions = self._select(session, scope)
@@ -192,7 +206,8 @@ class ExportService:
             path = f"/v1/exports/{export_id}"
             created_at = utcnow()
             hrefs = [version_href(version) for version in versions]
-            content = _layout(export_format, scope, versions, path=path, created_at=created_at)
+            content = _layout(export_format, scope, versions, path=path, created_at=created_at,
+                              registry_url=registry_url)
             self.publishing.require_current_signer(session, REGISTRY_SIGNER)
             try:
                 content, signed = self.provenance.sign_export(
@@ -316,7 +331,7 @@ class ExportService:
 
 
 def _layout(export_format: str, scope: ExportScope, versions: list[PublishedVersion], *,
-            path: str, created_at: datetime) -> bytes:
+            path: str, created_at: datetime, registry_url: str | None) -> bytes:
     """The unsigned bytes of the export in ``export_format``."""
     if export_format == "json":
         return canonical_bytes({
@@ -326,7 +341,8 @@ def _layout(export_format: str, scope: ExportScope, versions: list[PublishedVers
     if export_format == "csv":
         return _csv(versions)
     return render_export_pdf(title=_title(scope, versions), scope=scope.describe(),
-                             exported_at=created_at, export_path=path, versions=versions)
+                             exported_at=created_at, export_path=path, versions=versions,
+                             registry_url=registry_url)
 
 
 def _require_own_scope(association: str, scope: ExportScope,

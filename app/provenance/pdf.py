@@ -43,12 +43,14 @@ logging.getLogger("fontTools.subset").setLevel(logging.WARNING)
 
 
 def render_export_pdf(*, title: str, scope: str, exported_at: datetime, export_path: str,
-                      versions: Sequence[PublishedVersion],
+                      versions: Sequence[PublishedVersion], registry_url: str,
                       font_dir: Path = DEJAVU_DIR) -> bytes:
     """Lay out ``versions`` as the PDF of the export at ``export_path``.
 
-    ``title`` heads the first page and ``scope`` says in words what was exported. The PDF is
-    unsigned: the caller embeds the C2PA manifest.
+    ``title`` heads the first page and ``scope`` says in words what was exported.
+    ``registry_url`` is the registry's public base URL: the "How to verify" section names every
+    URL under it, since a reader holding only the file has no other way to know where the
+    registry is. The PDF is unsigned: the caller embeds the C2PA manifest.
     """
     pdf = _ExportPdf(font_dir, footer=f"tech7-registry export {export_path.rsplit('/', 1)[-1]}")
     pdf.set_title(pdf.clean(title))
@@ -60,7 +62,7 @@ def render_export_pdf(*, title: str, scope: str, exported_at: datetime, export_p
     pdf.add_page()
 
     pdf.heading(title, size=18)
-    pdf.note(f"{scope}. Signed export {export_path}, made on "
+    pdf.note(f"{scope}. Signed export {registry_url.rstrip('/')}{export_path}, made on "
              f"{exported_at.strftime('%d %B %Y at %H:%M:%S UTC')}: {len(versions)} published "
              f"document version{'s' if len(versions) != 1 else ''}, each listed with its number "
              f"and SHA-256 digest.")
@@ -76,7 +78,7 @@ def render_export_pdf(*, title: str, scope: str, exported_at: datetime, export_p
         for version in by_kind[kind]:
             _generic(pdf, version)
     _index(pdf, versions)
-    _how_to_verify(pdf, export_path, versions)
+    _how_to_verify(pdf, registry_url.rstrip("/"), export_path, versions)
     return bytes(pdf.output())
 
 
@@ -262,9 +264,10 @@ def _index(pdf: _ExportPdf, versions: Sequence[PublishedVersion]) -> None:
     pdf.ln(3)
 
 
-def _how_to_verify(pdf: _ExportPdf, export_path: str,
+def _how_to_verify(pdf: _ExportPdf, registry: str, export_path: str,
                    versions: Sequence[PublishedVersion]) -> None:
-    example = version_href(versions[0]) if versions else "/v1/…/versions/N"
+    example = registry + (version_href(versions[0]) if versions else "/v1/…/versions/N")
+    export_url = registry + export_path
     pdf.heading("How to verify this document", level=0)
     for text in (
         "This PDF carries a C2PA content-credentials manifest embedded in the file itself. The "
@@ -274,13 +277,13 @@ def _how_to_verify(pdf: _ExportPdf, export_path: str,
         "any of them makes the manifest read Invalid.",
         "1. Trust anchors. Fetch the registry's trust anchors from the registry that issued "
         "this file and configure them as the only trust anchors of a C2PA verifier; the "
-        "embedded manifest must then read Trusted, with a trusted timestamp. /v1/trust lists "
-        "them per kind (anchors_by_kind): the roots of the signing certificates (trust_kind "
-        "\"manifest\") and of the timestamp authority (trust_kind \"tsa\"), here the same "
-        "root. c2pa-rs 0.91.3 and later releases take them as trust.anchors entries, one per "
-        "trust_kind; /v1/trust/c2pa-settings.json is those settings, ready to load, and newer "
-        "releases need that form to trust the timestamp. Older releases take the single "
-        "bundle /v1/trust/anchors.pem as trust.trust_anchors.",
+        f"embedded manifest must then read Trusted, with a trusted timestamp. {registry}/v1/trust "
+        "lists them per kind (anchors_by_kind): the roots of the signing certificates "
+        "(trust_kind \"manifest\") and of the timestamp authority (trust_kind \"tsa\"), here "
+        "the same root. c2pa-rs 0.91.3 and later releases take them as trust.anchors entries, "
+        f"one per trust_kind; {registry}/v1/trust/c2pa-settings.json is those settings, ready "
+        "to load, and newer releases need that form to trust the timestamp. Older releases "
+        f"take the single bundle {registry}/v1/trust/anchors.pem as trust.trust_anchors.",
         f"2. Ingredients. The manifest lists each of the {len(versions)} documents above as a "
         "componentOf ingredient, with that version's own signed manifest. Each version can also "
         f"be fetched and checked on its own: its bytes at its URL (e.g. {example}), its C2PA "
@@ -288,13 +291,16 @@ def _how_to_verify(pdf: _ExportPdf, export_path: str,
         "3. Transparency log. Every published version is an entry in the registry's RFC 9162 "
         f"transparency log; {example}/receipt (and likewise for every version) is its "
         "self-contained receipt: the logged record, an inclusion proof and a signed checkpoint. "
-        f"This export is logged too, as {export_path}: compute the SHA-256 of this file and "
-        "look it up at /v1/log/entries?sha256=<digest>; the entry records the manifest's label "
+        f"This export is logged too, under the subject {export_path}, and {export_url}/receipt "
+        "is its receipt. Or compute the SHA-256 of this file and look it up at "
+        f"{registry}/v1/log/entries?sha256=<digest>; the entry records the manifest's label "
         "and digest and the signing certificate.",
         "4. Offline, end to end. The tech7-audit tool performs all of these checks without "
         "trusting the registry's servers: the manifest reads Trusted against the anchors, the "
         "signer is the registry, the file's digest matches the logged record, the record is "
         "included in a checkpoint signed by the log's key, and that checkpoint is consistent "
-        "with the last one the auditor saw.",
+        f"with the last one the auditor saw. \"tech7-audit fetch {export_url}\" downloads "
+        "this file, its receipt and the trust files, and prints the \"tech7-audit verify\" "
+        "command to run on them.",
     ):
         pdf.paragraph(text)

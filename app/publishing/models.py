@@ -1,4 +1,4 @@
-"""Documents, their immutable versions, their drafts and idempotency records.
+"""Documents, their immutable versions and their drafts.
 
 A ``versions`` row is never updated or deleted: the migrations install triggers that make the
 database itself refuse, on SQLite and PostgreSQL alike.
@@ -89,26 +89,6 @@ class Draft(Base):
     based_on_version: Mapped[int] = mapped_column(doc="Latest version when the draft was made.")
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_by: Mapped[str] = mapped_column(sa.String(128))
-
-
-IDEMPOTENCY_KEY_MAX_LENGTH = 255
-"""The longest ``Idempotency-Key`` the registry stores whole; longer keys are refused (400), never
-cut, since two keys cut to one prefix would replay each other."""
-
-
-class IdempotencyRecord(Base):
-    """The first outcome of a publish sent with an ``Idempotency-Key``, for faithful replays."""
-
-    __tablename__ = "idempotency_records"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    token_id: Mapped[int]
-    key: Mapped[str] = mapped_column(sa.String(IDEMPOTENCY_KEY_MAX_LENGTH))
-    request_sha256: Mapped[str] = mapped_column(sa.String(64))
-    version_id: Mapped[int] = mapped_column(sa.ForeignKey("versions.id"))
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
-
-    __table_args__ = (sa.UniqueConstraint("token_id", "key"),)
 
 
 class VersionSearch(Base):

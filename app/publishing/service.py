@@ -28,17 +28,16 @@ from app.publishing.canonical import canonical_bytes
 
 if TYPE_CHECKING:  # the registry logs through this module's lock, so it imports us
     from app.pki.registry import CertificateRegistry
-from app.errors import Conflict, IdempotencyKeyReused, InvalidRequest, NotFound
+from app.errors import Conflict, InvalidRequest, NotFound
 from app.http.conditional import SignedBytesValidators, require_if_match, require_if_none_match_star, strong_etag
 from app.ledger.service import TransparencyLog
 from app.pki.authority import certificate_sha256
 from app.pki.keyring import REGISTRY_SIGNER
 from app.provenance.service import ProvenanceService, SignedManifest
-from app.publishing.kinds import KINDS, DocumentKind
+from app.publishing.kinds import DocumentKind
 from app.publishing.models import (
     Document,
     Draft,
-    IdempotencyRecord,
     RegistryHead,
     Version,
     VersionLabel,
@@ -151,14 +150,6 @@ class CollectionFilter:
     statement_type: str | None = None
     recommendation: str | None = None
     q: str | None = None
-
-
-@dataclass(frozen=True)
-class PublishOutcome:
-    """The version a publish produced, and whether it is a replay of an earlier identical call."""
-
-    version: PublishedVersion
-    replayed: bool
 
 
 class PublishingService:
@@ -360,30 +351,16 @@ class PublishingService:
             session.delete(draft)
 
     def publish(self, kind: DocumentKind, slug: str, *, if_match: str | None, publisher: str,
-                authorise: Callable[[Document], None], idempotency: tuple[int, str, str] | None
-                ) -> PublishOutcome:
-        """Publish the draft as version N+1 in one transaction, honouring ``Idempotency-Key``.
-
-        ``idempotency`` is (token id, key, request digest). The same key with the same request
-        replays the version it first produced; with another request it is refused (422).
-        """
+                authorise: Callable[[Document], None]) -> PublishedVersion:
+        """Publish the draft as version N+1 in one transaction."""
         with self.db.write() as session:
             _lock_head(session)
-            if idempotency is not None:
-                replay = _replay(session, *idempotency)
-                if replay is not None:
-                    return PublishOutcome(replay, replayed=True)
             document, draft = self._matched_draft(session, kind, slug, authorise, if_match)
             version = self._append_version(session, kind, document,
                                            _content_of(draft), publisher=publisher)
             session.delete(draft)
-            if idempotency is not None:
-                token_id, key, request_sha256 = idempotency
-                session.add(IdempotencyRecord(token_id=token_id, key=key,
-                                              request_sha256=request_sha256,
-                                              version_id=version.id, created_at=utcnow()))
             session.flush()
-            return PublishOutcome(_published(kind.name, slug, version), replayed=False)
+            return _published(kind.name, slug, version)
 
     def publish_content(self, session: Session, kind: DocumentKind, slug: str,
                         content: Mapping[str, Any], *, publisher: str,
@@ -710,16 +687,3 @@ def _draft_view(kind: DocumentKind, slug: str, draft: Draft) -> DraftView:
     return DraftView(kind=kind.name, slug=slug, body=canonical_bytes(representation))
 
 
-def _replay(session: Session, token_id: int, key: str, request_sha256: str
-            ) -> PublishedVersion | None:
-    record = session.scalar(sa.select(IdempotencyRecord).where(
-        IdempotencyRecord.token_id == token_id, IdempotencyRecord.key == key))
-    if record is None:
-        return None
-    if record.request_sha256 != request_sha256:
-        raise IdempotencyKeyReused(
-            "This Idempotency-Key was first used with a different request; use a new key for a "
-            "new request.")
-    version = session.get(Version, record.version_id)
-    document = session.get(Document, version.document_id)
-    return _published(KINDS[document.kind].name, document.slug, version)

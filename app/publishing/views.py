@@ -7,7 +7,6 @@ For a kind with collection ``recommendations`` the routes are ``/v1/recommendati
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -16,12 +15,13 @@ from flask import Response, current_app, json, request
 
 from app.auth import Permission, current_principal, requires
 from app.auth.service import Principal, may_edit, may_publish_as
-from app.errors import InvalidIdempotencyKey
 from app.http.api import LAST_MODIFIED, Blueprint
 from app.http.conditional import client_copy_current, last_modified, none_match, not_modified
+from app.http.idempotency import idempotent
 from app.http.pagination import Page, page_from
+from app.ledger.views import RECEIPT_DOC, receipt_response
 from app.publishing.kinds import KINDS, DocumentKind
-from app.publishing.models import IDEMPOTENCY_KEY_MAX_LENGTH, Document
+from app.publishing.models import Document
 from app.publishing.schemas import (
     AsOfQuerySchema,
     ChangesQuerySchema,
@@ -94,27 +94,6 @@ def _draft_response(draft: DraftView, kind: DocumentKind, status: int = 200) -> 
     if status == 201:
         response.headers["Location"] = kind.concept_path(draft.slug) + "/draft"
     return response
-
-
-def _idempotency(principal: Principal) -> tuple[int, str, str] | None:
-    key = request.headers.get("Idempotency-Key")
-    if key is None:
-        return None
-    if not 1 <= len(key) <= IDEMPOTENCY_KEY_MAX_LENGTH:
-        raise InvalidIdempotencyKey(f"An Idempotency-Key has 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} "
-                                    f"characters; this one has {len(key)}.")
-    digest = hashlib.sha256(b"\n".join([request.method.encode(), request.path.encode(),
-                                        request.get_data()])).hexdigest()
-    return principal.token_id, key, digest
-
-
-_IDEMPOTENCY_KEY = {
-    "name": "Idempotency-Key", "in": "header", "required": False,
-    "description": "Any string of your choosing: a retry with the same key and request replays "
-                   "the first response (Idempotent-Replayed: true); another request under it "
-                   "is refused (422). Longer keys are refused (400), not cut.",
-    "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX_LENGTH},
-}
 
 
 #: The query parameters that become a :class:`CollectionFilter` (those a kind's schema lacks are
@@ -227,7 +206,7 @@ def document_blueprint(kind: DocumentKind, *, query_schema=None) -> Blueprint:
         return Response(version.manifest, mimetype=C2PA_MEDIA_TYPE, headers=headers)
 
     @blp.route(base + "/versions/<int(max=999999999):number>/receipt", endpoint="receipt")
-    @blp.response(200, content_type="text/plain", description="A c2sp.org/tlog-proof@v1 text.")
+    @blp.response(200, **RECEIPT_DOC)
     def receipt(number, **path):
         """A self-contained log receipt: the leaf, its inclusion proof and a signed checkpoint
 
@@ -235,15 +214,7 @@ def document_blueprint(kind: DocumentKind, *, query_schema=None) -> Blueprint:
         cosignatures make the policy's quorum, and `Tech7-Quorate: ?1` says so; until there is
         one, it is the newest checkpoint with the cosignatures it has, and `Tech7-Quorate: ?0`.
         """
-        version = publishing().version(kind, slug_of(path), number)
-        headers = {"Cache-Control": REVALIDATE}
-        witnessing = current_app.extensions.get("tech7.witnessing")
-        note = None
-        if witnessing:
-            note, quorate = witnessing.receipt_checkpoint(version.log_index)
-            headers["Tech7-Quorate"] = "?1" if quorate else "?0"  # an RFC 8941 boolean
-        return Response(publishing().log.receipt(version.log_index, note), mimetype="text/plain",
-                        headers=headers)
+        return receipt_response(publishing().version(kind, slug_of(path), number).log_index)
 
     drafts = draft_schema(kind)
     draft_input = kind.input_schema()
@@ -259,6 +230,7 @@ def document_blueprint(kind: DocumentKind, *, query_schema=None) -> Blueprint:
 
     @blp.route(base + "/draft", endpoint="put_draft", methods=["PUT"])
     @requires(Permission.PUBLISH)
+    @idempotent()
     @blp.accepts("application/json")
     @blp.arguments(draft_input, as_kwargs=False)
     @blp.response(200, drafts)
@@ -273,6 +245,7 @@ def document_blueprint(kind: DocumentKind, *, query_schema=None) -> Blueprint:
 
     @blp.route(base + "/draft", endpoint="patch_draft", methods=["PATCH"])
     @requires(Permission.PUBLISH)
+    @idempotent()
     @blp.accepts(MERGE_PATCH, "application/json",
                  note="Either is read as a JSON merge patch (RFC 7396); JSON Patch "
                       "(application/json-patch+json) is not accepted on drafts.")
@@ -287,6 +260,7 @@ def document_blueprint(kind: DocumentKind, *, query_schema=None) -> Blueprint:
 
     @blp.route(base + "/draft", endpoint="delete_draft", methods=["DELETE"])
     @requires(Permission.PUBLISH)
+    @idempotent()
     @blp.response(204)
     def delete_draft(**path):
         """Discard the draft (If-Match required)"""
@@ -296,26 +270,23 @@ def document_blueprint(kind: DocumentKind, *, query_schema=None) -> Blueprint:
 
     @blp.route(base + "/draft/publish", endpoint="publish", methods=["POST"])
     @requires(Permission.PUBLISH)
-    @blp.doc(parameters=[_IDEMPOTENCY_KEY], responses={400: "BadIdempotencyKey"})
+    @idempotent()
     @blp.response(201, served, headers={"Location": {
         "description": "The new version's immutable URL.", "schema": {"type": "string"}}})
     def publish(**path):
         """Publish the draft as the next version (If-Match; Idempotency-Key honoured)"""
         principal = current_principal()
-        outcome = publishing().publish(
+        version = publishing().publish(
             kind, slug_of(path), if_match=request.headers.get("If-Match"),
-            publisher=principal.name, authorise=editor_check(principal),
-            idempotency=_idempotency(principal))
-        response = version_response(outcome.version, kind, status=201)
-        response.headers["Location"] = kind.version_path(outcome.version.slug,
-                                                   outcome.version.number)
-        if outcome.replayed:
-            response.headers["Idempotent-Replayed"] = "true"
+            publisher=principal.name, authorise=editor_check(principal))
+        response = version_response(version, kind, status=201)
+        response.headers["Location"] = kind.version_path(version.slug, version.number)
         return response
 
     if kind.creatable:
         @blp.route(home, endpoint="create", methods=["POST"])
         @requires(Permission.PUBLISH)
+        @idempotent()
         @blp.accepts("application/json")
         @blp.arguments(_creation_schema(kind), as_kwargs=False)
         @blp.response(201, drafts, headers={"Location": {

@@ -8,6 +8,7 @@ from flask import current_app, request
 from app.auth import Permission, current_principal, requires
 from app.auth.service import may_publish_as
 from app.http.api import Blueprint, Integer, Schema
+from app.http.idempotency import idempotent
 from app.pki.views import CertificatePathSchema, CertificateSchema, describe_certificate
 from app.publishing.schemas import version_schema
 from app.publishing.service import isoformat
@@ -84,6 +85,7 @@ def cas(association):
 
 @blp.route("/ca", endpoint="register_ca", methods=["POST"])
 @requires(Permission.PUBLISH)
+@idempotent()
 @blp.accepts(PEM_MEDIA_TYPE, "application/json")
 @blp.response(201, CASchema, headers={"Location": {
     "description": "The CA certificate's record.", "schema": {"type": "string"}}})
@@ -114,6 +116,7 @@ def ca(args, association, sha256):
 
 @blp.route("/ca/<string:sha256>/approve", endpoint="approve_ca", methods=["POST"])
 @requires(Permission.PUBLISH)
+@idempotent()
 @blp.arguments(CAPathSchema, location="path", as_kwargs=False)
 @blp.response(200, CASchema)
 def approve_ca(args, association, sha256):
@@ -125,6 +128,7 @@ def approve_ca(args, association, sha256):
 @blp.route(f"/{STATEMENT.collection}/<string:slug>/signed-versions", endpoint="signed_version",
            methods=["POST"])
 @requires(Permission.PUBLISH)
+@idempotent()
 @blp.accepts("multipart/form-data")
 @blp.arguments(StatementPathSchema, location="path", as_kwargs=False)
 @blp.arguments(SignedVersionUploadSchema, location="files", as_kwargs=False)

@@ -98,7 +98,8 @@ def test_a_json_export_of_the_declaration_is_signed_logged_and_served_immutably(
     assert response.headers["Cache-Control"] == IMMUTABLE
     assert response.headers["Content-Digest"] == \
         f"sha-256=:{base64.b64encode(hashlib.sha256(content).digest()).decode()}:"
-    assert response.headers["Link"] == f'<{metadata["manifest"]}>; rel="c2pa-manifest"'
+    assert response.headers["Link"] == (f'<{metadata["manifest"]}>; rel="c2pa-manifest", '
+                                        f'<{metadata["receipt"]}>; rel="receipt"')
 
     # The bundle is RFC 8785 canonical JSON holding each version exactly as published.
     bundle = json.loads(content)
@@ -154,7 +155,7 @@ def test_a_pdf_export_embeds_its_manifest_and_reads_as_a_document(client, operat
     assert metadata["manifest"] is None
     response = client.get(metadata["href"])
     assert response.mimetype == "application/pdf"
-    assert "Link" not in response.headers
+    assert response.headers["Link"] == f'<{metadata["href"]}/receipt>; rel="receipt"'
     content = response.data
     assert content.startswith(b"%PDF")
     assert hashlib.sha256(content).hexdigest() == metadata["sha256"]
@@ -189,8 +190,58 @@ def test_a_pdf_export_embeds_its_manifest_and_reads_as_a_document(client, operat
     assert recommendation_sha256 in flat
     assert "« TECH7 »" in flat and "TECH7’s commitment" in flat
     assert "How to verify this document" in flat
-    assert "/v1/trust/anchors.pem" in flat and "tech7-audit" in flat
-    assert "/v1/trust/c2pa-settings.json" in flat and "trust_kind \"tsa\"" in flat
+    # TECH7_PUBLIC_URL unset: the URL the request reached the registry at.
+    assert "http://localhost/v1/trust/anchors.pem" in flat and "tech7-audit" in flat
+    assert "http://localhost/v1/trust/c2pa-settings.json" in flat
+    assert "trust_kind \"tsa\"" in flat
+    assert f"tech7-audit fetch http://localhost{metadata['href']}" in flat
+
+
+def _pdf_text(content: bytes) -> str:
+    return " ".join(" ".join(page.extract_text()
+                             for page in PdfReader(io.BytesIO(content)).pages).split())
+
+
+def test_a_pdf_names_the_configured_public_url(make_app, databases, tmp_path):
+    public = make_app(databases.clone_template(), tmp_path,
+                      PUBLIC_URL="https://registry.example/tech7")
+    try:
+        client = public.test_client()
+        token = create_token(public.extensions["tech7.db"], role=OPERATOR, label="public")
+        headers = {"Authorization": f"Bearer {token}"}
+        metadata = _export(client, headers, "pdf", {"priority": 3})
+        text = _pdf_text(client.get(metadata["href"]).data)
+        assert "https://registry.example/tech7/v1/trust/anchors.pem" in text
+        assert f"https://registry.example/tech7{metadata['href']}/receipt" in text
+        assert "http://localhost" not in text
+
+        # The command line has no request: a PDF takes TECH7_PUBLIC_URL.
+        out = tmp_path / "p3.pdf"
+        made = public.test_cli_runner().invoke(args=["export", "--format", "pdf", "--priority",
+                                                     "3", "--out", str(out)])
+        assert made.exit_code == 0, made.output
+        assert "https://registry.example/tech7/v1/trust/anchors.pem" in _pdf_text(
+            out.read_bytes())
+    finally:
+        public.extensions["tech7.db"].engine.dispose()
+
+
+def test_without_a_public_url_the_cli_refuses_a_pdf_and_writes_nothing(app, tmp_path):
+    before = _state(app)
+    refused = app.test_cli_runner().invoke(args=["export", "--format", "pdf", "--priority", "3",
+                                                 "--out", str(tmp_path / "p3.pdf")])
+    assert refused.exit_code == 1
+    assert "TECH7_PUBLIC_URL" in refused.output
+    assert not (tmp_path / "p3.pdf").exists()
+    assert _state(app) == before
+
+
+@pytest.mark.parametrize("url", ["registry.example", "ftp://registry.example", "https://",
+                                 "https://registry.example/?x=1", "https://registry.example/#top"])
+def test_a_public_url_that_is_no_base_url_stops_the_registry_from_starting(make_app, databases,
+                                                                          tmp_path, url):
+    with pytest.raises(ValueError, match="TECH7_PUBLIC_URL"):
+        make_app(databases.clone_template(), tmp_path, PUBLIC_URL=url)
 
 
 def test_pdf_layout_depends_only_on_its_inputs_and_falls_back_to_latin_1(untouched_app,
@@ -200,7 +251,8 @@ def test_pdf_layout_depends_only_on_its_inputs_and_falls_back_to_latin_1(untouch
                 publishing.latest(RECOMMENDATION, "ethical-guidelines-and-standards")]
     exported_at = versions[0].published_at
     inputs = {"title": "Priority 1", "scope": "A test", "exported_at": exported_at,
-              "export_path": "/v1/exports/test", "versions": versions}
+              "export_path": "/v1/exports/test", "versions": versions,
+              "registry_url": "https://registry.example"}
     assert render_export_pdf(**inputs) == render_export_pdf(**inputs)
 
     # No DejaVu in tmp_path: core fonts, typographic punctuation reduced to Latin-1.
