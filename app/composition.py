@@ -81,6 +81,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         if interval > 0:
             # Started by the first request, so in each worker after gunicorn's fork.
             app.before_request(lambda: witnessing.start_background(interval))
+            log.appended = witnessing.wake
     app.extensions["tech7.verification"] = VerificationService(
         app.extensions["tech7.publishing"], app.extensions["tech7.certificates"])
     if app.config["STARTUP_CHECKS"]:

@@ -9,7 +9,7 @@ all.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -54,6 +54,9 @@ class TransparencyLog:
         # Full tiles never change, so every process may keep them; the most recently used
         # (the right edge of the tree, where proofs for new entries go) stay.
         self._full_tiles: BoundedCache[tuple[int, int], bytes] = BoundedCache(_FULL_TILE_CACHE)
+        #: Called, without arguments and on the committing thread, after each transaction that
+        #: appended entries commits: the witnesses' rounds wake on it. It must not block.
+        self.appended: Callable[[], None] | None = None
 
     @property
     def verifier_key(self) -> str:
@@ -72,6 +75,10 @@ class TransparencyLog:
                              entry_type=str(record["type"]), subject=str(record["subject"]),
                              document_sha256=record.get("document_sha256"), created_at=now))
         self._add_hash(session, 0, index, hashed)
+        if self.appended is not None and not session.info.get("tech7.log_appended"):
+            # After the commit, never before: a round must only see checkpoints that exist.
+            session.info["tech7.log_appended"] = True
+            sa.event.listen(session, "after_commit", lambda _session: self.appended(), once=True)
         size = index + 1
         root = tree_root(size, lambda level, i: self._hash_at(session, level, i, cache=False))
         note = sign_note(format_checkpoint(self.origin, size, root), self.origin,
