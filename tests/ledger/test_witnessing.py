@@ -23,43 +23,12 @@ from tech7_tlog.note import (
 )
 from tech7_tlog.policy import PolicyError, parse_policy
 from tech7_tlog.witness import format_add_checkpoint
-from tech7_witness.testing import WitnessProcess, init
 
 from app.catalog.kinds import RECOMMENDATION
 from app.ledger.models import WitnessLease
 from app.ledger.witnessing import Witnessing
 from app.publishing.service import lock_head
-
-NAMES = ("assoc-a", "assoc-b", "assoc-c")
-
-
-@pytest.fixture
-def log_vkey(app) -> str:
-    return app.extensions["tech7.log"].verifier_key
-
-
-@pytest.fixture
-def witnesses(tmp_path, log_vkey):
-    processes = {}
-    for name in NAMES:
-        vkey = init(tmp_path / name, f"witness.example/{name}")
-        process = WitnessProcess(tmp_path / name, [log_vkey]).start()
-        process.vkey = vkey
-        processes[name] = process
-    yield processes
-    for process in processes.values():
-        process.stop()
-
-
-@pytest.fixture
-def policy_file(tmp_path, log_vkey, witnesses):
-    lines = [f"log {log_vkey}"]
-    lines += [f"witness {name} {w.vkey} http://127.0.0.1:{w.port}" for name, w in witnesses.items()]
-    lines += [f"group members 2 {' '.join(NAMES)}", "quorum members"]
-    path = tmp_path / "policy.txt"
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
+from tests.support.witnesses import WITNESS_NAMES as NAMES
 
 @pytest.fixture
 def witnessed(make_app, databases, tmp_path, policy_file):
@@ -172,7 +141,7 @@ def test_only_the_lease_holder_talks_to_witnesses(witnessed, witnesses):
     assert first.submit()
 
 
-def test_a_publish_wakes_a_round_at_once_and_readyz_shows_each_witness(databases, tmp_path,
+def test_a_publish_wakes_a_round_at_once_and_readyz_shows_each_witness(make_app, databases, tmp_path,
                                                                         policy_file, witnesses):
     """With rounds a minute apart, a publish is cosigned within seconds: its commit wakes one."""
     app = make_app(databases.clone_template(), tmp_path, WITNESS_POLICY=str(policy_file),
