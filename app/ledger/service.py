@@ -28,6 +28,7 @@ from app.ledger.tiles import TILE_HEIGHT, TILE_WIDTH, entry_bundle, hash_from_ti
 from app.pki.keyring import Keyring
 
 _FULL_TILE_BYTES = TILE_WIDTH * HASH_SIZE
+_APPENDED = "tech7.log_appended"  # session.info: this transaction appended, wake on its commit
 #: 8 KiB each: 16 MiB at most, the level-0 tiles of the newest half-million entries.
 _FULL_TILE_CACHE = 2048
 
@@ -75,10 +76,10 @@ class TransparencyLog:
                              entry_type=str(record["type"]), subject=str(record["subject"]),
                              document_sha256=record.get("document_sha256"), created_at=now))
         self._add_hash(session, 0, index, hashed)
-        if self.appended is not None and not session.info.get("tech7.log_appended"):
+        if self.appended is not None and not session.info.get(_APPENDED):
             # After the commit, never before: a round must only see checkpoints that exist.
-            session.info["tech7.log_appended"] = True
-            sa.event.listen(session, "after_commit", lambda _session: self.appended(), once=True)
+            session.info[_APPENDED] = True
+            sa.event.listen(session, "after_commit", self._committed, once=True)
         size = index + 1
         root = tree_root(size, lambda level, i: self._hash_at(session, level, i, cache=False))
         note = sign_note(format_checkpoint(self.origin, size, root), self.origin,
@@ -87,6 +88,10 @@ class TransparencyLog:
         session.flush()
         return Entry(index=index, leaf=leaf, leaf_hash=hashed, entry_type=str(record["type"]),
                      subject=str(record["subject"]), created_at=now)
+
+    def _committed(self, session: Session) -> None:
+        session.info.pop(_APPENDED, None)
+        self.appended()
 
     def _add_hash(self, session: Session, level: int, position: int, hashed: bytes) -> None:
         """Put ``hashed`` at ``position`` of tile level ``level``; a tile that fills up sends its
