@@ -30,6 +30,7 @@ from app.ledger.witnessing import Witnessing
 from app.publishing.service import lock_head
 from tests.support.witnesses import WITNESS_NAMES as NAMES
 
+
 @pytest.fixture
 def witnessed(make_app, databases, tmp_path, policy_file):
     """An app with the policy, rounds run by hand (no background thread)."""

@@ -58,7 +58,7 @@ class _ForkingProxy(BaseHTTPRequestHandler):
     base: str
     forged: bytes
 
-    def do_GET(self):  # noqa: N802 - http.server's naming
+    def do_GET(self):
         if self.path == "/v1/log/checkpoint":
             body, content_type = self.forged, "text/plain"
         else:
