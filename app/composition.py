@@ -81,8 +81,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         if interval > 0:
             # Started by the first request, so in each worker after gunicorn's fork.
             app.before_request(lambda: witnessing.start_background(interval))
+            log.appended = witnessing.wake
     app.extensions["tech7.verification"] = VerificationService(
-        app.extensions["tech7.publishing"], app.extensions["tech7.certificates"])
+        app.extensions["tech7.publishing"], app.extensions["tech7.certificates"],
+        app.extensions.get("tech7.witnessing"))
     if app.config["STARTUP_CHECKS"]:
         # Refuse to start unless the keys load and a signed probe reads Trusted.
         provenance.start()

@@ -22,7 +22,13 @@ per-round rates, and ``publish_ratio`` = ours / bare (goal >= 0.5). Prints::
     publish_ms_v2=…  publish_ms_v<N>=…  manifest_kib_v2=…  manifest_kib_v<N>=…
     export_pdf_ms=…      (the whole declaration as a signed PDF export, on the fresh install,
                           median of 3; skipped when the app has no export service)
-    errors=N             (timed or deep publishes whose version did not read Trusted afterwards)
+    publish_ms_unwitnessed=…  publish_ms_witnessed=…  witness_quorum_ms=…
+                         (version-2 publishes, alternately without and with a policy of three
+                          local tech7-witness processes, 2 of 3: the publish itself, whose commit
+                          wakes a background round, and from its commit until the checkpoint
+                          carries the quorum; medians)
+    errors=N             (timed or deep publishes whose version did not read Trusted afterwards,
+                          and witnessed ones whose checkpoint missed the quorum for 10 s)
 
 ``--profile`` then prints, on stderr, the wall time of each stage of a version-2 publish (timers
 only) and cProfile's top functions over another round. Exit status is 1 when ``errors`` is not 0.
@@ -101,14 +107,14 @@ def main(argv: list[str] | None = None) -> int:
 
         revisions = itertools.count(1)
 
-        def publish(slug: str):
+        def publish(slug: str, service=publishing):
             # Each version revises the text a little: content equal to the latest version's is
             # refused, as it would publish a version that changes nothing.
             revised = {**content, "title": f"{content['title']} (revision {next(revisions)})"}
-            with publishing.db.write() as session:
+            with service.db.write() as session:
                 lock_head(session)
-                return publishing.publish_content(session, RECOMMENDATION, slug, revised,
-                                                  publisher="bench")
+                return service.publish_content(session, RECOMMENDATION, slug, revised,
+                                               publisher="bench")
 
         def timed_publish(slug: str) -> tuple[float, object]:
             publish(slug)  # version 1, untimed
@@ -187,11 +193,73 @@ def main(argv: list[str] | None = None) -> int:
                   file=sys.stderr)
         else:
             print(f"export_pdf_ms={export_pdf_ms:.1f}")
+        errors += _witnessed(tmp, create_app, publish, args.per_round)
         if args.profile:
             _profile(publish, args.per_round)
         print(f"errors={errors}")
         app.extensions["tech7.db"].engine.dispose()
     return 1 if errors else 0
+
+
+def _witnessed(tmp: Path, create_app: Callable, publish: Callable, count: int) -> int:
+    """Publish latency with and without witnesses, in this run: three real ``tech7-witness serve``
+    processes on 127.0.0.1 and a second app on the same database whose policy names them.
+    Returns how many witnessed publishes did not reach the quorum within 10 s."""
+    from tech7_tlog.policy import parse_policy  # noqa: PLC0415
+    from tech7_witness.testing import WitnessProcess, init  # noqa: PLC0415
+
+    plain = create_app({"DATA_DIR": str(tmp / "data"), "KEYS_DIR": str(tmp / "keys")})
+    log_vkey = plain.extensions["tech7.log"].verifier_key
+    names = ("assoc-a", "assoc-b", "assoc-c")
+    witnesses = []
+    missed = 0
+    try:
+        lines = [f"log {log_vkey}\n"]
+        for name in names:
+            vkey = init(tmp / name, f"witness.example/{name}")
+            witnesses.append(WitnessProcess(tmp / name, [log_vkey]).start())
+            lines.append(f"witness {name} {vkey} http://127.0.0.1:{witnesses[-1].port}\n")
+        lines += [f"group members 2 {' '.join(names)}\n", "quorum members\n"]
+        (tmp / "policy.txt").write_text("".join(lines))
+        policy = parse_policy("".join(lines))
+        app = create_app({"DATA_DIR": str(tmp / "data"), "KEYS_DIR": str(tmp / "keys"),
+                          "WITNESS_POLICY": str(tmp / "policy.txt"), "WITNESS_INTERVAL": 5})
+        witnessing = app.extensions["tech7.witnessing"]
+        witnessing.start_background(5)
+        services = {"unwitnessed": plain.extensions["tech7.publishing"],
+                    "witnessed": app.extensions["tech7.publishing"]}
+        timings: dict[str, list[float]] = defaultdict(list)
+        for i in range(count + 1):  # the first of each is a warm-up
+            for label, service in services.items():
+                slug = f"bench-witness-{label}-{i}"
+                publish(slug, service)
+                started = time.perf_counter()
+                publish(slug, service)
+                committed = time.perf_counter()
+                if i:
+                    timings[label].append(committed - started)
+                if label == "witnessed":
+                    size = app.extensions["tech7.log"].size()
+                    for _ in range(1000):  # bounded: 10 s at most
+                        note = witnessing.cosigned_checkpoint()
+                        if int(note.split("\n", 2)[1]) >= size \
+                                and policy.satisfied_by(policy.cosigners(note)):
+                            break
+                        time.sleep(0.01)
+                    else:
+                        missed += 1
+                    if i:
+                        timings["quorum"].append(time.perf_counter() - committed)
+        witnessing.stop_background()
+        for engine_app in (plain, app):
+            engine_app.extensions["tech7.db"].engine.dispose()
+    finally:
+        for process in witnesses:
+            process.stop()
+    print(f"publish_ms_unwitnessed={statistics.median(timings['unwitnessed']) * 1000:.1f}")
+    print(f"publish_ms_witnessed={statistics.median(timings['witnessed']) * 1000:.1f}")
+    print(f"witness_quorum_ms={statistics.median(timings['quorum']) * 1000:.1f}")
+    return missed
 
 
 def _profile(publish: Callable[[str], object], count: int) -> None:

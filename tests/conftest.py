@@ -22,6 +22,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 from sqlalchemy.engine import make_url
+from tech7_witness.testing import WitnessProcess, init
 
 from app import config
 from app.auth.service import OPERATOR, create_token
@@ -29,6 +30,7 @@ from app.composition import create_app
 from app.models import AuditEvent, metadata
 from app.pki.authority import KeyStore, init_keys
 from app.pki.keyring import ensure_keys
+from tests.support.witnesses import WITNESS_NAMES
 
 TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "")
 _counter = itertools.count()
@@ -188,6 +190,38 @@ def stored(app):
 
     take.audited = audited
     return take
+
+
+# --- witnesses -------------------------------------------------------------------------------------
+
+@pytest.fixture
+def log_vkey(app) -> str:
+    return app.extensions["tech7.log"].verifier_key
+
+
+@pytest.fixture
+def witnesses(tmp_path, log_vkey):
+    """Three real ``tech7-witness serve`` processes on 127.0.0.1 that witness the test log."""
+    processes = {}
+    for name in WITNESS_NAMES:
+        vkey = init(tmp_path / name, f"witness.example/{name}")
+        process = WitnessProcess(tmp_path / name, [log_vkey]).start()
+        process.vkey = vkey
+        processes[name] = process
+    yield processes
+    for process in processes.values():
+        process.stop()
+
+
+@pytest.fixture
+def policy_file(tmp_path, log_vkey, witnesses):
+    """A tlog-policy naming ``witnesses`` with a quorum of 2 of 3."""
+    lines = [f"log {log_vkey}"]
+    lines += [f"witness {name} {w.vkey} http://127.0.0.1:{w.port}" for name, w in witnesses.items()]
+    lines += [f"group members 2 {' '.join(WITNESS_NAMES)}", "quorum members"]
+    path = tmp_path / "policy.txt"
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 # --- browser tests ---------------------------------------------------------------------------------

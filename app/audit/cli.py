@@ -11,6 +11,12 @@
 * ``monitor`` follows the log: it checks the new checkpoint against the pinned log key, its
   consistency with the stored checkpoint, and re-hashes every entry through the C2SP tiles. It
   keeps the new checkpoint only when all of that holds.
+
+A witness policy (C2SP tlog-policy) is trust, like the log key: a registry that has been taken
+over could serve ``quorum none``, or witnesses of its own. So ``verify --policy`` and ``monitor
+--policy`` take the auditor's pinned file, refuse a checkpoint without its quorum of
+cosignatures, and warn loudly when the policy the registry serves (``/v1/trust``) is not it.
+``fetch`` saves the served policy as ``witness-policy.txt``, for the auditor to compare and pin.
 """
 
 from __future__ import annotations
@@ -31,16 +37,19 @@ from typing import Any
 
 import click
 from tech7_tlog.note import NoteError, parse_verifier_key
+from tech7_tlog.policy import Policy, PolicyError, parse_policy
 
 from app.audit.verification import (
     CHECKPOINT,
     CONSISTENCY,
     LOG,
+    WITNESSES,
     Step,
     VerificationFailure,
     audit_document,
     check_consistency,
     check_log,
+    check_quorum,
     read_receipt,
     verify_checkpoint,
 )
@@ -84,6 +93,42 @@ def _json_object(path: str | None, option: str) -> dict[str, Any] | None:
 
 
 _FILE = click.Path(exists=True, dir_okay=False)
+POLICY_FILE = "witness-policy.txt"
+"""Where ``fetch`` saves the witness policy ``/v1/trust`` serves."""
+
+
+def _pinned_policy(path: str | None) -> tuple[Policy, bytes] | tuple[None, None]:
+    """The auditor's pinned policy file, parsed strictly (C2SP tlog-policy), and its bytes."""
+    if path is None:
+        return None, None
+    raw = Path(path).read_bytes()
+    try:
+        return parse_policy(raw), raw
+    except PolicyError as error:
+        raise click.BadParameter(f"{path} is not a C2SP tlog-policy: {error}",
+                                 param_hint="--policy") from None
+
+
+def _warn_if_policy_differs(pinned: bytes, served: Any, where: str) -> None:
+    """Warn loudly, on stderr, when the policy the registry serves is not the pinned one."""
+    if served is None:
+        served_text = None
+    elif isinstance(served, str):
+        served_text = served.encode("utf-8", errors="surrogateescape")
+    else:
+        served_text = b""
+    if served_text == pinned:
+        return
+    what = "serves no witness policy" if served is None else "serves a witness policy that is not yours"
+    click.echo(f"WARNING: {where} {what}. Your pinned --policy is the one applied; find out why "
+               "the registry's changed before you trust anything it says about its witnesses.",
+               err=True)
+
+
+def _served_policy(trust_list: Any) -> Any:
+    """``log.witness_policy`` of a ``/v1/trust`` body (None when absent)."""
+    log = trust_list.get("log") if isinstance(trust_list, dict) else None
+    return log.get("witness_policy") if isinstance(log, dict) else None
 
 
 @audit.command()
@@ -102,24 +147,31 @@ _FILE = click.Path(exists=True, dir_okay=False)
                    "checkpoint and the receipt's.")
 @click.option("--trust-list", type=_FILE,
               help="The trust list (GET /v1/trust as JSON): check certificates and revocations.")
+@click.option("--policy", "policy_file", type=_FILE,
+              help="Your pinned witness policy (C2SP tlog-policy): the receipt's checkpoint must "
+                   "carry its quorum of witness cosignatures.")
 @click.option("--media-type", help="Read FILE as this media type (default: from the record).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def verify(file: str, manifest: str | None, anchors: str, log_key: str, receipt: str,
            checkpoint: str | None, consistency: str | None, trust_list: str | None,
-           media_type: str | None, as_json: bool) -> None:
+           policy_file: str | None, media_type: str | None, as_json: bool) -> None:
     """Prove, offline, that FILE is what the registry published and logged."""
     if consistency is not None and checkpoint is None:
         raise click.UsageError("--consistency proves a step from your --checkpoint: give both.")
+    policy, pinned = _pinned_policy(policy_file)
     anchors_pem = _read(anchors)
     if b"-----BEGIN CERTIFICATE-----" not in anchors_pem:
         raise click.BadParameter(f"{anchors} holds no PEM certificate", param_hint="--trust")
     verifier_key = _verifier_key(Path(log_key).read_bytes(), "--log-key")
+    trust = _json_object(trust_list, "--trust-list")
+    if pinned is not None and trust is not None:
+        _warn_if_policy_differs(pinned, _served_policy(trust), f"the trust list {trust_list}")
     report = audit_document(
         _read(file), _read(manifest), _read(receipt), trust_anchors_pem=anchors_pem,
         verifier_key=verifier_key, media_type=media_type, filename=file,
         last_checkpoint=_read(checkpoint),
         consistency_proof=_json_object(consistency, "--consistency"),
-        trust_list=_json_object(trust_list, "--trust-list"))
+        trust_list=trust, policy=policy)
     if as_json:
         click.echo(json.dumps(report.as_json(), indent=2, ensure_ascii=False))
     else:
@@ -313,6 +365,10 @@ def _fetch_into(folder: Path, target: Path, fetcher: Fetcher, url: str, version_
     except (ValueError, KeyError, TypeError):
         raise FetchError(f"{fetcher.base}/v1/trust names no log verifier key") from None
     written["log_key"] = _write(folder / "log.vkey", (verifier_key + "\n").encode())
+    served_policy = _served_policy(json.loads(trust_body))
+    if isinstance(served_policy, str):
+        written["policy"] = _write(folder / POLICY_FILE,
+                                   served_policy.encode("utf-8", errors="surrogateescape"))
     try:
         parsed = read_receipt(receipt)
         receipt_checkpoint = verify_checkpoint(parsed.signed_checkpoint, verifier_key)
@@ -332,6 +388,8 @@ def _fetch_into(folder: Path, target: Path, fetcher: Fetcher, url: str, version_
         command += ["--manifest", final("manifest")]
     command += ["--trust", final("trust"), "--log-key", final("log_key"),
                 "--receipt", final("receipt"), "--trust-list", final("trust_list")]
+    if "policy" in written:
+        command += ["--policy", final("policy")]
     if checkpoint is not None:
         command += ["--checkpoint", checkpoint]
         try:
@@ -344,12 +402,16 @@ def _fetch_into(folder: Path, target: Path, fetcher: Fetcher, url: str, version_
             proof, _ = fetcher.get(f"/v1/log/proofs/consistency?first={first}&second={second}")
             written["consistency"] = _write(folder / "consistency.json", proof)
             command += ["--consistency", final("consistency")]
+    policy_line = ([f"The registry's witness policy is in {final('policy')}: compare it with one "
+                    "obtained another way (from the associations) before you rely on it."]
+                   if "policy" in written else [])
     return [f"Fetched {version_url} and what verifying it needs into {target}/.",
             f"The receipt's checkpoint (tree size {receipt_checkpoint.tree_size}) is in "
             f"{target / 'checkpoint.txt'}: keep it as your last checkpoint once verified.",
             f"For another C2PA verifier: {target / 'c2pa-settings.json'} (c2pa-rs 0.91.3 and "
             f"later, trust.anchors per trust_kind) or {target / 'c2pa-settings-legacy.json'} "
             "(older releases, trust.trust_anchors).",
+            *policy_line,
             "Verify offline with:",
             "  " + shlex.join(command)]
 
@@ -397,8 +459,12 @@ def _write(path: Path, data: bytes) -> Path:
 @click.argument("url")
 @click.option("--state", "state_dir", type=click.Path(file_okay=False), required=True,
               help="Folder keeping the pinned log key (log.vkey) and the last checkpoint.")
-def monitor(url: str, state_dir: str) -> None:
+@click.option("--policy", "policy_file", type=_FILE,
+              help="Your pinned witness policy (C2SP tlog-policy): each new checkpoint must "
+                   "carry its quorum of witness cosignatures.")
+def monitor(url: str, state_dir: str, policy_file: str | None) -> None:
     """Check that the log at URL only grew since the last run, re-hashing every entry."""
+    policy, pinned = _pinned_policy(policy_file)
     fetcher = Fetcher(url)
     state = Path(state_dir)
     state.mkdir(parents=True, exist_ok=True)
@@ -407,8 +473,10 @@ def monitor(url: str, state_dir: str) -> None:
     if key_file.exists():
         verifier_key = _verifier_key(key_file.read_bytes(), "--state")
         steps.append(Step("key", True, f"the pinned log key {verifier_key.split('+')[0]}"))
-    else:
-        trust = fetcher.get_json("/v1/trust")
+    trust = fetcher.get_json("/v1/trust") if pinned is not None or not key_file.exists() else None
+    if pinned is not None:
+        _warn_if_policy_differs(pinned, _served_policy(trust), f"{fetcher.base}/v1/trust")
+    if not key_file.exists():
         try:
             verifier_key = _verifier_key(str(trust["log"]["verifier_key"]).encode(), "URL")
         except (KeyError, TypeError):
@@ -441,6 +509,8 @@ def monitor(url: str, state_dir: str) -> None:
                 checkpoint, stored_file.read_bytes(), verifier_key, proof)))
         else:
             steps.append(Step(CONSISTENCY, True, "first run: no earlier checkpoint to compare"))
+        if policy is not None:
+            steps.append(Step(WITNESSES, True, check_quorum(note, policy)[0]))
         steps.append(Step(LOG, True, check_log(_all_entries(fetcher, checkpoint.tree_size),
                                                checkpoint, _tile_reader(fetcher))))
     except VerificationFailure as failure:

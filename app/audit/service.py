@@ -38,6 +38,7 @@ from app.audit.verification import (
     check_manifest,
     check_revocation,
     check_signer,
+    describe_quorum,
     infer_media_type,
     parse_time,
     verify_checkpoint,
@@ -46,6 +47,7 @@ from app.audit.verification import (
 from app.caching import BoundedCache
 from app.errors import NotFound
 from app.ledger.service import Entry
+from app.ledger.witnessing import Witnessing
 from app.pki.registry import CertificateRegistry
 from app.provenance.manifests import INVALID, TRUSTED, VALID, ManifestReport, verification_context
 from app.publishing.kinds import KINDS
@@ -89,6 +91,7 @@ class VerificationResult:
     checkpoint: Checkpoint | None
     inclusion_verified: bool
     revocation: Revocation | None
+    witnesses: Mapping[str, Any] | None = None
 
     @property
     def failure(self) -> Step | None:
@@ -147,6 +150,7 @@ class VerificationResult:
             "checkpoint_size": None if self.checkpoint is None else self.checkpoint.tree_size,
             "revoked": None if self.revocation is None else {
                 "revoked_at": self.revocation.revoked_at, "reason": self.revocation.reason},
+            "witnesses": None if self.witnesses is None else dict(self.witnesses),
             "steps": [step.as_json() for step in self.steps],
         }
 
@@ -157,8 +161,10 @@ _UNKNOWN = object()
 class VerificationService:
     """Runs the auditor's checks on uploads, with the registry's own anchors, log and records."""
 
-    def __init__(self, publishing: PublishingService, certificates: CertificateRegistry):
+    def __init__(self, publishing: PublishingService, certificates: CertificateRegistry,
+                 witnessing: Witnessing | None = None):
         self.db = publishing.db
+        self.witnessing = witnessing
         self.provenance = publishing.provenance
         self.log = publishing.log
         self.certificates = certificates
@@ -240,7 +246,22 @@ class VerificationService:
             state=_state(steps, report), report=report, steps=tuple(steps), record=record,
             entry=entry, version=self._version(entry) if entry is not None else None,
             checkpoint=checkpoint, inclusion_verified=inclusion_verified,
-            revocation=revocation)
+            revocation=revocation,
+            witnesses=self._witnesses(entry) if inclusion_verified else None)
+
+    def _witnesses(self, entry: Entry) -> dict[str, Any] | None:
+        """Which witnesses of the policy cosigned the checkpoint a receipt of ``entry`` carries
+        (the newest quorate one holding it, or the newest), and whether they make the quorum;
+        None when the log has no witnesses."""
+        if self.witnessing is None:
+            return None
+        note, quorate = self.witnessing.receipt_checkpoint(entry.index)
+        policy = self.witnessing.policy
+        cosigned = policy.cosigners(note)
+        return {"tree_size": int(note.split("\n", 2)[1]), "quorate": quorate,
+                "quorum": describe_quorum(policy),
+                "cosigned": [name for name in policy.witnesses if name in cosigned],
+                "missing": [name for name in policy.witnesses if name not in cosigned]}
 
     def _logged(self, sha256: str, manifest_sha256: str
                 ) -> tuple[Entry | None, Mapping[str, Any] | None]:

@@ -15,9 +15,12 @@ that offline, one step at a time, and stops at the first step that fails:
    Trusted, so the log pins the exact manifest bytes);
 5. ``checkpoint`` — the receipt's checkpoint is signed by the log key (C2SP signed-note);
 6. ``inclusion`` — the record is leaf ``index`` of that checkpoint's tree (RFC 9162 §2.1.3.2);
-7. ``consistency`` (optional) — that tree extends, or is, the auditor's last checkpoint
+7. ``witnesses`` (optional) — under the auditor's pinned C2SP tlog-policy, the receipt's
+   checkpoint carries cosignatures (C2SP tlog-cosignature) of enough of its witnesses to make
+   the policy's quorum; a refusal names the witnesses that are missing;
+8. ``consistency`` (optional) — that tree extends, or is, the auditor's last checkpoint
    (RFC 9162 §2.1.4.2);
-8. ``revocation`` (optional) — the signing certificate was not revoked before it signed.
+9. ``revocation`` (optional) — the signing certificate was not revoked before it signed.
 
 The checkpoint is authenticated before its tree size and root are used for inclusion, as in C2SP
 tlog-proof verification, so a forged tree size fails as a bad checkpoint, not as a bad proof.
@@ -53,6 +56,7 @@ from tech7_tlog.merkle import (
     verify_inclusion,
 )
 from tech7_tlog.note import Checkpoint, NoteError, open_note, parse_checkpoint, parse_tlog_proof, parse_verifier_key
+from tech7_tlog.policy import NONE, Policy
 
 from app.ledger.tiles import TILE_WIDTH, tile_hashes, tiles_for_size
 from app.provenance.manifests import INVALID, TRUSTED, UNREADABLE, ManifestReport, read_manifest
@@ -63,6 +67,7 @@ SIGNER = "signer"
 HASHES = "hashes"
 CHECKPOINT = "checkpoint"
 INCLUSION = "inclusion"
+WITNESSES = "witnesses"
 CONSISTENCY = "consistency"
 REVOCATION = "revocation"
 LOG = "log"
@@ -367,6 +372,39 @@ def verify_checkpoint(signed_checkpoint: str | bytes, verifier_key: str) -> Chec
     return checkpoint
 
 
+def describe_quorum(policy: Policy, name: str | None = None) -> str:
+    """The policy's quorum (or the group or witness ``name``) in words, e.g. ``2 of (a, b, c)``."""
+    name = policy.quorum if name is None else name
+    group = policy.groups.get(name)
+    if group is None:
+        return "no witness" if name == NONE else name
+    members = ", ".join(describe_quorum(policy, member) for member in group.members)
+    return f"{group.threshold} of ({members})"
+
+
+def check_quorum(signed_checkpoint: str | bytes, policy: Policy) -> tuple[str, set[str]]:
+    """Require the checkpoint to be valid under ``policy`` (C2SP tlog-policy "What is a policy?"):
+    signed by one of its logs, with verified cosignatures (C2SP tlog-cosignature) of witnesses
+    that make its quorum.
+
+    Returns a sentence and the names of the witnesses that cosigned. Raises
+    :class:`VerificationFailure` (step ``witnesses``) naming the witnesses that are missing.
+    """
+    try:
+        _, cosigners = policy.verify(signed_checkpoint)
+    except NoteError as error:
+        raise VerificationFailure(WITNESSES, f"the checkpoint is not valid under the policy: "
+                                             f"{error}") from None
+    quorum = describe_quorum(policy)
+    cosigned = ", ".join(sorted(cosigners)) or "no witness"
+    if not policy.satisfied_by(cosigners):
+        missing = ", ".join(name for name in policy.witnesses if name not in cosigners)
+        raise VerificationFailure(WITNESSES, f"NOT QUORATE: the checkpoint is cosigned by "
+                                             f"{cosigned}, and the policy's quorum is {quorum}; "
+                                             f"missing cosignatures of {missing}")
+    return f"cosigned by {cosigned}: the policy's quorum ({quorum}) holds", cosigners
+
+
 def check_inclusion(leaf: bytes, index: int, proof_hashes: Sequence[bytes],
                     checkpoint: Checkpoint) -> str:
     """Require ``leaf`` to be entry ``index`` of ``checkpoint``'s tree (RFC 9162 §2.1.3.2).
@@ -413,8 +451,9 @@ def check_consistency(checkpoint: Checkpoint, last_signed_checkpoint: str | byte
                                                f"{failure.reason}") from None
     if last.tree_size == checkpoint.tree_size:
         if last.root_hash != checkpoint.root_hash:
-            raise VerificationFailure(CONSISTENCY, f"LOG FORKED: your last checkpoint and the "
-                                                   f"receipt's have different roots for the same "
+            raise VerificationFailure(CONSISTENCY, f"LOG REWRITTEN: a fork: your last "
+                                                   f"checkpoint and this one, both signed by the "
+                                                   f"log key, have different roots for the same "
                                                    f"tree size {last.tree_size}")
         return f"the same tree as your last checkpoint (size {last.tree_size})"
     older, newer = sorted((last, checkpoint), key=lambda c: c.tree_size)
@@ -586,6 +625,7 @@ def audit_document(
     last_checkpoint: str | bytes | None = None,
     consistency_proof: Mapping[str, Any] | None = None,
     trust_list: Mapping[str, Any] | None = None,
+    policy: Policy | None = None,
 ) -> AuditReport:
     """Prove, offline, that ``content`` is what the registry published and logged.
 
@@ -594,7 +634,9 @@ def audit_document(
     ``verifier_key`` the log's C2SP verifier key. With ``last_checkpoint`` (a signed checkpoint
     the auditor kept) the log must be consistent with it, using ``consistency_proof`` when the
     sizes differ; with ``trust_list`` (``GET /v1/trust``) the signing certificate must not be
-    revoked. ``media_type`` overrides what the record's subject and the file say. Runs the steps
+    revoked; with ``policy`` (the auditor's pinned C2SP tlog-policy) the checkpoint must carry
+    the policy's quorum of witness cosignatures. ``media_type`` overrides what the record's
+    subject and the file say. Runs the steps
     in the order of the module docstring and stops at the first failure.
     """
     steps: list[Step] = []
@@ -624,6 +666,9 @@ def audit_document(
 
         steps.append(Step(INCLUSION, True, check_inclusion(receipt.leaf, receipt.index,
                                                            receipt.proof_hashes, checkpoint)))
+
+        if policy is not None:
+            steps.append(Step(WITNESSES, True, check_quorum(receipt.signed_checkpoint, policy)[0]))
 
         if last_checkpoint is not None:
             steps.append(Step(CONSISTENCY, True, check_consistency(

@@ -89,6 +89,20 @@ class VerifiedRevocationSchema(Schema):
     reason = ma.fields.String(required=True)
 
 
+class VerifiedWitnessesSchema(Schema):
+    tree_size = Integer(required=True, metadata={
+        "description": "The size of the checkpoint a receipt of the entry carries: the newest "
+                       "quorate one holding it, or the newest where none is yet."})
+    quorate = ma.fields.Boolean(required=True, metadata={
+        "description": "Whether its cosignatures make the witness policy's quorum."})
+    quorum = ma.fields.String(required=True, metadata={
+        "description": "The policy's quorum in words, e.g. 2 of (assoc-a, assoc-b, assoc-c)."})
+    cosigned = ma.fields.List(ma.fields.String(), required=True, metadata={
+        "description": "The policy witnesses whose cosignatures on it verify, in policy order."})
+    missing = ma.fields.List(ma.fields.String(), required=True, metadata={
+        "description": "The policy witnesses that have not cosigned it."})
+
+
 class VerificationStepSchema(Schema):
     name = ma.fields.String(required=True)
     ok = ma.fields.Boolean(required=True)
@@ -119,6 +133,9 @@ class VerificationReportSchema(Schema):
                        "and the checkpoint's signature with the log key."})
     checkpoint_size = Integer(required=True, allow_none=True)
     revoked = ma.fields.Nested(VerifiedRevocationSchema, required=True, allow_none=True)
+    witnesses = ma.fields.Nested(VerifiedWitnessesSchema, required=True, allow_none=True, metadata={
+        "description": "The witnesses that cosigned the log's checkpoint holding the entry; null "
+                       "when the log has no witnesses or the entry is not verified."})
     steps = ma.fields.List(ma.fields.Nested(VerificationStepSchema), required=True, metadata={
         "description": "The checks run, in order, up to the first that failed."})
 

@@ -9,7 +9,7 @@ all.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -28,6 +28,7 @@ from app.ledger.tiles import TILE_HEIGHT, TILE_WIDTH, entry_bundle, hash_from_ti
 from app.pki.keyring import Keyring
 
 _FULL_TILE_BYTES = TILE_WIDTH * HASH_SIZE
+_APPENDED = "tech7.log_appended"  # session.info: this transaction appended, wake on its commit
 #: 8 KiB each: 16 MiB at most, the level-0 tiles of the newest half-million entries.
 _FULL_TILE_CACHE = 2048
 
@@ -54,6 +55,9 @@ class TransparencyLog:
         # Full tiles never change, so every process may keep them; the most recently used
         # (the right edge of the tree, where proofs for new entries go) stay.
         self._full_tiles: BoundedCache[tuple[int, int], bytes] = BoundedCache(_FULL_TILE_CACHE)
+        #: Called, without arguments and on the committing thread, after each transaction that
+        #: appended entries commits: the witnesses' rounds wake on it. It must not block.
+        self.appended: Callable[[], None] | None = None
 
     @property
     def verifier_key(self) -> str:
@@ -72,6 +76,10 @@ class TransparencyLog:
                              entry_type=str(record["type"]), subject=str(record["subject"]),
                              document_sha256=record.get("document_sha256"), created_at=now))
         self._add_hash(session, 0, index, hashed)
+        if self.appended is not None and not session.info.get(_APPENDED):
+            # After the commit, never before: a round must only see checkpoints that exist.
+            session.info[_APPENDED] = True
+            sa.event.listen(session, "after_commit", self._committed, once=True)
         size = index + 1
         root = tree_root(size, lambda level, i: self._hash_at(session, level, i, cache=False))
         note = sign_note(format_checkpoint(self.origin, size, root), self.origin,
@@ -80,6 +88,10 @@ class TransparencyLog:
         session.flush()
         return Entry(index=index, leaf=leaf, leaf_hash=hashed, entry_type=str(record["type"]),
                      subject=str(record["subject"]), created_at=now)
+
+    def _committed(self, session: Session) -> None:
+        session.info.pop(_APPENDED, None)
+        self.appended()
 
     def _add_hash(self, session: Session, level: int, position: int, hashed: bytes) -> None:
         """Put ``hashed`` at ``position`` of tile level ``level``; a tile that fills up sends its

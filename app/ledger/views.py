@@ -12,7 +12,6 @@ from app.errors import NotFound
 from app.http.api import Blueprint, Integer, Schema
 from app.ledger.service import Entry, TransparencyLog
 from app.ledger.tiles import TILE_WIDTH, parse_entries_path, parse_tile_path
-from app.publishing.service import isoformat
 
 blp = Blueprint("log", __name__, url_prefix="/v1/log",
                 description="The transparency log: RFC 9162 proofs over C2SP tiles.")
@@ -148,9 +147,7 @@ def witnesses():
     """
     witnessing = current_app.extensions.get("tech7.witnessing")
     reports = witnessing.reports() if witnessing else []
-    return {"items": [{"witness": r.witness, "tree_size": r.tree_size, "last_error": r.last_error,
-                       "updated_at": isoformat(r.updated_at) if r.updated_at else None}
-                      for r in reports]}, 200, {"Cache-Control": "no-store"}
+    return {"items": [report.as_json() for report in reports]}, 200, {"Cache-Control": "no-store"}
 
 
 @blp.route("/entries/<int(max=2147483647):index>")  # log_entries.index is a 32-bit integer

@@ -7,9 +7,15 @@ witness's size from a 409 and tries again, and stores each cosignature once it h
 with the witness's key from the policy. Publishing never waits for a round: a witness that is
 down delays its cosignature, never a version.
 
+Each process runs rounds on one background thread: every ``interval`` seconds, and at once when
+a transaction that appended to the log commits in this process (:meth:`Witnessing.wake`), so a
+new checkpoint is cosigned within a round trip to the witnesses rather than an interval.
+
 Rounds run under a lease in the database, so exactly one process, across workers and hosts on
 one database, talks to the witnesses at a time; two submitters would otherwise trade 409s and
-send proofs from stale sizes. A process that dies holding it loses it when it expires.
+send proofs from stale sizes. A round releases the lease when it ends, so the worker that
+committed the next entry can start the next round at once; a process that dies holding it loses
+it when it expires.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import logging
 import os
 import socket
 import threading
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -37,10 +44,12 @@ from app.db import Database, utcnow
 from app.errors import NotFound
 from app.ledger.models import WitnessCosignature, WitnessLease, WitnessState
 from app.ledger.service import TransparencyLog
+from app.publishing.service import isoformat
 
 LEASE_NAME = "witness-submitter"
 _ATTEMPTS = 3  # a first try, and retries after learning the witness's size from a 409
 _QUORUM_SEARCH = 50  # cosigned sizes a receipt looks through for a quorate checkpoint
+_BUSY_RETRY = 0.1  # seconds between tries for the lease after a wake, while another round runs
 _log = logging.getLogger(__name__)
 
 
@@ -52,6 +61,11 @@ class WitnessReport:
     tree_size: int
     last_error: str | None
     updated_at: datetime | None
+
+    def as_json(self) -> dict:
+        """As served by ``/v1/log/witnesses`` and in ``/readyz``."""
+        return {"witness": self.witness, "tree_size": self.tree_size, "last_error": self.last_error,
+                "updated_at": isoformat(self.updated_at) if self.updated_at else None}
 
 
 def load_policy_text(path: str) -> str | None:
@@ -77,6 +91,7 @@ class Witnessing:
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._background: threading.Thread | None = None
         self._stop = threading.Event()
+        self._woken = threading.Event()
         self._starting = threading.Lock()
 
     # -- reading ---------------------------------------------------------------------------------
@@ -129,13 +144,16 @@ class Witnessing:
         if not self._take_lease():
             return False
         try:
-            note = self.log.checkpoint()
-        except NotFound:
-            return True  # an empty log has nothing to witness yet
-        tree_size = int(note.split("\n", 2)[1])
-        for witness in self.policy.witnesses.values():
-            self._bring_forward(witness, note, tree_size)
-        return True
+            try:
+                note = self.log.checkpoint()
+            except NotFound:
+                return True  # an empty log has nothing to witness yet
+            tree_size = int(note.split("\n", 2)[1])
+            for witness in self.policy.witnesses.values():
+                self._bring_forward(witness, note, tree_size)
+            return True
+        finally:
+            self._release_lease()
 
     def _bring_forward(self, witness: PolicyWitness, note: str, tree_size: int) -> None:
         with self.db.sessions() as session:
@@ -232,6 +250,13 @@ class Witnessing:
             return False  # another process inserted it first
         return True
 
+    def _release_lease(self) -> None:
+        """Let the lease expire now if this process holds it, so any process may run the next round."""
+        with self.db.write() as session:
+            session.execute(sa.update(WitnessLease)
+                            .where(WitnessLease.name == LEASE_NAME, WitnessLease.holder == self.holder)
+                            .values(expires_at=utcnow() - timedelta(seconds=1)))
+
     # -- in the background -----------------------------------------------------------------------
 
     def start_background(self, interval: float) -> None:
@@ -243,16 +268,37 @@ class Witnessing:
                                                     name="witness-submitter", daemon=True)
                 self._background.start()
 
+    def wake(self) -> None:
+        """Start a round now rather than at the next interval; returns at once.
+
+        Called after every commit that appended to the log (:attr:`TransparencyLog.appended`),
+        so it never waits on a witness, the database or the lease.
+        """
+        self._woken.set()
+
     def _loop(self, interval: float) -> None:
+        retry_until = 0.0
         while not self._stop.is_set():
+            if self._woken.is_set():
+                self._woken.clear()
+                retry_until = time.monotonic() + interval
             try:
-                self.submit()
+                done = self.submit()
             except Exception:  # noqa: BLE001 - the next round retries; publishing goes on
                 _log.exception("witness round failed")
-            self._stop.wait(interval)
+                done = True
+            if not done and time.monotonic() < retry_until:
+                # Another process holds the lease, in a round that may have read the checkpoint
+                # before this commit: try again shortly (a round releases the lease when it
+                # ends), for one interval at most, then at the interval as always.
+                self._stop.wait(_BUSY_RETRY)
+                continue
+            retry_until = 0.0
+            self._woken.wait(interval)
 
     def stop_background(self, timeout: float = 30.0) -> None:
         """End the background rounds after the current one (within ``timeout`` seconds)."""
         self._stop.set()
+        self._woken.set()
         if self._background is not None:
             self._background.join(timeout)

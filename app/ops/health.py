@@ -8,7 +8,9 @@ blueprint), are never rate limited, and are never cached.
 - ``GET /readyz``: this process can serve every request: the database answers ``SELECT 1``, the key
   folder is loaded, and the signer's self-check (:meth:`ProvenanceService.start`) passed in this
   process. Otherwise 503 ``/problems/service-unavailable`` naming the failing checks; the reasons
-  are logged, not served (they may name hosts and paths).
+  are logged, not served (they may name hosts and paths). Where the log has witnesses, a ready
+  answer also lists each one's state (``witnesses``: last cosigned size, last error, when), as
+  ``/v1/log/witnesses`` does; a witness that is down never makes the process unready.
 """
 
 from __future__ import annotations
@@ -71,7 +73,12 @@ def readyz():
     if failing:
         raise ServiceUnavailable(" ".join(CHECK_FAILURES[name] for name in failing),
                                  failing_checks=failing)
-    return _uncached(jsonify(status="ready", checks={name: "ok" for name in CHECK_FAILURES}))
+    body = {"status": "ready", "checks": {name: "ok" for name in CHECK_FAILURES}}
+    witnessing = current_app.extensions.get("tech7.witnessing")
+    if witnessing:
+        # Details, not a check: a witness that is down delays cosignatures, never a request.
+        body["witnesses"] = [report.as_json() for report in witnessing.reports()]
+    return _uncached(jsonify(body))
 
 
 def _uncached(response):

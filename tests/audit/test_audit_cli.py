@@ -21,7 +21,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from tech7_tlog.note import parse_tlog_proof
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from tech7_tlog.cosignature import Ed25519Cosigner
+from tech7_tlog.note import format_tlog_proof, parse_tlog_proof
 
 from app.audit.cli import Fetcher, FetchError, audit
 from tests.support.audit import OTHER_VERSION, VERSION, Materials, one_byte_changed, publish_new_version
@@ -324,3 +326,69 @@ def test_monitor_pins_the_key_and_catches_a_rewritten_leaf(served, tmp_path):
     assert rewritten.returncode == 1, rewritten.stdout + rewritten.stderr
     assert "LOG REWRITTEN: entry 3 " in rewritten.stdout
     assert stored.read_bytes() == before, "the stored checkpoint is kept as it was"
+
+
+# --- verify --policy: the witnesses' quorum -------------------------------------------------------
+
+
+def _witness_keys(*names: str) -> dict[str, Ed25519Cosigner]:
+    """Witness keys made for this run (never stored)."""
+    return {name: Ed25519Cosigner(f"witness.example/{name}", Ed25519PrivateKey.generate())
+            for name in names}
+
+
+def _policy(log_vkey: str, witnesses: dict[str, Ed25519Cosigner], quorum: str) -> str:
+    return "".join([f"log {log_vkey}\n"]
+                   + [f"witness {name} {w.verifier_key()}\n" for name, w in witnesses.items()]
+                   + [f"group members {quorum} {' '.join(witnesses)}\n", "quorum members\n"])
+
+
+def _cosigned_receipt(receipt: str, *cosigners: Ed25519Cosigner) -> str:
+    """``receipt`` with its checkpoint cosigned (C2SP tlog-cosignature) by ``cosigners``."""
+    proof = parse_tlog_proof(receipt)
+    text = proof.signed_checkpoint.split("\n\n", 1)[0] + "\n"
+    lines = "".join(cosigner.cosign(text, int(time.time())) for cosigner in cosigners)
+    return format_tlog_proof(proof.extra, proof.index, proof.proof_hashes,
+                             proof.signed_checkpoint + lines)
+
+
+def test_verify_with_a_policy_requires_its_quorum_and_names_the_missing_witnesses(files, tmp_path,
+                                                                                  materials):
+    witnesses = _witness_keys("assoc-a", "assoc-b", "assoc-c")
+    policy = tmp_path / "pinned-policy.txt"
+    policy.write_text(_policy(materials().verifier_key, witnesses, "2"))
+    receipt = files["receipt"].read_text()
+
+    files["receipt"].write_text(_cosigned_receipt(receipt, witnesses["assoc-b"]))
+    refused = _run(_argv(files) + ["--policy", str(policy)])
+    _failed(refused, "witnesses", "NOT QUORATE: the checkpoint is cosigned by assoc-b",
+            "the policy's quorum is 2 of (assoc-a, assoc-b, assoc-c)",
+            "missing cosignatures of assoc-a, assoc-c")
+
+    files["receipt"].write_text(_cosigned_receipt(receipt, witnesses["assoc-a"], witnesses["assoc-c"]))
+    passed = _run(_argv(files) + ["--policy", str(policy)])
+    assert passed.exit_code == 0, passed.output
+    assert "✓ witnesses" in passed.output
+    assert "cosigned by assoc-a, assoc-c: the policy's quorum (2 of (assoc-a, assoc-b, assoc-c)) " \
+           "holds" in passed.output
+    # The trust list the registry served names no policy, or another one: a loud warning.
+    assert "WARNING: the trust list" in passed.stderr and "serves no witness policy" in passed.stderr
+    trust = json.loads(files["trust_list"].read_text())
+    trust["log"]["witness_policy"] = "quorum none\n"
+    files["trust_list"].write_text(json.dumps(trust))
+    warned = _run(_argv(files) + ["--policy", str(policy)])
+    assert warned.exit_code == 0 and "serves a witness policy that is not yours" in warned.stderr
+    trust["log"]["witness_policy"] = policy.read_text()
+    files["trust_list"].write_text(json.dumps(trust))
+    same = _run(_argv(files) + ["--policy", str(policy)])
+    assert same.exit_code == 0 and "WARNING" not in same.stderr
+
+    # A cosignature that does not verify with the pinned key is no cosignature at all.
+    impostor = _witness_keys("assoc-a")["assoc-a"]
+    files["receipt"].write_text(_cosigned_receipt(receipt, impostor, witnesses["assoc-c"]))
+    _failed(_run(_argv(files) + ["--policy", str(policy)]), "witnesses",
+            "missing cosignatures of assoc-a, assoc-b")
+
+    policy.write_text("quorum nobody\n")
+    malformed = _run(_argv(files) + ["--policy", str(policy)])
+    assert malformed.exit_code == 2 and "not a C2SP tlog-policy" in malformed.output

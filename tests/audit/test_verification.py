@@ -293,7 +293,7 @@ def test_a_forked_checkpoint_of_the_same_size_is_caught(app, materials, registry
     origin = app.config["LOG_ORIGIN"]
     fork = sign_note(format_checkpoint(origin, size, b"\x07" * 32), origin,
                      registry_keys.log_private_key)
-    _failed_at(_audit(version, last_checkpoint=fork), CONSISTENCY, "LOG FORKED")
+    _failed_at(_audit(version, last_checkpoint=fork), CONSISTENCY, "LOG REWRITTEN: a fork")
     stranger = sign_note(format_checkpoint(origin, size, b"\x07" * 32), origin,
                          Ed25519PrivateKey.generate())
     _failed_at(_audit(version, last_checkpoint=stranger), CONSISTENCY,

@@ -23,42 +23,12 @@ from tech7_tlog.note import (
 )
 from tech7_tlog.policy import PolicyError, parse_policy
 from tech7_tlog.witness import format_add_checkpoint
-from tech7_witness.testing import WitnessProcess, init
 
 from app.catalog.kinds import RECOMMENDATION
 from app.ledger.models import WitnessLease
 from app.ledger.witnessing import Witnessing
 from app.publishing.service import lock_head
-
-NAMES = ("assoc-a", "assoc-b", "assoc-c")
-
-
-@pytest.fixture
-def log_vkey(app) -> str:
-    return app.extensions["tech7.log"].verifier_key
-
-
-@pytest.fixture
-def witnesses(tmp_path, log_vkey):
-    processes = {}
-    for name in NAMES:
-        vkey = init(tmp_path / name, f"witness.example/{name}")
-        process = WitnessProcess(tmp_path / name, [log_vkey]).start()
-        process.vkey = vkey
-        processes[name] = process
-    yield processes
-    for process in processes.values():
-        process.stop()
-
-
-@pytest.fixture
-def policy_file(tmp_path, log_vkey, witnesses):
-    lines = [f"log {log_vkey}"]
-    lines += [f"witness {name} {w.vkey} http://127.0.0.1:{w.port}" for name, w in witnesses.items()]
-    lines += [f"group members 2 {' '.join(NAMES)}", "quorum members"]
-    path = tmp_path / "policy.txt"
-    path.write_text("\n".join(lines) + "\n")
-    return path
+from tests.support.witnesses import WITNESS_NAMES as NAMES
 
 
 @pytest.fixture
@@ -159,13 +129,61 @@ def test_only_the_lease_holder_talks_to_witnesses(witnessed, witnesses):
     first: Witnessing = witnessed.extensions["tech7.witnessing"]
     second = Witnessing(first.db, first.log, first.policy_text, timeout=5)
     assert first.submit()
-    assert not second.submit()  # the lease is held, and is renewed by its holder
-    assert first.submit()
-    with first.db.write() as session:  # the holder died: its lease expires
+    assert second.submit()  # a round releases the lease when it ends
+    assert first._take_lease()  # a round of the first is under way
+    assert not second.submit()
+    assert first._take_lease()  # renewed by its holder
+    with first.db.write() as session:  # the holder died mid-round: its lease expires
         lease = session.get(WitnessLease, "witness-submitter")
         lease.expires_at = lease.expires_at.replace(year=2000)
-    assert second.submit()
+    assert second._take_lease()
     assert not first.submit()
+    second._release_lease()
+    assert first.submit()
+
+
+def test_a_publish_wakes_a_round_at_once_and_readyz_shows_each_witness(make_app, databases, tmp_path,
+                                                                        policy_file, witnesses):
+    """With rounds a minute apart, a publish is cosigned within seconds: its commit wakes one."""
+    app = make_app(databases.clone_template(), tmp_path, WITNESS_POLICY=str(policy_file),
+                   WITNESS_INTERVAL=60, WITNESS_TIMEOUT=5)
+    witnessing: Witnessing = app.extensions["tech7.witnessing"]
+    client = app.test_client()
+    try:
+        client.get("/v1/log/checkpoint")  # the first request starts the rounds (and runs one)
+        for _ in range(100):  # bounded: 10 s at most
+            if served(app)[1] == set(NAMES):
+                break
+            time.sleep(0.1)
+        publish(app, "witnessed-woken")
+        started = time.monotonic()
+        size = app.extensions["tech7.log"].size()
+        for _ in range(100):  # bounded: 10 s at most, far below the 60 s interval
+            if served(app) == (size, set(NAMES)):
+                break
+            time.sleep(0.1)
+        assert served(app) == (size, set(NAMES))
+        assert time.monotonic() - started < 10
+        ready = client.get("/readyz")
+        assert ready.status_code == 200
+        assert ready.json["witnesses"] == client.get("/v1/log/witnesses").json["items"]
+        assert [w["tree_size"] for w in ready.json["witnesses"]] == [size] * len(NAMES)
+
+        witnesses["assoc-c"].stop()  # a witness down: still ready, its error in the details
+        publish(app, "witnessed-woken-2")
+        for _ in range(100):  # bounded: 10 s at most
+            states = {w["witness"]: w for w in client.get("/readyz").json["witnesses"]}
+            if states["assoc-c"]["last_error"]:
+                break
+            time.sleep(0.1)
+        ready = client.get("/readyz")
+        assert ready.status_code == 200
+        states = {w["witness"]: w for w in ready.json["witnesses"]}
+        assert "unreachable" in states["assoc-c"]["last_error"]
+        assert states["assoc-c"]["tree_size"] == size and states["assoc-a"]["tree_size"] == size + 1
+    finally:
+        witnessing.stop_background()
+        app.extensions["tech7.db"].engine.dispose()
 
 
 def test_a_fork_signed_with_the_registry_key_is_refused_by_every_witness(witnessed, witnesses):

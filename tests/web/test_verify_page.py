@@ -87,3 +87,27 @@ def test_tampered_document_says_what_failed(live_server, browser_page, files):
     assert browser_page.locator(".banner.Invalid").count() == 1
     ARTIFACTS.mkdir(exist_ok=True)
     browser_page.screenshot(path=str(ARTIFACTS / "verify-tampered.png"), full_page=True)
+
+
+def test_the_page_names_the_witnesses_that_cosigned(make_app, databases, tmp_path, policy_file,
+                                                    witnesses, browser_page, files):
+    """Two of three witnesses cosigned: the quorum holds, and the third is named as missing."""
+    witnessed = make_app(databases.clone_template(), tmp_path, WITNESS_POLICY=str(policy_file),
+                         WITNESS_INTERVAL=0, WITNESS_TIMEOUT=5)
+    witnesses["assoc-b"].stop()
+    assert witnessed.extensions["tech7.witnessing"].submit()
+    server = make_server("127.0.0.1", 0, witnessed, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        document, sidecar, _ = files
+        report = _check(browser_page, f"http://127.0.0.1:{server.server_port}", document, sidecar)
+        assert "Witnesses" in report
+        assert "cosigned by assoc-a, assoc-c; not by assoc-b" in report
+        assert "quorum 2 of (assoc-a, assoc-b, assoc-c) holds" in report
+        ARTIFACTS.mkdir(exist_ok=True)
+        browser_page.screenshot(path=str(ARTIFACTS / "verify-witnessed.png"), full_page=True)
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        witnessed.extensions["tech7.db"].engine.dispose()
