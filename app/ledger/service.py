@@ -181,6 +181,19 @@ class TransparencyLog:
         entry = self.entry(index)
         return format_tlog_proof(entry.leaf, index, self.inclusion_proof(index, tree_size), note)
 
+    def receipt_in(self, session: Session, index: int) -> str:
+        """:meth:`receipt` for entry ``index`` against the newest checkpoint, read in the
+        caller's transaction (a publish links its parent this way inside the writer lock, with
+        no second session)."""
+        row = session.scalar(sa.select(LogCheckpoint)
+                             .order_by(LogCheckpoint.tree_size.desc()).limit(1))
+        entry = session.get(LogEntry, index)
+        if row is None or entry is None or index >= row.tree_size:
+            raise NotFound(f"The log has no entry {index} under a checkpoint.")
+        proof = inclusion_proof(index, row.tree_size,
+                                lambda level, i: self._hash_at(session, level, i, cache=False))
+        return format_tlog_proof(entry.leaf, index, proof, row.note)
+
     def tile(self, level: int, index: int, width: int) -> bytes:
         """The first ``width`` hashes of a tile, if the log has that many there."""
         if index > MAX_INDEX:
