@@ -66,6 +66,7 @@ INCLUSION = "inclusion"
 CONSISTENCY = "consistency"
 REVOCATION = "revocation"
 LOG = "log"
+PARENT = "parent"
 
 EXPORT_KIND = "export"
 """The ``kind`` of an export's ``org.tech7.document`` assertion (app.provenance.exports)."""
@@ -568,6 +569,80 @@ def _tile_difference(level: int, index: int, expected: bytes, served: bytes,
                 f"{base64.b64encode(served[first * HASH_SIZE:(first + 1) * HASH_SIZE]).decode()}"
                 f": its leaf was changed after it was logged")
     return f"hash {first} of tile {level}/{index} is not the hash of the entries below it"
+
+
+# --- a version's link to its parent ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ParentCheck:
+    """A link found to name its parent exactly: what it says, and the checkpoint of its proof
+    (``None`` for the older form, which embeds the parent's manifest and carries no proof)."""
+
+    reason: str
+    checkpoint: Checkpoint | None = None
+    signed_checkpoint: str | None = None
+
+
+def check_parent_link(report: ManifestReport, *, number: int, sha256: str, manifest_sha256: str,
+                      manifest_label: str, verifier_key: str) -> ParentCheck:
+    """Require the manifest ``report`` to name version ``number`` (the parent) exactly.
+
+    The parent is given by its bytes' and its manifest's SHA-256 and its manifest label. The
+    bounded form (:class:`~app.provenance.manifests.ParentLink`) must have one ``parentOf``
+    ingredient without a manifest link, whose instance ID is the parent's SHA-256 and whose
+    recorded results say Trusted, and an ``org.tech7.parent-proof`` assertion naming the same
+    hashes, label and version, whose tlog-proof is signed by the log key and includes (RFC 9162
+    §2.1.3.2) a log record of exactly these hashes at the index it names. The older form must
+    have a ``parentOf`` ingredient whose manifest is the parent's label and reads Trusted (c2pa
+    re-validated it while reading). Raises :class:`VerificationFailure` (step ``parent``).
+    """
+    parents = [i for i in report.ingredients if i.relationship == "parentOf"]
+    if len(parents) != 1:
+        raise VerificationFailure(PARENT, f"the manifest has {len(parents)} parentOf "
+                                          f"ingredients, not one naming version {number}")
+    ingredient = parents[0]
+    proof = report.parent_proof
+    if proof is None:
+        if ingredient.active_manifest != manifest_label:
+            raise VerificationFailure(PARENT, f"the parentOf ingredient is manifest "
+                                              f"{ingredient.active_manifest}, not version "
+                                              f"{number}'s ({manifest_label})")
+        if ingredient.state != TRUSTED:
+            raise VerificationFailure(PARENT, f"the embedded parent manifest reads "
+                                              f"{ingredient.state} ({', '.join(ingredient.codes)})")
+        return ParentCheck(f"embeds version {number}'s manifest {manifest_label}, Trusted")
+    expected = {"version": number, "sha256": sha256, "manifest_sha256": manifest_sha256,
+                "manifest_label": manifest_label}
+    for name, value in expected.items():
+        if proof.get(name) != value:
+            raise VerificationFailure(PARENT, f"the parent proof's {name} is {proof.get(name)!r}, "
+                                              f"but version {number}'s is {value!r}")
+    if ingredient.active_manifest is not None or ingredient.instance_id != f"sha256:{sha256}":
+        raise VerificationFailure(PARENT, f"the parentOf ingredient is not version {number} by "
+                                          f"its SHA-256 (instance ID {ingredient.instance_id!r})")
+    if ingredient.state != TRUSTED:
+        raise VerificationFailure(PARENT, f"the parentOf ingredient records {ingredient.state}, "
+                                          f"not Trusted, for version {number}")
+    text = proof.get("tlog_proof")
+    if not isinstance(text, str) or not isinstance(proof.get("log_index"), int):
+        raise VerificationFailure(PARENT, "the parent proof has no tlog_proof or log_index")
+    try:
+        receipt = read_receipt(text)
+        checkpoint = verify_checkpoint(receipt.signed_checkpoint, verifier_key)
+        check_inclusion(receipt.leaf, receipt.index, receipt.proof_hashes, checkpoint)
+    except VerificationFailure as failure:
+        raise VerificationFailure(PARENT, f"the parent's log proof fails ({failure.step}): "
+                                          f"{failure.reason}") from None
+    record = receipt.record
+    if receipt.index != proof["log_index"] or record["document_sha256"] != sha256 \
+            or record["manifest_sha256"] != manifest_sha256 \
+            or record["manifest_label"] != manifest_label:
+        raise VerificationFailure(PARENT, f"the parent proof's log entry {receipt.index} does "
+                                          f"not record version {number}'s bytes and manifest")
+    return ParentCheck(f"names version {number} (SHA-256 {sha256}, manifest SHA-256 "
+                       f"{manifest_sha256}), entry {receipt.index} of the log's tree of size "
+                       f"{checkpoint.tree_size}", checkpoint, receipt.signed_checkpoint)
 
 
 # --- the whole chain ---------------------------------------------------------------------------
