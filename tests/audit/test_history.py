@@ -1,0 +1,97 @@
+"""A long history: bounded manifests at depth, every version Trusted, and the auditor's whole-history
+check, with a broken link named. Versions are published through the service layer (the same
+transaction the publish view runs) to keep the 50 signatures quick."""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from app import config
+from app.audit.verification import HistoryVersion, audit_history
+from app.catalog.kinds import RECOMMENDATION
+from app.provenance.manifests import read_manifest
+from app.provenance.service import JSON
+from app.publishing.service import lock_head
+
+SLUG = "long-history"
+VERSIONS = 50
+
+
+@pytest.fixture
+def history(app) -> list[HistoryVersion]:
+    """Versions 1 to 50 of one recommendation, as an auditor fetches them."""
+    publishing = app.extensions["tech7.publishing"]
+    seed = json.loads(Path(config.SEED_FILE).read_text(encoding="utf-8"))
+    content = {key: value for key, value in seed["recommendations"][0].items() if key != "slug"}
+    log = publishing.log
+    for number in range(1, VERSIONS + 1):
+        with publishing.db.write() as session:
+            lock_head(session)
+            publishing.publish_content(session, RECOMMENDATION, SLUG,
+                                       {**content, "title": f"{content['title']} ({number})"},
+                                       publisher="test")
+    versions = []
+    for number in range(1, VERSIONS + 1):
+        version = publishing.version(RECOMMENDATION, SLUG, number)
+        versions.append(HistoryVersion(number, version.body, version.manifest,
+                                       log.receipt(version.log_index)))
+    return versions
+
+
+def _audit(app, versions: list[HistoryVersion]):
+    log = app.extensions["tech7.publishing"].log
+
+    def consistency(first: int, second: int) -> dict:
+        return {"first": first, "second": second,
+                "hashes": [base64.b64encode(h).decode()
+                           for h in log.consistency_proof(first, second)]}
+
+    return audit_history(versions, signed_checkpoint=log.checkpoint(),
+                         consistency_proof=consistency,
+                         trust_anchors_pem=app.extensions["tech7.provenance"].trust_anchors_pem,
+                         verifier_key=log.verifier_key)
+
+
+def test_fifty_versions_stay_small_read_trusted_and_audit_as_one_history(app, history):
+    """Also: a broken link and a missing version are each named."""
+    sizes = [len(version.manifest) for version in history]
+    assert sizes[-1] <= 1.2 * sizes[1], sizes
+    anchors = app.extensions["tech7.provenance"].trust_anchors_pem
+    for version in history:
+        report = read_manifest(version.content, JSON, version.manifest, trust_anchors_pem=anchors)
+        assert report.trusted, (version.number, report.codes)
+        if version.number > 1:
+            assert report.parent_proof["version"] == version.number - 1
+
+    report = _audit(app, history)
+    assert report.ok, report.problems
+    assert [audited.number for audited in report.versions] == list(range(VERSIONS, 0, -1))
+    assert all(audited.link.ok and audited.link.name == "parent"
+               for audited in report.versions[:-1])
+    assert report.versions[-1].link is None  # version 1 has no parent
+    assert report.checkpoint_size == app.extensions["tech7.publishing"].log.size()
+
+    # (One history serves every check below: 50 signatures are the slow part.)
+    # Version 24's bytes as someone rewrote them: its own hashes fail, and version 25's link,
+    # which names the original bytes, no longer names it.
+    changed = json.loads(history[23].content)
+    changed["title"] += " (rewritten)"
+    tampered = list(history)
+    tampered[23] = replace(history[23], content=json.dumps(changed).encode())
+    report = _audit(app, tampered)
+    assert not report.ok
+    assert any(p.startswith("version 25: the link to version 24 is broken: the parent proof's "
+                            "sha256") for p in report.problems), report.problems
+    assert any(p.startswith("version 24: ") for p in report.problems), report.problems
+    assert not any(p.startswith(("version 26:", "version 23:")) for p in report.problems)
+
+    report = _audit(app, history[:10] + history[11:])
+    assert not report.ok
+    assert report.problems[0] == f"the versions given are {[*range(1, 11), *range(12, 51)]}, " \
+                                 f"not 1 to 50"
+    assert len(report.versions) == VERSIONS - 1  # the rest was still audited
