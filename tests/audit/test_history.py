@@ -5,6 +5,7 @@ transaction the publish view runs) to keep the 50 signatures quick."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -12,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from app import config
-from app.audit.verification import HistoryVersion, audit_history
+from app.audit.verification import (HistoryVersion, VerificationFailure, audit_history,
+                                    check_parent_link)
 from app.catalog.kinds import RECOMMENDATION
-from app.provenance.manifests import read_manifest
+from app.provenance.manifests import CREATED, EDITED, read_manifest
 from app.provenance.service import JSON
 from app.publishing.service import lock_head
 
@@ -95,3 +97,26 @@ def test_fifty_versions_stay_small_read_trusted_and_audit_as_one_history(app, hi
     assert report.problems[0] == f"the versions given are {[*range(1, 11), *range(12, 51)]}, " \
                                  f"not 1 to 50"
     assert len(report.versions) == VERSIONS - 1  # the rest was still audited
+
+
+def test_the_older_form_that_embeds_the_parent_is_still_checked(app):
+    """Versions published before bounded manifests embed their parent's manifest store; their
+    link is its manifest label, and the embedded manifest must read Trusted."""
+    provenance = app.extensions["tech7.provenance"]
+    signer, anchors = provenance._process_objects()[0], provenance.trust_anchors_pem
+    first_body, second_body = b'{"version":1}', b'{"version":2}'
+    first = signer.sign_sidecar(first_body, JSON, signer_name="registry", title="v1",
+                                action=CREATED, identity={"version": 1})
+    second = signer.sign_sidecar(second_body, JSON, signer_name="registry", title="v2",
+                                 action=EDITED, identity={"version": 2},
+                                 parent_content=first_body, parent_manifest=first)
+    first_report = read_manifest(first_body, JSON, first, trust_anchors_pem=anchors)
+    report = read_manifest(second_body, JSON, second, trust_anchors_pem=anchors)
+    assert report.trusted and report.parent_proof is None
+    facts = {"number": 1, "sha256": hashlib.sha256(first_body).hexdigest(),
+             "manifest_sha256": hashlib.sha256(first).hexdigest(),
+             "verifier_key": app.extensions["tech7.publishing"].log.verifier_key}
+    check = check_parent_link(report, manifest_label=first_report.label, **facts)
+    assert check.checkpoint is None and first_report.label in check.reason
+    with pytest.raises(VerificationFailure, match="not version 1's"):
+        check_parent_link(report, manifest_label="urn:c2pa:another", **facts)
