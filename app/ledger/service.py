@@ -73,7 +73,7 @@ class TransparencyLog:
                              document_sha256=record.get("document_sha256"), created_at=now))
         self._add_hash(session, 0, index, hashed)
         size = index + 1
-        root = tree_root(size, lambda level, i: self._hash_at(session, level, i, cache=False))
+        root = tree_root(size, self._uncommitted_hashes(session))
         note = sign_note(format_checkpoint(self.origin, size, root), self.origin,
                          self._keyring.store.log_private_key)
         session.add(LogCheckpoint(tree_size=size, root_hash=root, note=note, created_at=now))
@@ -190,8 +190,7 @@ class TransparencyLog:
         entry = session.get(LogEntry, index)
         if row is None or entry is None or index >= row.tree_size:
             raise NotFound(f"The log has no entry {index} under a checkpoint.")
-        proof = inclusion_proof(index, row.tree_size,
-                                lambda level, i: self._hash_at(session, level, i, cache=False))
+        proof = inclusion_proof(index, row.tree_size, self._uncommitted_hashes(session))
         return format_tlog_proof(entry.leaf, index, proof, row.note)
 
     def tile(self, level: int, index: int, width: int) -> bytes:
@@ -218,6 +217,23 @@ class TransparencyLog:
         if len(leaves) < width:
             raise NotFound("The log has no such entry bundle (yet).")
         return entry_bundle(leaves)
+
+    def _uncommitted_hashes(self, session: Session):
+        """hash_at for one computation inside a writer's transaction: its tiles may not be kept
+        across transactions (they could still be rolled back), but each is read once here, not
+        once per hash (the session's identity map holds rows only while they are referenced)."""
+        tiles: dict[tuple[int, int], bytes | None] = {}
+
+        def hash_at(level: int, index: int) -> bytes:
+            span = tile_span(level, index)
+            key = (span.tile_level, span.tile_index)
+            if key not in tiles:
+                tiles[key] = self._tile(session, *key, cache=False)
+            if tiles[key] is None:
+                raise NotFound(f"The log has no node at level {level}, index {index}.")
+            return hash_from_tile(tiles[key], level, index)
+
+        return hash_at
 
     def _hash_at(self, session: Session, level: int, index: int, *, cache: bool = True) -> bytes:
         """hash_at for :mod:`tech7_tlog.merkle`, answered from stored tiles."""
