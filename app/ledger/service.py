@@ -54,6 +54,9 @@ class TransparencyLog:
         # Full tiles never change, so every process may keep them; the most recently used
         # (the right edge of the tree, where proofs for new entries go) stay.
         self._full_tiles: BoundedCache[tuple[int, int], bytes] = BoundedCache(_FULL_TILE_CACHE)
+        #: Appends this process began (committed or not): readers that keep the current
+        #: checkpoint for a moment read it again once this changes.
+        self.appends_begun = 0
 
     @property
     def verifier_key(self) -> str:
@@ -65,6 +68,7 @@ class TransparencyLog:
     def append(self, session: Session, record: Mapping[str, Any]) -> Entry:
         """Append ``record`` (RFC 8785 bytes become the leaf) inside the caller's locked transaction."""
         leaf = rfc8785.dumps(dict(record))
+        self.appends_begun += 1
         index = session.scalar(sa.select(sa.func.coalesce(sa.func.max(LogEntry.index) + 1, 0)))
         hashed = leaf_hash(leaf)
         now = utcnow()
