@@ -172,8 +172,8 @@ class VerificationService:
         self._pid: int | None = None
         # Log entries, the versions they record, inclusion proofs for a given tree size and
         # verified checkpoint notes never change once true, so remembering them is safe. What
-        # may change is read afresh: the current checkpoint on every request, a certificate's
-        # revocation whenever the log grew.
+        # may change is read afresh: the current checkpoint once it is a second old (or the log
+        # grew here), a certificate's revocation whenever the log grew.
         self._contexts: BoundedCache[bytes, c2pa.Context] = BoundedCache(_CONTEXTS_SIZE)
         self._logged_entries: BoundedCache[Any, Any] = BoundedCache(_MEMO_SIZE)
         self._versions: BoundedCache[Any, Any] = BoundedCache(_MEMO_SIZE)
