@@ -49,12 +49,12 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy.orm import Session
 
+from app.audit.verification import VerificationFailure, check_parent_link
 from app.auth.service import OPERATOR, Principal
 from app.db import utcnow
 from app.errors import Conflict, Forbidden, InvalidJSON, InvalidRequest, NotFound
 from app.pki.authority import certificate_sha256
 from app.pki.models import AssociationCA
-from app.audit.verification import VerificationFailure, check_parent_link
 from app.provenance.manifests import UNREADABLE, ManifestReport, read_manifest
 from app.provenance.service import JSON, SignedManifest
 from app.publishing.canonical import canonical_bytes, strict_loads

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from app import config
-from app.audit.verification import (HistoryVersion, VerificationFailure, audit_history,
-                                    check_parent_link)
+from app.audit.verification import HistoryVersion, VerificationFailure, audit_history, check_parent_link
 from app.catalog.kinds import RECOMMENDATION
 from app.provenance.manifests import CREATED, EDITED, read_manifest
 from app.provenance.service import JSON
