@@ -499,6 +499,9 @@ def lock_head(session: Session) -> RegistryHead:
         head = RegistryHead(id=1, last_seq=0)
         session.add(head)
         session.flush()
+    # The session's identity map holds rows only while something references them: keeping the
+    # head here lets the transaction's later session.get() find it without another SELECT.
+    session.info["tech7.registry_head"] = head
     return head
 
 
