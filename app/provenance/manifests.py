@@ -22,8 +22,9 @@ A version's previous version comes in one of two forms. Versions signed before b
 carry the parent's whole manifest store (``manifest_data``), so each manifest holds every earlier
 one. Newer ones (:class:`ParentLink`) hold their own manifest only: the ``parentOf`` ingredient
 records the parent's title, SHA-256 (as its instance ID) and the validation results it had when the
-child was signed, without a manifest link, which validators report as the informational
-``ingredient.unknownProvenance``; the signed ``org.tech7.parent-proof`` assertion names the
+child was signed, without a manifest link, which earns at most the informational
+``ingredient.unknownProvenance`` (c2pa-rs 0.91 reports nothing for it); the signed
+``org.tech7.parent-proof`` assertion names the
 parent's manifest by SHA-256 and carries the parent's transparency-log entry with its inclusion
 proof in the checkpoint of that moment (c2sp.org/tlog-proof). The log's append-only proofs then
 carry the chain instead of nested manifest stores, so a manifest keeps its size at any depth: an
