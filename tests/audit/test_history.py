@@ -119,3 +119,28 @@ def test_the_older_form_that_embeds_the_parent_is_still_checked(app):
     assert check.checkpoint is None and first_report.label in check.reason
     with pytest.raises(VerificationFailure, match="not version 1's"):
         check_parent_link(report, manifest_label="urn:c2pa:another", **facts)
+
+
+def test_a_publish_validates_one_manifest(app, monkeypatch):
+    """The new manifest is read back once; its parent, which this process read Trusted when it
+    signed it, is linked without being validated again (and nothing embeds it)."""
+    from app.provenance import service as provenance_service  # noqa: PLC0415 - patched here
+
+    publishing = app.extensions["tech7.publishing"]
+    seed = json.loads(Path(config.SEED_FILE).read_text(encoding="utf-8"))
+    content = {key: value for key, value in seed["recommendations"][0].items() if key != "slug"}
+
+    def publish(title: str) -> None:
+        with publishing.db.write() as session:
+            lock_head(session)
+            publishing.publish_content(session, RECOMMENDATION, SLUG, {**content, "title": title},
+                                       publisher="test")
+
+    publish("first")
+    reads = []
+    read = provenance_service.read_manifest
+    monkeypatch.setattr(provenance_service, "read_manifest",
+                        lambda *args, **kwargs: reads.append(args[2]) or read(*args, **kwargs))
+    publish("second")
+    newest = publishing.version(RECOMMENDATION, SLUG, 2)
+    assert reads == [newest.manifest]
