@@ -11,8 +11,10 @@ Needs ``pip install c2pa-python rfc8785``. Your CA certificate must be registere
 ``statement.json`` holds the content (statement_type, title, text, addresses, …); the token comes
 from ``--token`` or ``TECH7_TOKEN``. The script reads the latest version, builds the next one as
 the exact RFC 8785 bytes the registry will serve, signs a C2PA sidecar for them with ES256, a
-timestamp from the registry's ``/v1/timestamp`` and the ``org.tech7.document`` assertion, names
-the previous version's manifest as its ``parentOf`` ingredient, and uploads both.
+timestamp from the registry's ``/v1/timestamp`` and the ``org.tech7.document`` assertion, links
+the previous version (a ``parentOf`` ingredient naming it by SHA-256, and an
+``org.tech7.parent-proof`` assertion with its manifest's SHA-256 and its log receipt), and uploads
+both. The previous version's manifest is not embedded, so a manifest keeps its size at any depth.
 """
 
 from __future__ import annotations
@@ -38,8 +40,9 @@ HUMAN_EDITS = "http://cv.iptc.org/newscodes/digitalsourcetype/humanEdits"
 
 
 def previous_version(registry: str, association: str, slug: str
-                     ) -> tuple[int, bytes, bytes] | None:
-    """(number, bytes, manifest) of the statement's latest version, or None if it has none."""
+                     ) -> tuple[int, bytes, bytes, bytes] | None:
+    """(number, bytes, manifest, receipt) of the statement's latest version, or None if it has
+    none. The receipt is the C2SP tlog-proof of its log entry in the log's current checkpoint."""
     url = f"{registry}/v1/associations/{association}/statements/{slug}"
     try:
         with urllib.request.urlopen(url) as response:
@@ -51,7 +54,9 @@ def previous_version(registry: str, association: str, slug: str
         raise
     with urllib.request.urlopen(f"{registry}{location}/manifest") as response:
         manifest = response.read()
-    return json.loads(body)["version"], body, manifest
+    with urllib.request.urlopen(f"{registry}{location}/receipt") as response:
+        receipt = response.read()
+    return json.loads(body)["version"], body, manifest, receipt
 
 
 def build_body(association: str, slug: str, version: int, content: Mapping[str, Any],
@@ -69,16 +74,19 @@ def build_body(association: str, slug: str, version: int, content: Mapping[str, 
 
 
 def sign(body: bytes, *, certificate_chain_pem: bytes, private_key_pem: bytes,
-         tsa_url: str | None, parent: tuple[bytes, bytes] | None = None,
+         tsa_url: str | None, parent: tuple[bytes, bytes, bytes] | None = None,
          trust_anchors_pem: bytes = b"") -> bytes:
     """A C2PA sidecar manifest (``application/c2pa``) for ``body``, signed with your key.
 
     ``tsa_url`` is the RFC 3161 authority c2pa asks for a timestamp (the registry refuses a
     manifest without one).
 
-    ``parent`` is the previous version's (bytes, manifest): it becomes the ``parentOf``
-    ingredient, which c2pa records with its validation results, so ``trust_anchors_pem`` (the
-    registry's /v1/trust/anchors.pem plus your CA) must let it read Trusted.
+    ``parent`` is the previous version's (bytes, manifest, receipt). Its manifest is read here
+    against ``trust_anchors_pem`` (the registry's /v1/trust/anchors.pem plus your CA), which
+    must let it read Trusted; the ``parentOf`` ingredient records those validation results and
+    the parent's SHA-256, without the manifest itself, and the ``org.tech7.parent-proof``
+    assertion carries the manifest's SHA-256 and the receipt, whose log entry the registry
+    checks against its own.
     """
     document = json.loads(body)
     settings = {"version": 1,
@@ -107,27 +115,37 @@ def sign(body: bytes, *, certificate_chain_pem: bytes, private_key_pem: bytes,
         ],
     }
     if parent is not None:
-        parent_body, parent_manifest = parent
+        parent_body, parent_manifest, receipt = parent
         with c2pa.Reader("application/json", io.BytesIO(parent_body), parent_manifest,
                          context=context) as reader:
             store = json.loads(reader.json())
+            if reader.get_validation_state() != "Trusted":
+                raise ValueError("the previous version's manifest does not read Trusted")
+        receipt_text = receipt.decode("utf-8")
+        # C2SP tlog-proof: the header, an optional "extra" line, then "index N".
+        index_line = next(line for line in receipt_text.splitlines()
+                          if line.startswith("index "))
         ingredient_id = f"parent-{uuid.uuid4().hex[:8]}"
+        parent_sha256 = hashlib.sha256(parent_body).hexdigest()
         definition["assertions"][0]["data"]["actions"] = [
             # C2PA 2.2 "Actions": an edit starts by opening its parentOf ingredient.
             {"action": "c2pa.opened", "parameters": {"ingredientIds": [ingredient_id]}},
             {"action": "c2pa.edited", "digitalSourceType": HUMAN_EDITS}]
-        # A JSON file cannot carry its manifest, so it goes along as the ingredient's
-        # manifest_data, with the validation results c2pa just reported for it.
+        # No manifest_data and no active_manifest: the parent is named, not embedded.
         definition["ingredients"] = [{
-            "title": f"{title} (previous version)", "format": "application/json",
+            "title": store["manifests"][store["active_manifest"]].get("title")
+            or f"{title} (previous version)", "format": "application/json",
             "relationship": "parentOf", "label": ingredient_id,
-            "active_manifest": store["active_manifest"],
-            "validation_results": store.get("validation_results"),
-            "manifest_data": {"format": "application/c2pa", "identifier": "parent.c2pa"}}]
+            "instance_id": f"sha256:{parent_sha256}",
+            "validation_results": {"activeManifest":
+                                   (store.get("validation_results") or {}).get("activeManifest")}}]
+        definition["assertions"].append({"label": "org.tech7.parent-proof", "data": {
+            "version": json.loads(parent_body)["version"], "sha256": parent_sha256,
+            "manifest_label": store["active_manifest"],
+            "manifest_sha256": hashlib.sha256(parent_manifest).hexdigest(),
+            "log_index": int(index_line.removeprefix("index ")), "tlog_proof": receipt_text}})
     builder = c2pa.Builder(definition, context=context)
     try:
-        if parent is not None:
-            builder.add_resource("parent.c2pa", io.BytesIO(parent[1]))
         builder.set_no_embed()
         signer = c2pa.Signer.from_info(c2pa.C2paSignerInfo(
             c2pa.C2paSigningAlg.ES256, certificate_chain_pem, private_key_pem, tsa_url))

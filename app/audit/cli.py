@@ -8,6 +8,10 @@
   c2pa settings for those anchors in both forms (split per ``trust_kind``, and the older single
   list), then prints the ``verify`` command to run. It talks to the given URL's host only, and
   writes its folder whole or not at all.
+* ``history`` fetches every version of a document, newest back to 1, with their manifests and
+  receipts, and verifies them all (:func:`~app.audit.verification.audit_history`): each version as
+  ``verify`` would, each link naming its parent exactly, every checkpoint consistent with the
+  log's current one. A broken link is named.
 * ``monitor`` follows the log: it checks the new checkpoint against the pinned log key, its
   consistency with the stored checkpoint, and re-hashes every entry through the C2SP tiles. It
   keeps the new checkpoint only when all of that holds.
@@ -21,6 +25,7 @@ cosignatures, and warn loudly when the policy the registry serves (``/v1/trust``
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -44,9 +49,11 @@ from app.audit.verification import (
     CONSISTENCY,
     LOG,
     WITNESSES,
+    HistoryVersion,
     Step,
     VerificationFailure,
     audit_document,
+    audit_history,
     check_consistency,
     check_log,
     check_quorum,
@@ -450,6 +457,71 @@ def _folder_name(version_url: str) -> str:
 def _write(path: Path, data: bytes) -> Path:
     path.write_bytes(data)
     return path
+
+
+# --- history -------------------------------------------------------------------------------------
+
+
+@audit.command()
+@click.argument("url")
+def history(url: str) -> None:
+    """Fetch and verify every version of the document at URL, newest back to version 1."""
+    fetcher = Fetcher(url)
+    document_url = fetcher.url(url).rstrip("/")
+    parts = document_url.rsplit("/versions/", 1)
+    if len(parts) == 2 and parts[1].isdigit():
+        document_url = parts[0]
+    listed = fetcher.get_json(f"{document_url}/versions")
+    try:
+        numbers = sorted((int(item["version"]) for item in listed["items"]), reverse=True)
+    except (KeyError, TypeError, ValueError):
+        raise FetchError(f"GET {document_url}/versions did not list versions") from None
+    versions = []
+    association = None
+    for number in numbers:
+        base = f"{document_url}/versions/{number}"
+        receipt = fetcher.get(f"{base}/receipt")[0]
+        versions.append(HistoryVersion(number, fetcher.get(base)[0],
+                                       fetcher.get(f"{base}/manifest")[0], receipt))
+        if association is None:
+            # A bad receipt is named by audit_history; it just names no association here.
+            with contextlib.suppress(VerificationFailure):
+                association = read_receipt(receipt).record.get("association")
+    trust = fetcher.get_json("/v1/trust")
+    try:
+        verifier_key = trust["log"]["verifier_key"]
+    except (KeyError, TypeError):
+        raise FetchError(f"{fetcher.base}/v1/trust names no log verifier key") from None
+    # Fetched after every receipt, so that it holds all of them.
+    checkpoint = fetcher.get("/v1/log/checkpoint")[0]
+
+    def consistency(first: int, second: int) -> dict[str, Any]:
+        return fetcher.get_json(f"/v1/log/proofs/consistency?first={first}&second={second}")
+
+    try:
+        report = audit_history(versions, signed_checkpoint=checkpoint,
+                               consistency_proof=consistency,
+                               trust_anchors_pem=_trust_anchors(fetcher, association),
+                               verifier_key=verifier_key)
+    except VerificationFailure as failure:
+        raise FetchError(f"the log's checkpoint does not verify: {failure.reason}") from None
+    passed, failed = _marks()
+    for audited in report.versions:
+        steps = [*audited.report.steps, *([audited.link] if audited.link else [])]
+        ok = all(step.ok for step in steps)
+        click.echo(f"{passed if ok else failed} version {audited.number}")
+        for step in steps:
+            if not step.ok or step.name == "parent":
+                click.echo(f"    {passed if step.ok else failed} {step.name}: {step.detail}")
+    if report.ok:
+        click.echo(f"VERIFIED: all {len(report.versions)} versions of {document_url}, each "
+                   f"linked to the one before, consistent with the log's tree of size "
+                   f"{report.checkpoint_size}.")
+    else:
+        click.echo("NOT VERIFIED:")
+        for problem in report.problems:
+            click.echo(f"  {problem}")
+    sys.exit(0 if report.ok else FAILED)
 
 
 # --- monitor -------------------------------------------------------------------------------------

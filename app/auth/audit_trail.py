@@ -33,7 +33,9 @@ def _record(response: Response) -> Response:
     principal = g.get("principal")
     db: Database = current_app.extensions["tech7.db"]
     try:
-        with db.write() as session:
+        # A plain transaction, not db.write(): it holds no writer lock up front, so recording a
+        # request never queues behind (or holds up) a publish for longer than its one insert.
+        with db.sessions() as session, session.begin():
             session.add(AuditEvent(
                 at=utcnow(), principal=principal.name if principal else "unauthenticated",
                 token_id=principal.token_id if principal else None, method=request.method,

@@ -58,6 +58,9 @@ class TransparencyLog:
         #: Called, without arguments and on the committing thread, after each transaction that
         #: appended entries commits: the witnesses' rounds wake on it. It must not block.
         self.appended: Callable[[], None] | None = None
+        #: Appends this process began (committed or not): readers that keep the current
+        #: checkpoint for a moment read it again once this changes.
+        self.appends_begun = 0
 
     @property
     def verifier_key(self) -> str:
@@ -69,6 +72,7 @@ class TransparencyLog:
     def append(self, session: Session, record: Mapping[str, Any]) -> Entry:
         """Append ``record`` (RFC 8785 bytes become the leaf) inside the caller's locked transaction."""
         leaf = rfc8785.dumps(dict(record))
+        self.appends_begun += 1
         index = session.scalar(sa.select(sa.func.coalesce(sa.func.max(LogEntry.index) + 1, 0)))
         hashed = leaf_hash(leaf)
         now = utcnow()
@@ -81,7 +85,7 @@ class TransparencyLog:
             session.info[_APPENDED] = True
             sa.event.listen(session, "after_commit", self._committed, once=True)
         size = index + 1
-        root = tree_root(size, lambda level, i: self._hash_at(session, level, i, cache=False))
+        root = tree_root(size, self._uncommitted_hashes(session))
         note = sign_note(format_checkpoint(self.origin, size, root), self.origin,
                          self._keyring.store.log_private_key)
         session.add(LogCheckpoint(tree_size=size, root_hash=root, note=note, created_at=now))
@@ -193,6 +197,18 @@ class TransparencyLog:
         entry = self.entry(index)
         return format_tlog_proof(entry.leaf, index, self.inclusion_proof(index, tree_size), note)
 
+    def receipt_in(self, session: Session, index: int) -> str:
+        """:meth:`receipt` for entry ``index`` against the newest checkpoint, read in the
+        caller's transaction (a publish links its parent this way inside the writer lock, with
+        no second session)."""
+        row = session.scalar(sa.select(LogCheckpoint)
+                             .order_by(LogCheckpoint.tree_size.desc()).limit(1))
+        entry = session.get(LogEntry, index)
+        if row is None or entry is None or index >= row.tree_size:
+            raise NotFound(f"The log has no entry {index} under a checkpoint.")
+        proof = inclusion_proof(index, row.tree_size, self._uncommitted_hashes(session))
+        return format_tlog_proof(entry.leaf, index, proof, row.note)
+
     def tile(self, level: int, index: int, width: int) -> bytes:
         """The first ``width`` hashes of a tile, if the log has that many there."""
         if index > MAX_INDEX:
@@ -217,6 +233,23 @@ class TransparencyLog:
         if len(leaves) < width:
             raise NotFound("The log has no such entry bundle (yet).")
         return entry_bundle(leaves)
+
+    def _uncommitted_hashes(self, session: Session):
+        """hash_at for one computation inside a writer's transaction: its tiles may not be kept
+        across transactions (they could still be rolled back), but each is read once here, not
+        once per hash (the session's identity map holds rows only while they are referenced)."""
+        tiles: dict[tuple[int, int], bytes | None] = {}
+
+        def hash_at(level: int, index: int) -> bytes:
+            span = tile_span(level, index)
+            key = (span.tile_level, span.tile_index)
+            if key not in tiles:
+                tiles[key] = self._tile(session, *key, cache=False)
+            if tiles[key] is None:
+                raise NotFound(f"The log has no node at level {level}, index {index}.")
+            return hash_from_tile(tiles[key], level, index)
+
+        return hash_at
 
     def _hash_at(self, session: Session, level: int, index: int, *, cache: bool = True) -> bytes:
         """hash_at for :mod:`tech7_tlog.merkle`, answered from stored tiles."""

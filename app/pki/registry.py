@@ -283,19 +283,23 @@ class CertificateRegistry:
 
     # -- reads ---------------------------------------------------------------------------------
 
-    def status(self, certificate_sha256: str, signed_at: datetime | None) -> CertificateStatus:
+    def status(self, certificate_sha256: str, signed_at: datetime | None,
+               session: Session | None = None) -> CertificateStatus:
         """The standing of a certificate for a manifest signed at ``signed_at``.
 
         ``signed_at`` is the manifest's trusted (RFC 3161) signing time, timezone-aware, or None
         when it is unknown, in which case any revocation counts. A manifest signed exactly at
-        ``revoked_at`` is revoked.
+        ``revoked_at`` is revoked. ``session`` is the caller's (a writer holding the registry
+        lock asks in its own transaction), or a new one.
         """
         if signed_at is not None and signed_at.tzinfo is None:
             raise ValueError("signed_at must be timezone-aware")
-        with self.db.sessions() as session:
-            row = session.execute(_certificates_query()
-                                  .where(SigningCertificate.sha256 == certificate_sha256)
-                                  ).one_or_none()
+        query = _certificates_query().where(SigningCertificate.sha256 == certificate_sha256)
+        if session is not None:
+            row = session.execute(query).one_or_none()
+        else:
+            with self.db.sessions() as own:
+                row = own.execute(query).one_or_none()
         if row is None:
             return CertificateStatus(known=False, signer=None, association=None,
                                      not_before=None, not_after=None, revoked_at=None,

@@ -15,8 +15,20 @@ Every manifest holds:
   ``c2pa.placed`` for each component of an export;
 * ``org.tech7.document`` — the registry's own assertion (a reverse-DNS label, C2PA 2.2 §6.2)
   naming the document: kind, slug, version, sha256, association;
-* the previous version's manifest as a ``parentOf`` ingredient, and the documents an export lists
-  as ``componentOf`` ingredients, each with its own manifest so provenance chains.
+* the previous version as a ``parentOf`` ingredient, and the documents an export lists as
+  ``componentOf`` ingredients, each with its own manifest so provenance chains.
+
+A version's previous version comes in one of two forms. Versions signed before bounded manifests
+carry the parent's whole manifest store (``manifest_data``), so each manifest holds every earlier
+one. Newer ones (:class:`ParentLink`) hold their own manifest only: the ``parentOf`` ingredient
+records the parent's title, SHA-256 (as its instance ID) and the validation results it had when the
+child was signed, without a manifest link, which earns at most the informational
+``ingredient.unknownProvenance`` (c2pa-rs 0.91 reports nothing for it); the signed
+``org.tech7.parent-proof`` assertion names the
+parent's manifest by SHA-256 and carries the parent's transparency-log entry with its inclusion
+proof in the checkpoint of that moment (c2sp.org/tlog-proof). The log's append-only proofs then
+carry the chain instead of nested manifest stores, so a manifest keeps its size at any depth: an
+example of the anchoring idea of C2PA specifications issue #122, applied to the parent's claim.
 
 Verification is always offline: remote manifest fetch and OCSP are off in every context made here.
 """
@@ -41,6 +53,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from app.pki.authority import KeyStore, certificate_sha256
 
 IDENTITY_LABEL = "org.tech7.document"
+#: The registry's assertion that links a version to its parent through the log (see above).
+PARENT_PROOF_LABEL = "org.tech7.parent-proof"
 SIDECAR_MEDIA_TYPE = "application/c2pa"
 
 # IPTC Digital Source Type NewsCodes, the vocabulary the C2PA "Actions" assertion points to.
@@ -111,12 +125,40 @@ class Ingredient:
 
 
 @dataclass(frozen=True)
+class ParentLink:
+    """The previous version, named by hash and proven through the log (the bounded form).
+
+    ``validation_results`` are the parent manifest's own, as read when it was accepted; they are
+    recorded in the ``parentOf`` ingredient (the C2PA 2.2 ingredient's ``validationResults``).
+    ``tlog_proof`` is the C2SP tlog-proof of the parent's log entry (the entry's bytes as its
+    ``extra``) in a checkpoint the log signed before the child. :meth:`assertion` is what the
+    ``org.tech7.parent-proof`` assertion holds.
+    """
+
+    title: str
+    version: int
+    sha256: str
+    manifest_label: str
+    manifest_sha256: str
+    log_index: int
+    tlog_proof: str
+    validation_results: Mapping[str, Any] | None = None
+
+    def assertion(self) -> dict[str, Any]:
+        return {"version": self.version, "sha256": self.sha256,
+                "manifest_label": self.manifest_label, "manifest_sha256": self.manifest_sha256,
+                "log_index": self.log_index, "tlog_proof": self.tlog_proof}
+
+
+@dataclass(frozen=True)
 class IngredientReport:
     """What a manifest records about one of its ingredients.
 
     ``state`` is derived from the validation results recorded when the ingredient was added,
-    amended by the deltas c2pa finds when it re-validates the ingredient's manifest now; ``None``
-    when the ingredient has no manifest.
+    amended by the deltas c2pa finds when it re-validates the ingredient's manifest now. An
+    ingredient without a manifest (a :class:`ParentLink`) has only its recorded results, so its
+    state says what the signer found; ``None`` when it records none either. ``instance_id`` is
+    the ingredient's instance ID (``sha256:<hex>`` of the parent's bytes for a linked parent).
     """
 
     title: str | None
@@ -124,6 +166,7 @@ class IngredientReport:
     state: str | None
     active_manifest: str | None
     codes: tuple[str, ...] = ()
+    instance_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -135,8 +178,8 @@ class ManifestReport:
     (C2PA 2.2 §15.2, e.g. ``assertion.dataHash.mismatch``, ``signingCredential.expired``): the
     active manifest's own, then those c2pa finds re-validating its ingredients' manifests; or
     ``manifest.unreadable`` when no manifest could be parsed at all (``error`` then says why).
-    ``identity`` and ``actions`` are the ``org.tech7.document`` and ``c2pa.actions`` payloads;
-    treat these dicts as read-only.
+    ``identity``, ``parent_proof`` and ``actions`` are the ``org.tech7.document``,
+    ``org.tech7.parent-proof`` and ``c2pa.actions`` payloads; treat these dicts as read-only.
     """
 
     state: str
@@ -153,6 +196,7 @@ class ManifestReport:
     timestamped: bool = False
     timestamp_trusted: bool = False
     identity: Mapping[str, Any] | None = None
+    parent_proof: Mapping[str, Any] | None = None
     actions: tuple[Mapping[str, Any], ...] = ()
     ingredients: tuple[IngredientReport, ...] = ()
     error: str | None = None
@@ -328,10 +372,15 @@ class ManifestSigner:
         parent_manifest: bytes | None = None,
         parent_content: bytes | None = None,
         parent_anchors_pem: bytes = b"",
+        parent_link: ParentLink | None = None,
         ingredients: Sequence[Ingredient] = (),
         digital_source_type: str = DIGITAL_CREATION,
     ) -> bytes:
         """Sign ``content`` and return the sidecar manifest store bytes (``application/c2pa``).
+
+        A later version names its previous version either by ``parent_link`` (the bounded form,
+        see the module docstring: nothing is read, the caller vouches for the link) or, in the
+        older form, by ``parent_content`` and ``parent_manifest``.
 
         ``action`` is ``c2pa.created`` for a first version (no parent) or ``c2pa.edited`` /
         ``c2pa.published`` for a later one, whose previous version (``parent_content`` and its
@@ -345,7 +394,7 @@ class ManifestSigner:
             content, media_type, embed=False,
             signer_name=signer_name, title=title, action=action, identity=identity,
             parent_manifest=parent_manifest, parent_content=parent_content,
-            parent_anchors_pem=parent_anchors_pem,
+            parent_anchors_pem=parent_anchors_pem, parent_link=parent_link,
             ingredients=ingredients, digital_source_type=digital_source_type,
         )
         return manifest
@@ -411,16 +460,20 @@ class ManifestSigner:
         ingredients: Sequence[Ingredient],
         digital_source_type: str,
         parent_anchors_pem: bytes = b"",
+        parent_link: ParentLink | None = None,
     ) -> c2pa.Builder:
         self._check_process()
-        has_parent = parent_content is not None or parent_manifest is not None
+        if parent_link is not None and (parent_content is not None or parent_manifest is not None):
+            raise ValueError("name the previous version by parent_link or by its content, not both")
+        has_parent = parent_content is not None or parent_manifest is not None \
+            or parent_link is not None
         if action == CREATED and has_parent:
             raise ValueError("c2pa.created starts a history: it takes no parent")
         if action in _FOLLOW_UP_ACTIONS and not has_parent:
             raise ValueError(f"{action} needs the previous version (parent_content)")
         if action != CREATED and action not in _FOLLOW_UP_ACTIONS:
             raise ValueError(f"unsupported action {action!r}")
-        if has_parent and parent_content is None:
+        if has_parent and parent_link is None and parent_content is None:
             raise ValueError("parent_manifest without parent_content cannot be verified")
         try:
             identity_json = json.loads(json.dumps(dict(identity)))
@@ -438,6 +491,8 @@ class ManifestSigner:
                 own_anchors_pem=parent_anchors_pem,
             )
             staged.append(self._stage(parent, _PARENT_ID))
+        elif parent_link is not None:
+            staged.append(_linked_parent(parent_link, media_type))
         for index, ingredient in enumerate(ingredients):
             if ingredient.relationship == "parentOf":
                 raise ValueError("pass the previous version as parent_content, not an ingredient")
@@ -467,6 +522,8 @@ class ManifestSigner:
             "assertions": [
                 {"label": "c2pa.actions", "data": {"actions": actions}},
                 {"label": IDENTITY_LABEL, "data": identity_json},
+                *([{"label": PARENT_PROOF_LABEL, "data": parent_link.assertion()}]
+                  if parent_link is not None else []),
             ],
             "ingredients": [item.definition for item in staged if item.stream is None],
         }
@@ -476,9 +533,9 @@ class ManifestSigner:
             raise SigningError(f"c2pa could not build the manifest for {title!r}: {_reason(exc)}") from exc
         try:
             for item in staged:
-                if item.stream is None:
+                if item.manifest is not None:
                     builder.add_resource(item.resource_id, io.BytesIO(item.manifest))
-                else:
+                elif item.stream is not None:
                     builder.add_ingredient_from_stream(
                         item.definition, item.media_type, io.BytesIO(item.stream)
                     )
@@ -568,6 +625,20 @@ class ManifestSigner:
                 "ManifestSigner was created in another process (before a fork?); "
                 "create one per worker, e.g. in gunicorn's post_fork hook"
             )
+
+
+def _linked_parent(link: ParentLink, media_type: str) -> _StagedIngredient:
+    """The ``parentOf`` ingredient of the bounded form: no ``manifest_data`` and no
+    ``active_manifest``, so c2pa neither embeds nor re-validates the parent (an ingredient without
+    a manifest is informational, ``ingredient.unknownProvenance``, where a dangling manifest link
+    would be the failure ``ingredient.manifest.missing``)."""
+    definition: dict[str, Any] = {
+        "title": link.title, "format": media_type, "relationship": "parentOf",
+        "label": _PARENT_ID, "instance_id": f"sha256:{link.sha256}",
+    }
+    if link.validation_results:
+        definition["validation_results"] = dict(link.validation_results)
+    return _StagedIngredient(_PARENT_ID, definition, media_type)
 
 
 @dataclass(frozen=True)
@@ -692,6 +763,7 @@ def _report(store: dict[str, Any], state: str | None, store_bytes: bytes) -> Man
         timestamped=signature.get("time") is not None,
         timestamp_trusted="timeStamp.trusted" in success,
         identity=assertions.get(IDENTITY_LABEL),
+        parent_proof=assertions.get(PARENT_PROOF_LABEL),
         actions=tuple(actions),
         ingredients=tuple(_ingredient_report(i, deltas) for i in manifest.get("ingredients", [])),
         validation_results=results or None,
@@ -715,7 +787,7 @@ def _ingredient_report(
     for delta in deltas:
         if str(delta.get("ingredientAssertionURI", "")).endswith(suffix):
             codes.extend(_codes((delta.get("validationDeltas") or {}).get("failure")))
-    if ingredient.get("active_manifest") is None:
+    if ingredient.get("active_manifest") is None and not recorded:
         state = None
     elif codes:
         state = INVALID
@@ -729,6 +801,7 @@ def _ingredient_report(
         state=state,
         active_manifest=ingredient.get("active_manifest"),
         codes=tuple(codes),
+        instance_id=ingredient.get("instance_id"),
     )
 
 

@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 
 import c2pa
 
+from app.caching import BoundedCache
 from app.errors import Conflict, ServiceUnavailable
 from app.pki.authority import KeyStore, certificate_sha256
 from app.pki.keyring import REGISTRY_SIGNER, Keyring
@@ -29,9 +30,9 @@ from app.provenance.manifests import (
     CREATED,
     EDITED,
     Ingredient,
-    IngredientNotTrustedError,
     ManifestReport,
     ManifestSigner,
+    ParentLink,
     SigningError,
     read_manifest,
     self_check,
@@ -39,6 +40,10 @@ from app.provenance.manifests import (
 )
 
 JSON = "application/json"
+
+#: Manifests this process has read Trusted, by (content, manifest, anchors) digests: a publish
+#: links its parent without validating the parent's manifest a second time.
+TRUSTED_READS_CACHE_SIZE = 4096
 
 
 class ParentNotTrusted(Conflict):
@@ -53,6 +58,24 @@ class SigningUnavailable(ServiceUnavailable):
 
     problem = "signing-unavailable"
     title = "Signing is unavailable"
+
+
+@dataclass(frozen=True)
+class PreviousVersion:
+    """The version a new one builds on, as stored and as logged.
+
+    ``tlog_proof`` is the C2SP tlog-proof of its log entry in the newest checkpoint; with it the
+    new manifest links the parent in the bounded form (:class:`ParentLink`).
+    """
+
+    number: int
+    body: bytes
+    manifest: bytes
+    sha256: str
+    manifest_sha256: str
+    manifest_label: str
+    log_index: int
+    tlog_proof: str
 
 
 @dataclass(frozen=True)
@@ -86,6 +109,8 @@ class ProvenanceService:
         self._signer: ManifestSigner | None = None
         self._context: c2pa.Context | None = None
         self._self_checked_in: int | None = None
+        self._trusted_reads: BoundedCache[tuple[str, str, str], ManifestReport] = BoundedCache(
+            TRUSTED_READS_CACHE_SIZE)
 
     # -- per-process objects --------------------------------------------------------------------
 
@@ -157,36 +182,65 @@ class ProvenanceService:
     # -- signing --------------------------------------------------------------------------------
 
     def sign_version(self, *, body: bytes, identity: dict[str, Any], signer_name: str,
-                     title: str, parent: tuple[bytes, bytes] | None,
+                     title: str, parent: PreviousVersion | None,
                      parent_anchors_pem: bytes = b"") -> SignedManifest:
-        """Sign a version's canonical bytes; ``parent`` is the previous (body, manifest).
+        """Sign a version's canonical bytes, linking ``parent`` in the bounded form.
 
         ``parent_anchors_pem`` are the approved CAs of the association, when the previous version
         may be one it signed with its own key (:attr:`Ingredient.own_anchors_pem`).
 
         The parent must still read Trusted: c2pa does not let a tampered parent invalidate the
-        child, so this check is ours to make (409 otherwise). :meth:`ManifestSigner.sign_sidecar`
-        makes it (it reads every ingredient against the registry's anchors before building on
-        it), so the parent is verified once, not once here and again there.
+        child, so this check is ours to make (409 otherwise). Its stored bytes must be the ones
+        its row and log entry name, and its manifest must read Trusted against today's anchors;
+        a manifest this process already read Trusted (the parent was usually signed here, just
+        before) is not validated again.
         """
         signer, _ = self._process_objects()
+        link = None
+        if parent is not None:
+            report = self.trusted_report(parent.body, JSON, parent.manifest, parent_anchors_pem)
+            if not report.trusted or hashlib.sha256(parent.manifest).hexdigest() \
+                    != parent.manifest_sha256 or hashlib.sha256(parent.body).hexdigest() \
+                    != parent.sha256:
+                codes = list(report.codes) or ["manifest.sha256.mismatch"]
+                raise ParentNotTrusted(
+                    f"The previous version's manifest reads {report.state} "
+                    f"({', '.join(codes)}), or its bytes are not the ones logged; refusing to "
+                    f"build on it.", codes=codes)
+            link = ParentLink(
+                title=report.title or f"{title} (previous version)", version=parent.number,
+                sha256=parent.sha256, manifest_label=parent.manifest_label,
+                manifest_sha256=parent.manifest_sha256, log_index=parent.log_index,
+                tlog_proof=parent.tlog_proof,
+                # The parent's own results only: an older parent's ingredient deltas would make
+                # the record grow with the history again.
+                validation_results={"activeManifest": (report.validation_results or {})
+                                    .get("activeManifest") or {}})
         try:
             manifest = signer.sign_sidecar(
                 body, JSON, signer_name=signer_name, title=title,
                 action=EDITED if parent is not None else CREATED, identity=identity,
-                parent_manifest=parent[1] if parent else None,
-                parent_content=parent[0] if parent else None,
-                parent_anchors_pem=parent_anchors_pem)
-        except IngredientNotTrustedError as error:
-            report = error.report
-            raise ParentNotTrusted(
-                f"The previous version's manifest reads {report.state} "
-                f"({', '.join(report.codes) or 'no codes'}); refusing to build on it.",
-                codes=list(report.codes)) from error
+                parent_link=link)
         except SigningError as error:
             raise SigningUnavailable(f"The manifest could not be signed and timestamped, so "
                                      f"nothing was published: {error}") from error
-        return self._checked(body, JSON, manifest, signer_name, parent_anchors_pem)
+        return self._checked(body, JSON, manifest, signer_name)
+
+    def trusted_report(self, content: bytes, media_type: str, manifest: bytes,
+                       own_anchors_pem: bytes = b"") -> ManifestReport:
+        """:meth:`verify`, answered from the reads this process found Trusted when it can.
+
+        A manifest is immutable and its verdict for the same bytes and anchors does not change
+        (an expired certificate stays Trusted through its RFC 3161 timestamp), so a Trusted
+        reading is kept; anything else is read again each time.
+        """
+        key = (hashlib.sha256(content).hexdigest(), hashlib.sha256(manifest).hexdigest(),
+               hashlib.sha256(own_anchors_pem + self.trust_anchors_pem).hexdigest())
+        cached = self._trusted_reads.get(key)
+        if cached is not None:
+            return cached
+        report = self.verify(content, media_type, manifest, own_anchors_pem)
+        return self._trusted_reads.put(key, report) if report.trusted else report
 
     def sign_export(self, *, content: bytes, media_type: str, embedded: bool, title: str,
                     identity: dict[str, Any], ingredients: list[Ingredient]) -> tuple[bytes, SignedManifest]:
@@ -216,7 +270,12 @@ class ProvenanceService:
                  signer_name: str, own_anchors_pem: bytes = b"") -> SignedManifest:
         # c2pa re-validates the ingredients' manifests too, so the anchors their signers chain
         # to must be there.
-        report = self.verify(content, media_type, manifest, own_anchors_pem)
+        # The one validation of a new manifest (c2pa's own verify-after-sign is off): it also
+        # learns the label, and is kept so that the next version can link this one unread.
+        if manifest is not None:
+            report = self.trusted_report(content, media_type, manifest, own_anchors_pem)
+        else:
+            report = self.verify(content, media_type, manifest, own_anchors_pem)
         if not report.trusted:
             raise SigningUnavailable(f"A freshly signed manifest reads {report.state} "
                                      f"({', '.join(report.codes)}); nothing was published.")

@@ -33,7 +33,7 @@ from app.http.conditional import SignedBytesValidators, require_if_match, requir
 from app.ledger.service import TransparencyLog
 from app.pki.authority import certificate_sha256
 from app.pki.keyring import REGISTRY_SIGNER
-from app.provenance.service import ProvenanceService, SignedManifest
+from app.provenance.service import PreviousVersion, ProvenanceService, SignedManifest
 from app.publishing.kinds import DocumentKind
 from app.publishing.models import (
     Document,
@@ -388,8 +388,9 @@ class PublishingService:
                         published_at: datetime | None = None) -> Version:
         """Add version N+1 of ``document``: the one place a version row is ever created.
 
-        Canonical bytes → manifest (chained to version N's, which must still read Trusted) →
-        log entry → version row, all in the caller's transaction.
+        Canonical bytes → manifest (linked to version N by its hashes and its log entry's
+        inclusion proof; version N must still read Trusted) → log entry → version row, all in
+        the caller's transaction.
 
         Non-custodial publishing passes ``signed``, a manifest the association made with its own
         key over exactly the bytes derived here from ``content`` and ``published_at`` (the time
@@ -420,7 +421,11 @@ class PublishingService:
                 body=body, signer_name=signer_name,
                 title=f"{kind.name} {document.slug} version {number}",
                 identity=version_identity(kind, document.slug, number, sha256, association),
-                parent=(previous.body, previous.manifest) if previous else None,
+                parent=None if previous is None else PreviousVersion(
+                    number=previous.number, body=previous.body, manifest=previous.manifest,
+                    sha256=previous.sha256, manifest_sha256=previous.manifest_sha256,
+                    manifest_label=previous.manifest_label, log_index=previous.log_index,
+                    tlog_proof=self.log.receipt_in(session, previous.log_index)),
                 # The previous version may be one the association signed with its own key.
                 parent_anchors_pem=self.certificates.approved_ca_pem(session, association)
                 if previous is not None and association else b"")
@@ -452,7 +457,7 @@ class PublishingService:
         process rotated it, and refuse (409) if that certificate is revoked: the operator rotates
         it first."""
         certificate = self.certificates.current_certificate(session, signer_name)
-        status = self.certificates.status(certificate_sha256(certificate), None)
+        status = self.certificates.status(certificate_sha256(certificate), None, session)
         if status.revoked:
             raise SignerRevoked(
                 f"The signing certificate of {signer_name!r} was revoked at "
@@ -494,6 +499,9 @@ def lock_head(session: Session) -> RegistryHead:
         head = RegistryHead(id=1, last_seq=0)
         session.add(head)
         session.flush()
+    # The session's identity map holds rows only while something references them: keeping the
+    # head here lets the transaction's later session.get() find it without another SELECT.
+    session.info["tech7.registry_head"] = head
     return head
 
 

@@ -23,7 +23,10 @@ holds (each refusal is a 422 problem whose ``check`` member names the check that
 ``identity``
     its ``org.tech7.document`` assertion names this document, version, SHA-256 and association;
 ``parent``
-    a ``parentOf`` ingredient, when present, is the previous version's manifest and reads Trusted;
+    a ``parentOf`` ingredient, when present, names the previous version exactly: by its SHA-256,
+    its manifest's SHA-256 and its log entry's inclusion proof in an ``org.tech7.parent-proof``
+    assertion (the bounded form), or by embedding its manifest, which reads Trusted (the older
+    form);
 ``trusted``
     and the manifest as a whole reads Trusted.
 
@@ -46,12 +49,13 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy.orm import Session
 
+from app.audit.verification import VerificationFailure, check_parent_link
 from app.auth.service import OPERATOR, Principal
 from app.db import utcnow
 from app.errors import Conflict, Forbidden, InvalidJSON, InvalidRequest, NotFound
 from app.pki.authority import certificate_sha256
 from app.pki.models import AssociationCA
-from app.provenance.manifests import TRUSTED, UNREADABLE, ManifestReport, read_manifest
+from app.provenance.manifests import UNREADABLE, ManifestReport, read_manifest
 from app.provenance.service import JSON, SignedManifest
 from app.publishing.canonical import canonical_bytes, strict_loads
 from app.publishing.models import Document, Version
@@ -287,7 +291,7 @@ class OwnKeyPublishing:
             raise SignedVersionRefused("identity", "The manifest's org.tech7.document assertion "
                                        "does not name this version.", expected=expected,
                                        found=report.identity)
-        _check_parent(report, previous)
+        _check_parent(report, previous, self.log.verifier_key)
         if not report.trusted:
             raise SignedVersionRefused("trusted", f"The manifest reads {report.state}"
                                        + _why(report) + ".", codes=list(report.codes))
@@ -439,23 +443,23 @@ def _published_at(value: Any, previous: Version | None) -> datetime:
     return moment
 
 
-def _check_parent(report: ManifestReport, previous: Version | None) -> None:
-    """A ``parentOf`` ingredient, if any, must be the previous version's manifest, Trusted."""
-    for ingredient in report.ingredients:
-        if ingredient.relationship != "parentOf":
-            continue
-        if previous is None:
-            raise SignedVersionRefused("parent", "Version 1 has no previous version, but the "
-                                       "manifest names a parentOf ingredient.")
-        if ingredient.active_manifest != previous.manifest_label:
-            raise SignedVersionRefused("parent", f"The parentOf ingredient is manifest "
-                                       f"{ingredient.active_manifest}, not version "
-                                       f"{previous.number}'s ({previous.manifest_label}).")
-        if ingredient.state != TRUSTED:
-            raise SignedVersionRefused("parent", f"The parentOf ingredient reads "
-                                       f"{ingredient.state}" + (f" ({', '.join(ingredient.codes)})"
-                                                                if ingredient.codes else "")
-                                       + ".")
+def _check_parent(report: ManifestReport, previous: Version | None, verifier_key: str) -> None:
+    """A ``parentOf`` ingredient, if any, must name the previous version exactly: in the bounded
+    form by its hashes and its log entry's inclusion proof, in the older one by embedding its
+    manifest, Trusted (:func:`~app.audit.verification.check_parent_link`)."""
+    if not any(i.relationship == "parentOf" for i in report.ingredients) \
+            and report.parent_proof is None:
+        return
+    if previous is None:
+        raise SignedVersionRefused("parent", "Version 1 has no previous version, but the "
+                                   "manifest names a parent.")
+    try:
+        check_parent_link(report, number=previous.number, sha256=previous.sha256,
+                          manifest_sha256=previous.manifest_sha256,
+                          manifest_label=previous.manifest_label, verifier_key=verifier_key)
+    except VerificationFailure as failure:
+        raise SignedVersionRefused("parent", f"The manifest's parent link fails: "
+                                   f"{failure.reason}.") from None
 
 
 def _why(report: ManifestReport) -> str:

@@ -290,6 +290,39 @@ def test_fetch_then_verify_offline(served, tmp_path):
     assert "signed by registry for bitkom" in verified.stdout
 
 
+def _http(method: str, url: str, token: str, **headers: str) -> urllib.request.Request:
+    return urllib.request.Request(url, method=method,
+                                  headers={"Authorization": f"Bearer {token}", **headers})
+
+
+def test_history_verifies_every_version_and_its_links(served, tmp_path):
+    base, data = served
+    env = {**os.environ, "TECH7_DATA_DIR": str(data), "TECH7_KEYS_DIR": str(data.parent / "keys")}
+    env.pop("TECH7_DATABASE_URL", None)
+    token = subprocess.run([REGISTRY, "tokens", "create", "--operator"], env=env, check=True,
+                           capture_output=True, text=True, timeout=60).stdout.strip()
+    document = base + "/v1/recommendations/key-risks"
+    for revision in (1, 2):
+        with urllib.request.urlopen(document, timeout=10) as response:
+            content = json.loads(response.read())
+        content["title"] += f" (revision {revision})"
+        put = _http("PUT", document + "/draft", token, **{"If-None-Match": "*",
+                                                           "Content-Type": "application/json"})
+        with urllib.request.urlopen(put, data=json.dumps(content).encode(), timeout=30) as answer:
+            etag = answer.headers["ETag"]
+        with urllib.request.urlopen(_http("POST", document + "/draft/publish", token,
+                                          **{"If-Match": etag}), timeout=60) as answer:
+            assert answer.status == 201
+
+    checked = _audit_command("history", document + "/versions/2", cwd=tmp_path)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    lines = checked.stdout.splitlines()
+    assert [line for line in lines if line.startswith("✓ version")] == \
+        ["✓ version 3", "✓ version 2", "✓ version 1"]
+    assert sum("✓ parent: names version" in line for line in lines) == 2
+    assert "VERIFIED: all 3 versions" in checked.stdout
+
+
 def test_monitor_pins_the_key_and_catches_a_rewritten_leaf(served, tmp_path):
     base, data = served
     first = _audit_command("monitor", base, "--state", "state", cwd=tmp_path)

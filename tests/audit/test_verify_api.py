@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tech7_tlog.note import sign_note
 
+from app.audit import service as audit_service
 from app.audit.verification import parse_time
 from app.auth.service import ASSOCIATION, create_token
 from app.pki.keyring import REGISTRY_SIGNER
@@ -185,8 +186,30 @@ def test_the_log_itself_is_checked_not_trusted(app, client, materials, monkeypat
     size, root = note.split("\n")[1:3]
     forged = sign_note(f"{origin}\n{size}\n{root}\n", origin, Ed25519PrivateKey.generate())
     monkeypatch.setattr(log, "checkpoint", lambda: forged)
+    # A verification may judge against the checkpoint an earlier one read, for a moment.
+    monkeypatch.setattr(audit_service, "CHECKPOINT_MAX_AGE", 0.0)
     report = _verified(upload(client, version.body, version.manifest))
     assert report["state"] == "Invalid" and report["steps"][-1]["name"] == "checkpoint"
+
+
+def test_the_current_checkpoint_is_read_again_after_an_append(app, client, operator, materials,
+                                                               monkeypatch):
+    """Verifications in a row share one read of the current checkpoint, until the log grows."""
+    log = app.extensions["tech7.log"]
+    version = materials()
+    newer_href = publish_new_version(client, operator)
+    newer = materials(newer_href)
+    reads = []
+    read = log.checkpoint
+    monkeypatch.setattr(log, "checkpoint", lambda *args: reads.append(args) or read(*args))
+    for _ in range(3):
+        assert _verified(upload(client, version.body, version.manifest))["state"] == "Trusted"
+    assert len(reads) == 1
+    publish_new_version(client, operator)
+    reads.clear()
+    report = _verified(upload(client, newer.body, newer.manifest))
+    assert report["state"] == "Trusted" and len(reads) == 1
+    assert report["checkpoint_size"] == log.size()
 
 
 # --- bad inputs: Invalid, with what failed -------------------------------------------------------

@@ -19,6 +19,7 @@ import pytest
 import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
 
+from app.audit.verification import VerificationFailure, check_parent_link
 from app.auth.service import OPERATOR, create_token
 from app.pki.authority import KeyStore, init_keys
 from app.pki.timestamping import TimestampAuthority
@@ -130,10 +131,11 @@ def test_version_2_names_version_1_as_its_trusted_parent(client, operator, ancho
     assert published.status_code == 201, published.json
 
     base = "/v1/recommendations/key-risks/versions/"
-    reports = {}
+    reports, stored = {}, {}
     for number in (1, 2):
         body = client.get(f"{base}{number}").get_data()
         manifest = client.get(f"{base}{number}/manifest").get_data()
+        stored[number] = (body, manifest)
         reports[number] = read_manifest(body, JSON, manifest, trust_anchors_pem=anchors)
     first, second = reports[1], reports[2]
 
@@ -142,10 +144,22 @@ def test_version_2_names_version_1_as_its_trusted_parent(client, operator, ancho
     assert [a["action"] for a in first.actions] == [CREATED]
     assert EDITED in [a["action"] for a in second.actions]
     assert CREATED not in [a["action"] for a in second.actions]
+    # The bounded form: the parent is named by hash and log proof, its manifest not embedded.
     parents = [i for i in second.ingredients if i.relationship == "parentOf"]
     assert len(parents) == 1
-    assert parents[0].state == "Trusted"
-    assert parents[0].active_manifest == first.label
+    assert parents[0].state == "Trusted" and parents[0].active_manifest is None
+    assert len(stored[2][1]) < 1.5 * len(stored[1][1])
+    body, manifest = stored[1]
+    link = check_parent_link(second, number=1, sha256=hashlib.sha256(body).hexdigest(),
+                             manifest_sha256=hashlib.sha256(manifest).hexdigest(),
+                             manifest_label=first.label,
+                             verifier_key=client.get("/v1/trust").json["log"]["verifier_key"])
+    assert link.checkpoint is not None and link.checkpoint.tree_size >= 1
+    with pytest.raises(VerificationFailure, match="manifest_sha256"):
+        check_parent_link(second, number=1, sha256=hashlib.sha256(body).hexdigest(),
+                          manifest_sha256=hashlib.sha256(manifest + b" ").hexdigest(),
+                          manifest_label=first.label,
+                          verifier_key=client.get("/v1/trust").json["log"]["verifier_key"])
 
 
 # --- nothing is written when provenance cannot be established -------------------------------------

@@ -224,9 +224,12 @@ def test_custodial_v1_then_own_key_versions_chained_through_the_example(
         assert report.trusted and report.timestamp_trusted
         assert report.signer_certificate_sha256 == signer
         assert json.loads(body)["version"] == number
+        # Each names its parent in the bounded form: by hash and log proof, not embedded.
         parents = [i for i in report.ingredients if i.relationship == "parentOf"]
         assert [(p.active_manifest, p.state) for p in parents] == \
-            [(label, "Trusted") for label in labels[-1:]]
+            [(None, "Trusted") for _ in labels[-1:]]
+        assert [report.parent_proof["manifest_label"]] == labels[-1:] if labels \
+            else report.parent_proof is None
         labels.append(report.label)
     assert client.get(STATEMENT).json["text"] == "Corrected again, still our own key."
 
@@ -234,11 +237,17 @@ def test_custodial_v1_then_own_key_versions_chained_through_the_example(
 # --- refusals ------------------------------------------------------------------------------------
 
 
-def _published_v1_own_key(client, bitkom, pki, tsa_url) -> tuple[bytes, bytes]:
+def _published_v1_own_key(client, bitkom, pki, tsa_url) -> tuple[bytes, bytes, bytes]:
+    """Version 1, signed with Bitkom's own key: (bytes, manifest, receipt)."""
     body = example.build_body("bitkom", SLUG, 1, CONTENT)
     manifest = _sign(pki, body, tsa_url)
     assert _upload(client, bitkom, body, manifest).status_code == 201
-    return body, manifest
+    return body, manifest, client.get(f"{STATEMENT}/versions/1/receipt").get_data()
+
+
+def _declaration_v1(client) -> tuple[bytes, bytes, bytes]:
+    return tuple(client.get(f"/v1/declaration/versions/1{part}").get_data()
+                 for part in ("", "/manifest", "/receipt"))
 
 
 def _next(**changes) -> bytes:
@@ -273,8 +282,9 @@ def _refusal_cases(app, client, pki, tsa_url):
     wrong_identity = crafted(good, {"kind": "statement", "slug": f"bitkom/{SLUG}", "version": 1,
                                     "sha256": hashlib.sha256(good).hexdigest(),
                                     "association": "bitkom"})
-    declaration = (client.get("/v1/declaration/versions/1").get_data(),
-                   client.get("/v1/declaration/versions/1/manifest").get_data())
+    declaration = _declaration_v1(client)
+    v1 = tuple(client.get(f"{STATEMENT}/versions/1{part}").get_data()
+               for part in ("", "/manifest"))
     anchors = client.get("/v1/trust/anchors.pem").get_data() + pki.ca_pem
     return [
         ("not canonical", pretty, _sign(pki, pretty, tsa_url), "canonical"),
@@ -295,6 +305,9 @@ def _refusal_cases(app, client, pki, tsa_url):
         ("identity names another version", good, wrong_identity, "identity"),
         ("parentOf is not version 1", good,
          _sign(pki, good, tsa_url, parent=declaration, trust_anchors_pem=anchors), "parent"),
+        ("the parent proof is another entry's", good,
+         _sign(pki, good, tsa_url, parent=(*v1, declaration[2]), trust_anchors_pem=anchors),
+         "parent"),
     ]
 
 
@@ -319,9 +332,7 @@ def test_refused_uploads_write_nothing(app, client, bitkom, approved, pki, tsa_u
 
 def test_version_1_may_not_name_a_parent(client, bitkom, approved, pki, tsa_url):
     body = example.build_body("bitkom", SLUG, 1, CONTENT)
-    declaration = (client.get("/v1/declaration/versions/1").get_data(),
-                   client.get("/v1/declaration/versions/1/manifest").get_data())
-    manifest = _sign(pki, body, tsa_url, parent=declaration,
+    manifest = _sign(pki, body, tsa_url, parent=_declaration_v1(client),
                      trust_anchors_pem=client.get("/v1/trust/anchors.pem").get_data())
     before = _state(client)
     response = _upload(client, bitkom, body, manifest)
