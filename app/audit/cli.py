@@ -464,8 +464,17 @@ def _write(path: Path, data: bytes) -> Path:
 
 @audit.command()
 @click.argument("url")
-def history(url: str) -> None:
-    """Fetch and verify every version of the document at URL, newest back to version 1."""
+@click.option("--policy", "policy_file", type=_FILE,
+              help="Your pinned witness policy (C2SP tlog-policy): the checkpoint that every "
+                   "version and link is checked against must carry its quorum of cosignatures.")
+def history(url: str, policy_file: str | None) -> None:
+    """Fetch and verify every version of the document at URL, newest back to version 1.
+
+    Each version's link to its parent carries an inclusion proof in the checkpoint of its
+    signing; all of them are proven consistent with the log's current checkpoint. With
+    ``--policy`` that one checkpoint must be witnessed, so the whole chain rests on a quorum.
+    """
+    policy, pinned = _pinned_policy(policy_file)
     fetcher = Fetcher(url)
     document_url = fetcher.url(url).rstrip("/")
     parts = document_url.rsplit("/versions/", 1)
@@ -492,6 +501,8 @@ def history(url: str) -> None:
         verifier_key = trust["log"]["verifier_key"]
     except (KeyError, TypeError):
         raise FetchError(f"{fetcher.base}/v1/trust names no log verifier key") from None
+    if pinned is not None:
+        _warn_if_policy_differs(pinned, _served_policy(trust), f"{fetcher.base}/v1/trust")
     # Fetched after every receipt, so that it holds all of them.
     checkpoint = fetcher.get("/v1/log/checkpoint")[0]
 
@@ -506,6 +517,12 @@ def history(url: str) -> None:
     except VerificationFailure as failure:
         raise FetchError(f"the log's checkpoint does not verify: {failure.reason}") from None
     passed, failed = _marks()
+    witnessed: Step | None = None
+    if policy is not None:
+        try:
+            witnessed = Step(WITNESSES, True, check_quorum(checkpoint, policy)[0])
+        except VerificationFailure as failure:
+            witnessed = Step(WITNESSES, False, failure.reason)
     for audited in report.versions:
         steps = [*audited.report.steps, *([audited.link] if audited.link else [])]
         ok = all(step.ok for step in steps)
@@ -513,7 +530,9 @@ def history(url: str) -> None:
         for step in steps:
             if not step.ok or step.name == "parent":
                 click.echo(f"    {passed if step.ok else failed} {step.name}: {step.detail}")
-    if report.ok:
+    if witnessed is not None:
+        click.echo(f"{passed if witnessed.ok else failed} {witnessed.name}: {witnessed.detail}")
+    if report.ok and (witnessed is None or witnessed.ok):
         click.echo(f"VERIFIED: all {len(report.versions)} versions of {document_url}, each "
                    f"linked to the one before, consistent with the log's tree of size "
                    f"{report.checkpoint_size}.")
@@ -521,7 +540,9 @@ def history(url: str) -> None:
         click.echo("NOT VERIFIED:")
         for problem in report.problems:
             click.echo(f"  {problem}")
-    sys.exit(0 if report.ok else FAILED)
+        if witnessed is not None and not witnessed.ok:
+            click.echo(f"  the log's checkpoint: {witnessed.detail}")
+    sys.exit(0 if report.ok and (witnessed is None or witnessed.ok) else FAILED)
 
 
 # --- monitor -------------------------------------------------------------------------------------

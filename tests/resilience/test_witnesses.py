@@ -151,6 +151,10 @@ def test_the_quorum_holds_with_one_witness_down_and_is_never_claimed_without_it(
         watched = monitor()
         assert watched.exit_code == 1 and "✗ witnesses" in watched.output
         assert "missing cosignatures of assoc-b, assoc-c" in watched.output
+        # The whole chain of the document rests on the same checkpoint: not quorate either.
+        chain = _audit("history", server.base + third.href, "--policy", str(tmp_path / "policy.txt"))
+        assert chain.exit_code == 1, chain.output
+        assert "NOT VERIFIED:" in chain.output and "missing cosignatures of assoc-b, assoc-c" in chain.output
 
         witnesses["assoc-b"].start()
         witnesses["assoc-c"].start()
@@ -158,6 +162,10 @@ def test_the_quorum_holds_with_one_witness_down_and_is_never_claimed_without_it(
         assert receipt_quorate(third.href) == "?1"
         verified = _fetch_and_verify(server.base, third.href, tmp_path / "third-again")
         assert verified.exit_code == 0, verified.output
+        chain = _audit("history", server.base + third.href, "--policy", str(tmp_path / "policy.txt"))
+        assert chain.exit_code == 0, chain.output
+        assert "✓ witnesses: cosigned by assoc-a, assoc-b, assoc-c" in chain.output
+        assert "VERIFIED: all 3 versions" in chain.output
         watched = monitor()
         assert watched.exit_code == 0, watched.output
 
