@@ -439,7 +439,7 @@ class StatementPublisher:
         URL and the draft's ETag."""
         url = statement_path(self.association, slug)
         content = {"statement_type": "position", "title": f"{self.association}: {slug}",
-                   "text": text, "addresses": ADDRESSED}
+                   "text": [text], "addresses": ADDRESSED}
         if slug in self._created:
             etag = self._write_draft("PUT", url + "/draft", content,
                                      {"If-None-Match": "*"}, committed=412)
