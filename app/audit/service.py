@@ -54,8 +54,8 @@ from app.provenance.manifests import INVALID, TRUSTED, VALID, ManifestReport, ve
 from app.publishing.kinds import KINDS
 from app.publishing.models import Document, Version
 from app.publishing.service import PublishingService
-from app.times import isoformat
 from app.statements.own_key import APPROVED, OwnKeyPublishing
+from app.times import isoformat
 
 REVOKED = "Revoked"
 RECORD = "record"

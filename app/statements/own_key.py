@@ -60,8 +60,8 @@ from app.provenance.service import JSON, SignedManifest
 from app.publishing.canonical import canonical_bytes, strict_loads
 from app.publishing.models import Document, Version
 from app.publishing.service import PublishedVersion, PublishingService, lock_head, version_identity
-from app.times import isoformat
 from app.statements.kinds import STATEMENT
+from app.times import isoformat
 
 #: How far the publication time an own-key version states may be from the registry's clock.
 PUBLISHED_AT_TOLERANCE = timedelta(minutes=10)

@@ -12,10 +12,11 @@ from app.http.idempotency import idempotent
 from app.http.pagination import LINK_HEADER, PageQuerySchema, page_of
 from app.pki.views import CertificatePathSchema, CertificateSchema, describe_certificate
 from app.publishing.schemas import version_schema
-from app.times import isoformat
 from app.publishing.views import version_response
-from app.statements.own_key import APPROVED, PENDING, CARecord, InvalidCACertificate, OwnKeyPublishing
 from app.statements.kinds import STATEMENT
+from app.statements.own_key import (APPROVED, PENDING, CARecord, InvalidCACertificate,
+                                    OwnKeyPublishing)
+from app.times import isoformat
 
 blp = Blueprint("own-key", __name__, url_prefix="/v1/associations/<string:association>",
                 description="Statements an association signs with its own key: the CA "
