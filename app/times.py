@@ -8,7 +8,7 @@ such as ``Last-Modified``, keep the IMF-fixdate that RFC 9110 §5.6.7 requires.)
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 
 def isoformat(moment: datetime) -> str:
@@ -19,5 +19,5 @@ def isoformat(moment: datetime) -> str:
     """
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError(f"{moment!r} has no UTC offset, so it names no instant")
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds") \
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds") \
         .replace("+00:00", "Z")

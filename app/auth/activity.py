@@ -12,6 +12,7 @@ and the client still gets the outcome of its request.
 from __future__ import annotations
 
 import logging
+
 import sqlalchemy as sa
 from flask import Flask, Response, current_app, g, request
 

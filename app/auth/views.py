@@ -21,8 +21,14 @@ from app.auth.service import (
 from app.errors import Forbidden
 from app.http.api import Blueprint, DateTime, Integer, Schema
 from app.http.idempotency import idempotent
-from app.http.pagination import (CURSOR_LINK_HEADER, LINK_HEADER, PageQuerySchema,
-                                 cursor_link_header, page_of, since_field)
+from app.http.pagination import (
+    CURSOR_LINK_HEADER,
+    LINK_HEADER,
+    PageQuerySchema,
+    cursor_link_header,
+    page_of,
+    since_field,
+)
 from app.times import isoformat
 
 blp = Blueprint("tokens", __name__, url_prefix="/v1",

@@ -30,12 +30,13 @@ from typing import Any
 import apispec
 import flask_smorest
 import marshmallow as ma
-from flask import Response, request
+from flask import request
 from flask.json.provider import DefaultJSONProvider
 from flask_smorest.utils import prepare_response
 from webargs import core as webargs_core
 from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import HTTPException, UnsupportedMediaType
+from werkzeug.sansio.response import Response as SansIOResponse
 
 from app.auth.permissions import declared_permission
 from app.errors import RegistryError
@@ -64,7 +65,7 @@ class StrictJSONProvider(DefaultJSONProvider):
         return dumps(obj, sort_keys=kwargs.get("sort_keys", self.sort_keys),
                      default=kwargs.get("default", self.default))
 
-    def response(self, *args: Any, **kwargs: Any) -> Response:
+    def response(self, *args: Any, **kwargs: Any) -> SansIOResponse:
         return self._app.response_class(self.dumps(self._prepare_response_obj(args, kwargs))
                                         + "\n", mimetype=self.mimetype)
 

@@ -14,7 +14,6 @@ from app.http.api import Blueprint, Integer, Schema
 from app.http.bodies import json_response
 from app.http.pagination import LINK_HEADER, PageQuerySchema, page_of
 from app.ledger.service import Entry, TransparencyLog
-from app.ledger.witnessing import WitnessReport
 from app.ledger.tiles import TILE_WIDTH, parse_entries_path, parse_tile_path
 
 blp = Blueprint("log", __name__, url_prefix="/v1/log",

@@ -42,7 +42,7 @@ import struct
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -824,7 +824,7 @@ def _iso(value: object) -> str | None:
         moment = datetime.fromisoformat(value)
     except ValueError:
         return value
-    return isoformat(moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc))
+    return isoformat(moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC))
 
 
 def _subject_attribute(

@@ -14,8 +14,7 @@ from app.pki.views import CertificatePathSchema, CertificateSchema, describe_cer
 from app.publishing.schemas import version_schema
 from app.publishing.views import version_response
 from app.statements.kinds import STATEMENT
-from app.statements.own_key import (APPROVED, PENDING, CARecord, InvalidCACertificate,
-                                    OwnKeyPublishing)
+from app.statements.own_key import APPROVED, PENDING, CARecord, InvalidCACertificate, OwnKeyPublishing
 from app.times import isoformat
 
 blp = Blueprint("own-key", __name__, url_prefix="/v1/associations/<string:association>",

@@ -10,17 +10,13 @@ from __future__ import annotations
 import io
 import json
 import re
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from app.auth.service import ASSOCIATION, create_token
+from tests.support.own_key_pki import make_own_key_pki
 
 #: RFC 3339 in UTC with milliseconds and a Z: the one time format.
 TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -85,23 +81,6 @@ def _collection_urls(client, busy) -> dict[str, str]:
     }
 
 
-def _ca_pem(organization: str) -> bytes:
-    """A fresh self-signed CA certificate, made here at run time."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization),
-                      x509.NameAttribute(NameOID.COMMON_NAME, f"{organization} Root CA")])
-    now = datetime.now(timezone.utc)
-    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-                   .public_key(key.public_key()).serial_number(x509.random_serial_number())
-                   .not_valid_before(now - timedelta(minutes=5))
-                   .not_valid_after(now + timedelta(days=30))
-                   .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-                   .add_extension(x509.KeyUsage(False, False, False, False, False, True, True,
-                                                False, False), critical=True)
-                   .sign(key, hashes.SHA256()))
-    return certificate.public_bytes(serialization.Encoding.PEM)
-
-
 def _documented_collections(client) -> set[str]:
     """Every GET path whose 200 answer is documented as an object with ``items``."""
     document = client.get("/openapi.json").json
@@ -124,7 +103,7 @@ def test_every_collection_has_items_links_a_total_or_cursor_and_item_hrefs(app, 
     # The CA collection needs a CA in it; registering one needs only the association's token.
     bitkom = {"Authorization": "Bearer " + create_token(app.extensions["tech7.db"],
                                                         role=ASSOCIATION, association="bitkom")}
-    registered = client.post("/v1/associations/bitkom/ca", data=_ca_pem("Bitkom"), headers={
+    registered = client.post("/v1/associations/bitkom/ca", data=make_own_key_pki("Bitkom").ca_pem, headers={
         **bitkom, "Content-Type": "application/x-pem-file"})
     assert registered.status_code == 201, registered.json
     for documented, url in urls.items():
