@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from app.auth.service import ASSOCIATION, create_token
-from tests.support.own_key_pki import make_own_key_pki
+from tests.support.own_pki import make_own_pki
 
 #: RFC 3339 in UTC with milliseconds and a Z: the one time format.
 TIME = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -103,7 +103,7 @@ def test_every_collection_has_items_links_a_total_or_cursor_and_item_hrefs(app, 
     # The CA collection needs a CA in it; registering one needs only the association's token.
     bitkom = {"Authorization": "Bearer " + create_token(app.extensions["tech7.db"],
                                                         role=ASSOCIATION, association="bitkom")}
-    registered = client.post("/v1/associations/bitkom/ca", data=make_own_key_pki("Bitkom").ca_pem, headers={
+    registered = client.post("/v1/associations/bitkom/ca", data=make_own_pki("Bitkom").ca_pem, headers={
         **bitkom, "Content-Type": "application/x-pem-file"})
     assert registered.status_code == 201, registered.json
     for documented, url in urls.items():
