@@ -489,7 +489,8 @@ def test_an_association_exports_its_own_record_only(app, client, operator):
         assert "its own record" in response.json["detail"]
     assert _state(app) == before
     trail = client.get("/v1/activity", headers=operator).json["items"]
-    assert [(e["path"], e["status"], e["principal"]) for e in trail[:len(refused)]] == \
+    # Oldest first: the refusals are the trail's latest events.
+    assert [(e["path"], e["status"], e["principal"]) for e in trail[-len(refused):]] == \
         [("/v1/exports", 403, "association:bitkom")] * len(refused)
     # An operator exports what an association may not.
     assert _export(client, operator, "json", {"versions": [others]})["versions"] == [others]
