@@ -36,9 +36,9 @@ import sqlalchemy as sa
 from flask import Response, current_app, g, request
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from app.http.bodies import dumps
 from app.db import Base, UTCDateTime, utcnow
 from app.errors import IdempotencyKeyReused, InvalidIdempotencyKey
+from app.http.bodies import dumps
 
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
 """The longest ``Idempotency-Key`` the registry stores whole; longer keys are refused (400)."""
