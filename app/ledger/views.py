@@ -15,6 +15,7 @@ from app.http.bodies import json_response
 from app.http.pagination import LINK_HEADER, PageQuerySchema, page_of
 from app.ledger.service import Entry, TransparencyLog
 from app.ledger.tiles import TILE_WIDTH, parse_entries_path, parse_tile_path
+from app.ledger.witnessing import WitnessReport
 
 blp = Blueprint("log", __name__, url_prefix="/v1/log",
                 description="The transparency log: RFC 9162 proofs over C2SP tiles.")
