@@ -35,7 +35,7 @@ from app.pki.keyring import ensure_keys
 from app.pki.registry import REVOCATION_REASONS
 from app.provenance.exports import MEDIA_TYPES, ExportScope
 from app.provenance.manifests import SelfCheckError
-from app.publishing.service import isoformat
+from app.times import isoformat
 
 # What ``serve`` and ``seed`` report goes to the JSON log like the server's own lines; what a
 # person asked for (a token, a listing) is printed on stdout.
@@ -211,7 +211,7 @@ def keys_rotate(signer: str) -> None:
     current_app.extensions["tech7.keys"].reload()
     current_app.extensions["tech7.certificates"].sync_now()
     click.echo(f"New certificate for {signer}: serial {certificate.serial_number:x}, valid until "
-               f"{certificate.not_valid_after_utc.isoformat()}")
+               f"{isoformat(certificate.not_valid_after_utc)}")
 
 
 def _iso8601(_context: click.Context, _parameter: click.Parameter, value: str | None

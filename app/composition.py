@@ -17,7 +17,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from app import config as default_config
 from app import ops
 from app.audit.service import VerificationService
-from app.auth import audit_trail
+from app.auth import activity
 from app.db import Database
 from app.http.api import Api, StrictJSONProvider
 from app.http.body_deadline import BodyDeadline
@@ -117,7 +117,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                                 x_for=proxies, x_proto=proxies, x_host=proxies,
                                 x_port=proxies, x_prefix=proxies)
     app.before_request(db.ensure_process)
-    audit_trail.init_app(app)
+    activity.init_app(app)
     ops.init_app(app)
 
     from app import cli  # noqa: PLC0415 - commands import the services
@@ -138,14 +138,14 @@ def _register_blueprints(app: Flask, api: Api) -> None:
     from app.publishing.views import changes_blp, document_blueprint  # noqa: PLC0415
     from app.statements.kinds import STATEMENT  # noqa: PLC0415
     from app.statements.schemas import StatementQuerySchema  # noqa: PLC0415
-    from app.statements.views import blp as own_keys_blp  # noqa: PLC0415
+    from app.statements.views import blp as own_key_blp  # noqa: PLC0415
     from app.web.views import blp as web_blp  # noqa: PLC0415
 
     for kind in (catalog.DECLARATION, catalog.PRIORITY, catalog.RECOMMENDATION,
                  catalog.ASSOCIATION):
         api.register_blueprint(document_blueprint(kind))
     api.register_blueprint(document_blueprint(STATEMENT, query_schema=StatementQuerySchema))
-    api.register_blueprint(own_keys_blp)
+    api.register_blueprint(own_key_blp)
     api.register_blueprint(changes_blp)
     api.register_blueprint(tokens_blp)
     api.register_blueprint(catalog_blp)

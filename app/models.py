@@ -1,6 +1,6 @@
 """Every model, imported once so that ``metadata`` describes the whole schema (for Alembic)."""
 
-from app.auth.models import AccessToken, AuditEvent
+from app.auth.models import AccessToken, ActivityEvent
 from app.db import Base
 from app.http.idempotency import IdempotencyRecord
 from app.ledger.models import LogCheckpoint, LogEntry, LogTile, WitnessCosignature, WitnessLease, WitnessState
@@ -11,24 +11,24 @@ from app.publishing.models import Document, Draft, RegistryHead, Version, Versio
 metadata = Base.metadata
 
 __all__ = [
-                               "AccessToken",
-                               "AssociationCA",
-                               "AuditEvent",
-                               "Document",
-                               "Draft",
-                               "Export",
-                               "IdempotencyRecord",
-                               "LogCheckpoint",
-                               "LogEntry",
-                               "LogTile",
-                               "RegistryHead",
-                               "Revocation",
-                               "SigningCertificate",
-                               "Version",
-                               "VersionLabel",
-                               "VersionSearch",
-                               "WitnessCosignature",
-                               "WitnessLease",
-                               "WitnessState",
-                               "metadata",
+    "AccessToken",
+    "ActivityEvent",
+    "AssociationCA",
+    "Document",
+    "Draft",
+    "Export",
+    "IdempotencyRecord",
+    "LogCheckpoint",
+    "LogEntry",
+    "LogTile",
+    "RegistryHead",
+    "Revocation",
+    "SigningCertificate",
+    "Version",
+    "VersionLabel",
+    "VersionSearch",
+    "WitnessCosignature",
+    "WitnessLease",
+    "WitnessState",
+    "metadata",
 ]

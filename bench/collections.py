@@ -58,7 +58,7 @@ from app.pki.keyring import ensure_keys
 from app.publishing.canonical import canonical_bytes
 from app.publishing.kinds import KINDS
 from app.publishing.search import facets, labels
-from app.publishing.service import isoformat
+from app.times import isoformat
 
 GOAL = 2.0
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -232,7 +232,7 @@ def insert_statements(engine: sa.Engine, rng: random.Random, count: int, start: 
             published_at = start + timedelta(seconds=n)
             content = kind.load_content({
                 "statement_type": statement_type, "title": f"Synthetic statement {ident}",
-                "text": text, "addresses": [{"slug": s, "version": 1} for s in addressed]})
+                "text": [text], "addresses": [{"slug": s, "version": 1} for s in addressed]})
             slug = kind.owned_slug(association, f"synthetic-{ident}")
             body = canonical_bytes(kind.served_body(slug, 1, isoformat(published_at), content))
             document = json.loads(body)

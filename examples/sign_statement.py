@@ -169,7 +169,7 @@ def upload(registry: str, association: str, slug: str, body: bytes, manifest: by
                      + data + b"\r\n")
     payload = b"".join(parts) + f"--{boundary}--\r\n".encode()
     request = urllib.request.Request(
-        f"{registry}/v1/associations/{association}/statements/{slug}/signed-versions",
+        f"{registry}/v1/associations/{association}/statements/{slug}/own-key-versions",
         data=payload, method="POST",
         headers={"Authorization": f"Bearer {token}",
                  "Content-Type": f"multipart/form-data; boundary={boundary}"})

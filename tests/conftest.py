@@ -27,7 +27,7 @@ from tech7_witness.testing import WitnessProcess, init
 from app import config
 from app.auth.service import OPERATOR, create_token
 from app.composition import create_app
-from app.models import AuditEvent, metadata
+from app.models import ActivityEvent, metadata
 from app.pki.authority import KeyStore, init_keys
 from app.pki.keyring import ensure_keys
 from tests.support.witnesses import WITNESS_NAMES
@@ -174,21 +174,21 @@ def operator(operator_token) -> dict[str, str]:
 @pytest.fixture
 def stored(app):
     """What a refused request must leave as it was: ``stored()`` is every row of every table
-    (drafts, versions, log, tokens, certificates, exports, idempotency records …) but the audit
-    trail, and ``stored.audited()`` the number of audit events, which a refused write adds to."""
+    (drafts, versions, log, tokens, certificates, exports, idempotency records …) but the
+    activity trail, and ``stored.recorded()`` the number of activity events, which a refused write adds to."""
     db = app.extensions["tech7.db"]
-    tables = [table for table in metadata.sorted_tables if table is not AuditEvent.__table__]
+    tables = [table for table in metadata.sorted_tables if table is not ActivityEvent.__table__]
 
     def take() -> dict[str, list[tuple]]:
         with db.sessions() as session:
             return {table.name: [tuple(row) for row in session.execute(
                 sa.select(table).order_by(*table.primary_key.columns))] for table in tables}
 
-    def audited() -> int:
+    def recorded() -> int:
         with db.sessions() as session:
-            return session.scalar(sa.select(sa.func.count()).select_from(AuditEvent))
+            return session.scalar(sa.select(sa.func.count()).select_from(ActivityEvent))
 
-    take.audited = audited
+    take.recorded = recorded
     return take
 
 

@@ -1,5 +1,5 @@
 """The embedded SQLite database is readable by its owner only: it holds token hashes and the
-audit trail. (A fresh ``serve`` is checked in test_serve.py.)"""
+activity trail. (A fresh ``serve`` is checked in test_serve.py.)"""
 
 from __future__ import annotations
 

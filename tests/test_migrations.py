@@ -40,3 +40,36 @@ def test_upgrading_derives_the_search_rows_of_published_versions(app, client):
     assert derived == versions > 0 and labels > 0
     assert client.get("/v1/recommendations", query_string={"q": "watermarking"}).json == before
     assert client.get("/v1/recommendations", query_string={"tag": "sme"}).json["total"] > 0
+
+
+def test_upgrading_renames_the_activity_scope_on_tokens_and_nothing_published(app, client,
+                                                                              operator_token):
+    import hashlib  # noqa: PLC0415
+
+    import sqlalchemy as sa  # noqa: PLC0415
+
+    engine = app.extensions["tech7.db"].engine
+    config = alembic_config(engine.url.render_as_string(hide_password=False))
+    config.attributes["configure_logger"] = False
+    engine.dispose()
+
+    def published() -> list[tuple]:
+        with engine.connect() as connection:
+            return [tuple(row) for table in ("versions", "log_entries") for row in
+                    connection.execute(sa.text(f"SELECT * FROM {table} ORDER BY 1"))]
+
+    before = published()
+    command.downgrade(config, "7c4a9e2b1f60")  # the revision before the activity scope
+    digest = hashlib.sha256(operator_token.encode()).hexdigest()
+    with engine.begin() as connection:
+        scopes = connection.scalar(sa.text("SELECT scopes FROM access_tokens "
+                                           "WHERE token_sha256 = :d"), {"d": digest})
+        assert "read-activity" not in scopes.split() and "read-audit" in scopes.split()
+    command.upgrade(config, "head")
+    with engine.connect() as connection:
+        scopes = connection.scalar(sa.text("SELECT scopes FROM access_tokens "
+                                           "WHERE token_sha256 = :d"), {"d": digest})
+    assert "read-activity" in scopes.split() and "read-audit" not in scopes.split()
+    assert published() == before
+    response = client.get("/v1/activity", headers={"Authorization": f"Bearer {operator_token}"})
+    assert response.status_code == 200

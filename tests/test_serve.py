@@ -85,7 +85,7 @@ def _mode(path: Path) -> int:
 
 
 def test_serve_keeps_the_database_and_keys_owner_only(served):
-    # The database holds token hashes and the audit trail; the key folder, the private keys.
+    # The database holds token hashes and the activity trail; the key folder, the private keys.
     base, process, tmp_path = served
     _wait_for(f"{base}/v1/declaration", process)
     data = tmp_path / "data"

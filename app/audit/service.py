@@ -53,8 +53,9 @@ from app.pki.registry import CertificateRegistry
 from app.provenance.manifests import INVALID, TRUSTED, VALID, ManifestReport, verification_context
 from app.publishing.kinds import KINDS
 from app.publishing.models import Document, Version
-from app.publishing.service import PublishingService, isoformat
-from app.statements.byo import APPROVED, OwnKeyPublishing
+from app.publishing.service import PublishingService
+from app.statements.own_key import APPROVED, OwnKeyPublishing
+from app.times import isoformat
 
 REVOKED = "Revoked"
 RECORD = "record"
@@ -173,7 +174,7 @@ class VerificationService:
         self.provenance = publishing.provenance
         self.log = publishing.log
         self.certificates = certificates
-        self._own_keys = OwnKeyPublishing(publishing)
+        self._own_key = OwnKeyPublishing(publishing)
         self._lock = threading.Lock()
         self._pid: int | None = None
         # Log entries, the versions they record, inclusion proofs for a given tree size and
@@ -317,7 +318,7 @@ class VerificationService:
         anchors = self._association_anchors.get((association, note))
         if anchors is None:
             try:
-                approved = [ca.pem.encode("ascii") for ca in self._own_keys.cas(association)
+                approved = [ca.pem.encode("ascii") for ca in self._own_key.cas(association)
                             if ca.status == APPROVED]
             except NotFound:
                 approved = []

@@ -6,13 +6,12 @@ fetches anything over the network. Uploads are bounded by ``VERIFY_MAX_BYTES`` (
 
 from __future__ import annotations
 
-import json
-
 import marshmallow as ma
-from flask import Response, current_app, request
+from flask import current_app, request
 
 from app.audit.service import REVOKED, VerificationService
 from app.http.api import Blueprint, Integer, Schema
+from app.http.bodies import json_response
 from app.provenance.manifests import INVALID, TRUSTED, VALID
 
 blp = Blueprint("verify", __name__, url_prefix="/v1",
@@ -155,5 +154,4 @@ def verify(query, upload):
         upload["file"].read(), manifest.read() if manifest is not None else None,
         media_type=query.get("media_type"), filename=upload["file"].filename)
     # Already plain JSON: serialised directly rather than through the schema, which documents it.
-    return Response(json.dumps(result.as_json(), ensure_ascii=False),
-                    mimetype="application/json", headers={"Cache-Control": "no-store"})
+    return json_response(result.as_json(), headers={"Cache-Control": "no-store"})

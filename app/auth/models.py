@@ -43,9 +43,11 @@ class AccessToken(Base):
     )
 
 
-class AuditEvent(Base):
+class ActivityEvent(Base):
     """One state-changing request: who, what, when, through which token, and how it ended."""
 
+    # The table keeps the name it was made with: it is append-only behind triggers named after
+    # it (migrations/), and no client ever sees it.
     __tablename__ = "audit_events"
 
     id: Mapped[int] = mapped_column(primary_key=True)

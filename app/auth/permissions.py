@@ -28,7 +28,7 @@ class Permission(enum.StrEnum):
     READ_DRAFTS = "read-drafts"
     PUBLISH = "publish"
     MANAGE_TOKENS = "manage-tokens"
-    READ_AUDIT = "read-audit"
+    READ_ACTIVITY = "read-activity"
     #: Make an association's first token: the one act in which an operator hands over a token
     #: that acts in an association's name. Never an association's, and never a default.
     ONBOARD_ASSOCIATIONS = "onboard-associations"
@@ -40,7 +40,7 @@ DEFAULT_SCOPES = frozenset(Permission) - {Permission.ONBOARD_ASSOCIATIONS}
 
 #: Scopes only operators use: an association's token never holds them, since every request
 #: made with them in an association's name would be refused.
-OPERATOR_ONLY_SCOPES = frozenset({Permission.ONBOARD_ASSOCIATIONS, Permission.READ_AUDIT})
+OPERATOR_ONLY_SCOPES = frozenset({Permission.ONBOARD_ASSOCIATIONS, Permission.READ_ACTIVITY})
 
 #: What an association's token holds unless its maker asks for something else.
 ASSOCIATION_DEFAULT_SCOPES = DEFAULT_SCOPES - OPERATOR_ONLY_SCOPES
@@ -54,7 +54,7 @@ def requires(permission: Permission) -> Callable[[Callable], Callable]:
         def wrapper(*args, **kwargs):
             from app.auth import service  # noqa: PLC0415 - service imports models, which need the app
 
-            g.audited_permission = permission  # app.auth.audit records the outcome
+            g.activity_permission = permission  # app.auth.activity records the outcome
             principal = service.authenticate(request.headers.get("Authorization"))
             service.authorise(principal, permission)
             g.principal = principal
@@ -71,13 +71,13 @@ def declared_permission(view: Callable) -> Permission | None:
     return getattr(view, _ATTRIBUTE, None)
 
 
-def audit_as(permission: Permission) -> None:
-    """Record this request in the audit trail as an exercise of ``permission``.
+def record_activity_as(permission: Permission) -> None:
+    """Record this request in the activity trail as an exercise of ``permission``.
 
     For a request whose view declares one permission but which, by what it asks for, exercises
     a stronger one (``POST /v1/tokens`` for an association's first token is onboarding).
     """
-    g.audited_permission = permission
+    g.activity_permission = permission
 
 
 def current_principal() -> Principal:

@@ -16,17 +16,17 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.orm import Session, joinedload
 
-from app.auth.models import AccessToken, AuditEvent
+from app.auth.models import AccessToken, ActivityEvent
 from app.auth.permissions import ASSOCIATION_DEFAULT_SCOPES, DEFAULT_SCOPES, OPERATOR_ONLY_SCOPES, Permission
 from app.db import Database, utcnow
 from app.errors import Forbidden, InvalidRequest, NotFound, Unauthenticated
 from app.publishing.models import is_member_association
-from app.publishing.service import isoformat
+from app.times import isoformat
 
 TOKEN_PREFIX = "t7_"
 OPERATOR = "operator"
 ASSOCIATION = "association"
-#: How the audit trail and ``minted_by`` name the command line on the host.
+#: How the activity trail and ``minted_by`` name the command line on the host.
 COMMAND_LINE = "command-line"
 
 
@@ -41,7 +41,7 @@ class Principal:
 
     @property
     def name(self) -> str:
-        """How audit records name this caller."""
+        """How the activity trail names this caller."""
         return OPERATOR if self.role == OPERATOR else f"association:{self.association}"
 
 
@@ -174,7 +174,7 @@ def issue_token(db: Database, principal: Principal | None, *, association: str |
     - Every other token made through a token is that token's child: with no ``expires_at`` it
       expires with its parent, a later one is refused, and revoking the parent revokes it.
     - The command line on the host (whoever runs it can read the database anyway) may make any
-      token; an association token it makes is an onboarding, recorded in the audit trail as
+      token; an association token it makes is an onboarding, recorded in the activity trail as
       ``command-line`` and shown to the association like any other.
     """
     if association is None and principal is not None and principal.role == ASSOCIATION:
@@ -188,7 +188,7 @@ def issue_token(db: Database, principal: Principal | None, *, association: str |
     if association is not None and operator_only:
         raise InvalidRequest("An association's token cannot hold "
                              + ", ".join(sorted(repr(p.value) for p in operator_only))
-                             + ": only operators onboard associations and read the audit trail.")
+                             + ": only operators onboard associations and read the activity trail.")
     if expires_at is not None:
         expires_at = expires_at.astimezone(UTC)
         if expires_at <= now:
@@ -288,11 +288,11 @@ def revoke_token(db: Database, principal: Principal | None, token_id: int) -> li
 
 def _record_command(session: Session, token_id: int, permission: Permission, *,
                     status: int) -> None:
-    """Put a token command run at the host in the audit trail, in the transaction it commits in.
+    """Put a token command run at the host in the activity trail, in the transaction it commits in.
 
     The trail records requests by method and path: a command is method ``CLI`` on the path of
     the token it concerns, by principal ``command-line``, with the status its request would get.
     """
-    session.add(AuditEvent(at=utcnow(), principal=COMMAND_LINE, token_id=None, method="CLI",
+    session.add(ActivityEvent(at=utcnow(), principal=COMMAND_LINE, token_id=None, method="CLI",
                            path=f"/v1/tokens/{token_id}", permission=permission.value,
                            status=status))

@@ -1,13 +1,13 @@
-"""Managing tokens through the API, and reading the audit trail."""
+"""Managing tokens through the API, and reading the activity trail."""
 
 from __future__ import annotations
 
 import marshmallow as ma
 from flask import Response, current_app
 
-from app.auth import audit_trail
-from app.auth.models import AccessToken
-from app.auth.permissions import Permission, audit_as, current_principal, requires
+from app.auth import activity
+from app.auth.models import AccessToken, ActivityEvent
+from app.auth.permissions import Permission, current_principal, record_activity_as, requires
 from app.auth.service import (
     ASSOCIATION,
     COMMAND_LINE,
@@ -21,10 +21,18 @@ from app.auth.service import (
 from app.errors import Forbidden
 from app.http.api import Blueprint, DateTime, Integer, Schema
 from app.http.idempotency import idempotent
-from app.publishing.service import isoformat
+from app.http.pagination import (
+    CURSOR_LINK_HEADER,
+    LINK_HEADER,
+    PageQuerySchema,
+    cursor_link_header,
+    page_of,
+    since_field,
+)
+from app.times import isoformat
 
 blp = Blueprint("tokens", __name__, url_prefix="/v1",
-                description="Access tokens and the audit trail of every write.")
+                description="Access tokens and the activity trail of every write.")
 
 _SLUG = ma.validate.Regexp(r"^[a-z0-9]+(-[a-z0-9]+)*$", error="Use lowercase kebab-case.")
 
@@ -57,6 +65,7 @@ class MintedBySchema(Schema):
 
 class TokenSchema(Schema):
     id = Integer(required=True)
+    href = ma.fields.String(required=True, metadata={"description": "The token's URL."})
     role = ma.fields.String(required=True)
     association = ma.fields.String(allow_none=True, required=True)
     scopes = ma.fields.List(ma.fields.String(), required=True)
@@ -80,17 +89,20 @@ class NewTokenSchema(TokenSchema):
 
 class TokenListSchema(Schema):
     items = ma.fields.List(ma.fields.Nested(TokenSchema), required=True)
-    total = Integer(required=True)
+    total = Integer(required=True, metadata={"description": "Items on all pages together."})
 
 
-class AuditQuerySchema(Schema):
-    since = DateTime(load_default=None)
+class ActivityQuerySchema(Schema):
+    """The activity feed's cursor and page size."""
+
+    since = since_field("id")
     limit = Integer(load_default=100, validate=ma.validate.Range(min=1, max=1000))
 
 
-class AuditEventSchema(Schema):
-    id = Integer(required=True)
-    at = ma.fields.String(required=True)
+class ActivityEventSchema(Schema):
+    id = Integer(required=True, metadata={"description": "Position in the trail; a cursor."})
+    href = ma.fields.String(required=True, metadata={"description": "The event's URL."})
+    at = ma.fields.String(required=True, metadata={"description": "RFC 3339 UTC."})
     principal = ma.fields.String(required=True)
     token_id = Integer(allow_none=True, required=True)
     method = ma.fields.String(required=True)
@@ -99,8 +111,11 @@ class AuditEventSchema(Schema):
     status = Integer(required=True)
 
 
-class AuditEventListSchema(Schema):
-    items = ma.fields.List(ma.fields.Nested(AuditEventSchema), required=True)
+class ActivityListSchema(Schema):
+    items = ma.fields.List(ma.fields.Nested(ActivityEventSchema), required=True)
+    next_cursor = Integer(required=True, metadata={
+        "description": "The id of this page's last event: pass it as since to continue; equal "
+                       "to since when there is nothing new."})
 
 
 def _db():
@@ -110,7 +125,7 @@ def _db():
 def token_json(row: AccessToken) -> dict:
     """A token as ``GET /v1/tokens`` shows it (``row.minted_by`` loaded); never the token."""
     minter = row.minted_by
-    return {"id": row.id, "role": row.role, "association": row.association,
+    return {"id": row.id, "href": f"/v1/tokens/{row.id}", "role": row.role, "association": row.association,
             "scopes": row.scopes.split(), "label": row.label,
             "created_at": isoformat(row.created_at),
             "expires_at": isoformat(row.expires_at) if row.expires_at else None,
@@ -125,11 +140,13 @@ def token_json(row: AccessToken) -> dict:
 
 @blp.route("/tokens", methods=["GET"])
 @requires(Permission.MANAGE_TOKENS)
-@blp.response(200, TokenListSchema)
-def tokens():
-    """List tokens (an association sees its own; an operator sees all)"""
-    items = [token_json(row) for row in list_tokens(_db(), current_principal())]
-    return {"items": items, "total": len(items)}
+@blp.arguments(PageQuerySchema, location="query", as_kwargs=False)
+@blp.response(200, TokenListSchema, headers=LINK_HEADER)
+def tokens(args):
+    """List tokens (an association sees its own; an operator sees all), oldest first"""
+    rows, page = page_of(list_tokens(_db(), current_principal()), args)
+    return {"items": [token_json(row) for row in rows], "total": page.total}, 200, {
+        "Link": page.link_header(), "Cache-Control": "no-store"}
 
 
 @blp.route("/tokens", methods=["POST"])
@@ -146,7 +163,7 @@ def create_token(body):
     """
     principal = current_principal()
     if onboards(principal, body["association"]):
-        audit_as(Permission.ONBOARD_ASSOCIATIONS)
+        record_activity_as(Permission.ONBOARD_ASSOCIATIONS)
     issued = issue_token(_db(), principal, association=body["association"],
                          scopes=body["scopes"], label=body["label"],
                          expires_at=body["expires_at"])
@@ -173,15 +190,34 @@ def delete_token(token_id):
     return Response(status=204)
 
 
-@blp.route("/audit-events")
-@requires(Permission.READ_AUDIT)
-@blp.arguments(AuditQuerySchema, location="query", as_kwargs=False)
-@blp.response(200, AuditEventListSchema)
-def audit_events(args):
-    """Read the audit trail of writes, newest first (operators only)"""
+def _event_json(row: ActivityEvent) -> dict:
+    return {"id": row.id, "href": f"/v1/activity/{row.id}", "at": isoformat(row.at),
+            "principal": row.principal, "token_id": row.token_id, "method": row.method,
+            "path": row.path, "permission": row.permission, "status": row.status}
+
+
+def _require_operator() -> None:
     if current_principal().role != OPERATOR:
-        raise Forbidden("Only operators may read the audit trail.")
-    rows = audit_trail.events(_db(), since=args["since"], limit=args["limit"])
-    return {"items": [{"id": r.id, "at": isoformat(r.at), "principal": r.principal,
-                       "token_id": r.token_id, "method": r.method, "path": r.path,
-                       "permission": r.permission, "status": r.status} for r in rows]}
+        raise Forbidden("Only operators may read the activity trail.")
+
+
+@blp.route("/activity")
+@requires(Permission.READ_ACTIVITY)
+@blp.arguments(ActivityQuerySchema, location="query", as_kwargs=False)
+@blp.response(200, ActivityListSchema, headers=CURSOR_LINK_HEADER)
+def activity_feed(args):
+    """Follow the activity trail of writes after a cursor, oldest first (operators only)"""
+    _require_operator()
+    rows = activity.events(_db(), since=args["since"], limit=args["limit"])
+    next_cursor = rows[-1].id if rows else args["since"]
+    return {"items": [_event_json(row) for row in rows], "next_cursor": next_cursor}, 200, {
+        "Link": cursor_link_header(next_cursor, args["limit"]), "Cache-Control": "no-store"}
+
+
+@blp.route("/activity/<int(max=2147483647):event_id>")
+@requires(Permission.READ_ACTIVITY)
+@blp.response(200, ActivityEventSchema)
+def activity_event(event_id):
+    """Read one event of the activity trail (operators only)"""
+    _require_operator()
+    return _event_json(activity.event(_db(), event_id)), 200, {"Cache-Control": "no-store"}

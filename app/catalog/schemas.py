@@ -12,6 +12,20 @@ _TITLE = ma.validate.Length(min=1, max=500)
 _PARAGRAPHS = ma.fields.List(ma.fields.String(validate=_TEXT), validate=ma.validate.Length(max=200))
 
 
+def text_field(*, required: bool) -> ma.fields.List:
+    """A document's ``text``: its paragraphs, in order, the one shape of text in every kind.
+
+    Required text has at least one paragraph; optional text (a priority's) defaults to none.
+    """
+    if required:
+        return ma.fields.List(ma.fields.String(validate=_TEXT), required=True,
+                              validate=ma.validate.Length(min=1, max=200),
+                              metadata={"description": "Paragraphs, in order; at least one."})
+    return ma.fields.List(ma.fields.String(validate=_TEXT), load_default=list,
+                          validate=ma.validate.Length(max=200),
+                          metadata={"description": "Paragraphs, in order."})
+
+
 class WithdrawableContent(Schema):
     """Fields every document has: withdrawal is a published version with ``withdrawn: true``."""
 
@@ -74,8 +88,7 @@ class PriorityContent(WithdrawableContent):
                              metadata={"description": "As listed under KEY PRIORITIES."})
     heading = ma.fields.String(required=True, validate=_TITLE, metadata={
         "description": "As headed in OUR RECOMMENDATIONS TO POLICYMAKERS."})
-    text = ma.fields.List(ma.fields.String(validate=_TEXT), load_default=list,
-                          validate=ma.validate.Length(max=200))
+    text = text_field(required=False)
 
 
 class RecommendationContent(WithdrawableContent):
@@ -86,9 +99,7 @@ class RecommendationContent(WithdrawableContent):
         "description": "False when the title is editorial because the text has no heading."})
     priority = Integer(required=True, validate=ma.validate.Range(min=1, max=7),
                        metadata={"description": "Number of the priority it serves."})
-    text = ma.fields.List(ma.fields.String(validate=_TEXT), required=True,
-                          validate=ma.validate.Length(min=1, max=200),
-                          metadata={"description": "Paragraphs, in order."})
+    text = text_field(required=True)
     tags = ma.fields.List(ma.fields.String(validate=_SLUG), load_default=list,
                           validate=ma.validate.Length(max=20),
                           metadata={"description": "Topic tags; filter with ?tag=."})

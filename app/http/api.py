@@ -36,9 +36,11 @@ from flask_smorest.utils import prepare_response
 from webargs import core as webargs_core
 from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import HTTPException, UnsupportedMediaType
+from werkzeug.sansio.response import Response as SansIOResponse
 
 from app.auth.permissions import declared_permission
 from app.errors import RegistryError
+from app.http.bodies import dumps, json_response
 from app.http.idempotency import IDEMPOTENCY_KEY_PARAMETER, is_idempotent
 from app.http.problems import PROBLEM_MEDIA_TYPE, render_http_exception, render_registry_error, render_unexpected
 from app.publishing.canonical import MAX_DEPTH, strict_loads
@@ -49,10 +51,23 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 class StrictJSONProvider(DefaultJSONProvider):
     """Flask's JSON provider with :func:`~app.publishing.canonical.strict_loads` for
     ``request.get_json()``, so a view that parses its body itself (a merge patch, a CA
-    registration) refuses what webargs refuses."""
+    registration) refuses what webargs refuses, and the house style of :mod:`app.http.bodies`
+    for every response it writes (compact in debug mode too, where Flask would indent)."""
 
     def loads(self, s: str | bytes, **kwargs: Any) -> Any:
         return strict_loads(s)
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        if kwargs.get("indent") is not None:
+            # Asked for by name for a file people read and diff (``openapi write``), not for a
+            # response: responses all come through here without it.
+            return super().dumps(obj, **kwargs)
+        return dumps(obj, sort_keys=kwargs.get("sort_keys", self.sort_keys),
+                     default=kwargs.get("default", self.default))
+
+    def response(self, *args: Any, **kwargs: Any) -> SansIOResponse:
+        return self._app.response_class(self.dumps(self._prepare_response_obj(args, kwargs))
+                                        + "\n", mimetype=self.mimetype)
 
 
 class StrictParser(FlaskParser):
@@ -244,6 +259,11 @@ class Api(flask_smorest.Api):
         # flask-smorest instantiates apispec.APISpec itself and offers no hook for the class;
         # SortedAPISpec only adds to_dict, so switching the class of the new object is safe.
         self.spec.__class__ = SortedAPISpec
+
+    def _openapi_json(self):
+        """Serve the OpenAPI document in the house style of every response (flask-smorest
+        indents it; the committed file, which people diff, stays indented)."""
+        return json_response(self.spec.to_dict())
 
     def _register_pagination_header(self):
         """Nothing to register: collections page with RFC 8288 Link headers

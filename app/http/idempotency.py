@@ -38,6 +38,7 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from app.db import Base, UTCDateTime, utcnow
 from app.errors import IdempotencyKeyReused, InvalidIdempotencyKey
+from app.http.bodies import dumps
 
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
 """The longest ``Idempotency-Key`` the registry stores whole; longer keys are refused (400)."""
@@ -153,8 +154,9 @@ def _record_of(token_id: int, key: str, digest: str, response: Response,
                secrets: tuple[str, ...]) -> IdempotencyRecord:
     body = response.get_data()
     if secrets:
-        body = json.dumps({name: value for name, value in json.loads(body).items()
-                           if name not in secrets}).encode()
+        # Replayed in the house style, like the first answer (app.http.bodies).
+        body = (dumps({name: value for name, value in json.loads(body).items()
+                       if name not in secrets}) + "\n").encode()
     headers = {name: response.headers[name] for name in _REPLAYED_HEADERS
                if name in response.headers}
     return IdempotencyRecord(token_id=token_id, key=key, request_sha256=digest,

@@ -7,7 +7,6 @@ and webargs' validation errors (422, with the field errors as an ``errors`` exte
 
 from __future__ import annotations
 
-import json
 import logging
 from http import HTTPStatus
 from typing import Any
@@ -16,6 +15,7 @@ from flask import Response, current_app
 from werkzeug.exceptions import HTTPException
 
 from app.errors import InvalidRequest, NotFound, RegistryError
+from app.http.bodies import json_response
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_BASE = "/problems/"
@@ -53,11 +53,8 @@ def problem_response(status: int, problem: str, title: str, detail: str, *,
     """Build an ``application/problem+json`` response (RFC 9457 §3)."""
     body = {"type": PROBLEM_BASE + problem, "title": title, "status": status, "detail": detail}
     body.update(extensions)
-    response = Response(json.dumps(body, ensure_ascii=False, sort_keys=True), status=status,
-                        mimetype=PROBLEM_MEDIA_TYPE)
-    for name, value in (headers or {}).items():
-        response.headers[name] = value
-    return response
+    return json_response(body, status=status, headers=headers, mimetype=PROBLEM_MEDIA_TYPE,
+                         sort_keys=True)
 
 
 def render_registry_error(error: RegistryError) -> Response:

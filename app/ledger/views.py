@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import base64
 import json
+from urllib.parse import quote
 
 import marshmallow as ma
 from flask import Response, current_app
 
 from app.errors import NotFound
 from app.http.api import Blueprint, Integer, Schema
+from app.http.bodies import json_response
+from app.http.pagination import LINK_HEADER, PageQuerySchema, page_of
 from app.ledger.service import Entry, TransparencyLog
 from app.ledger.tiles import TILE_WIDTH, parse_entries_path, parse_tile_path
+from app.ledger.witnessing import WitnessReport
 
 blp = Blueprint("log", __name__, url_prefix="/v1/log",
                 description="The transparency log: RFC 9162 proofs over C2SP tiles.")
@@ -29,6 +33,7 @@ def transparency_log() -> TransparencyLog:
 
 class EntrySchema(Schema):
     index = Integer(required=True)
+    href = ma.fields.String(required=True, metadata={"description": "The entry's URL."})
     leaf = ma.fields.String(required=True, metadata={"description": "Base64 of the exact leaf "
                                                      "bytes (RFC 8785 JSON of the record)."})
     leaf_hash = ma.fields.String(required=True, metadata={"description": "Base64 RFC 9162 leaf "
@@ -38,7 +43,7 @@ class EntrySchema(Schema):
 
 class EntryListSchema(Schema):
     items = ma.fields.List(ma.fields.Nested(EntrySchema), required=True)
-    total = Integer(required=True)
+    total = Integer(required=True, metadata={"description": "Items on all pages together."})
 
 
 class InclusionQuerySchema(Schema):
@@ -66,6 +71,7 @@ class ConsistencyProofSchema(Schema):
 class WitnessStateSchema(Schema):
     witness = ma.fields.String(required=True, metadata={"description": "The witness's name in the "
                                                         "policy."})
+    href = ma.fields.String(required=True, metadata={"description": "This state's URL."})
     tree_size = Integer(required=True, metadata={"description": "The log size the witness last "
                                                  "cosigned, as far as the registry knows."})
     last_error = ma.fields.String(required=True, allow_none=True, metadata={
@@ -76,16 +82,18 @@ class WitnessStateSchema(Schema):
 
 class WitnessStateListSchema(Schema):
     items = ma.fields.List(ma.fields.Nested(WitnessStateSchema), required=True)
+    total = Integer(required=True, metadata={"description": "Items on all pages together."})
 
 
-class LookupQuerySchema(Schema):
+class LookupQuerySchema(PageQuerySchema, Schema):
     sha256 = ma.fields.String(required=True, validate=ma.validate.Regexp(
         r"^[0-9a-f]{64}$", error="sha256 is 64 lowercase hex digits."))
 
 
 def entry_json(entry: Entry) -> dict:
     """An entry as served by the API."""
-    return {"index": entry.index, "leaf": base64.b64encode(entry.leaf).decode(),
+    return {"index": entry.index, "href": f"/v1/log/entries/{entry.index}",
+            "leaf": base64.b64encode(entry.leaf).decode(),
             "leaf_hash": base64.b64encode(entry.leaf_hash).decode(),
             "record": json.loads(entry.leaf)}
 
@@ -137,34 +145,55 @@ def checkpoint():
     return Response(note, mimetype="text/plain", headers={"Cache-Control": "no-cache"})
 
 
+def _witness_json(report: WitnessReport) -> dict:
+    return {**report.as_json(), "href": f"/v1/log/witnesses/{quote(report.witness, safe='')}"}
+
+
+def _witness_reports() -> list[WitnessReport]:
+    witnessing = current_app.extensions.get("tech7.witnessing")
+    return witnessing.reports() if witnessing else []
+
+
 @blp.route("/witnesses")
-@blp.response(200, WitnessStateListSchema)
-def witnesses():
-    """What the registry knows of each witness of its policy
+@blp.arguments(PageQuerySchema, location="query", as_kwargs=False)
+@blp.response(200, WitnessStateListSchema, headers=LINK_HEADER)
+def witnesses(args):
+    """What the registry knows of each witness of its policy, in policy order
 
     For operators: the size each witness last cosigned, the last error of a round that did not
     get a cosignature, and when it ran. Empty when the log has no witnesses.
     """
-    witnessing = current_app.extensions.get("tech7.witnessing")
-    reports = witnessing.reports() if witnessing else []
-    return {"items": [report.as_json() for report in reports]}, 200, {"Cache-Control": "no-store"}
+    reports, page = page_of(_witness_reports(), args)
+    return {"items": [_witness_json(r) for r in reports], "total": page.total}, 200, {
+        "Link": page.link_header(), "Cache-Control": "no-store"}
+
+
+@blp.route("/witnesses/<string:name>")
+@blp.response(200, WitnessStateSchema)
+def witness(name):
+    """What the registry knows of one witness of its policy"""
+    report = next((r for r in _witness_reports() if r.witness == name), None)
+    if report is None:
+        raise NotFound(f"The log's witness policy names no witness {name!r}.")
+    return _witness_json(report), 200, {"Cache-Control": "no-store"}
 
 
 @blp.route("/entries/<int(max=2147483647):index>")  # log_entries.index is a 32-bit integer
 @blp.response(200, EntrySchema)
 def entry(index):
     """One log entry with its exact leaf bytes"""
-    return Response(json.dumps(entry_json(transparency_log().entry(index))),
-                    mimetype="application/json", headers={"Cache-Control": IMMUTABLE})
+    return json_response(entry_json(transparency_log().entry(index)),
+                         headers={"Cache-Control": IMMUTABLE})
 
 
 @blp.route("/entries")
 @blp.arguments(LookupQuerySchema, location="query", as_kwargs=False)
-@blp.response(200, EntryListSchema)
+@blp.response(200, EntryListSchema, headers=LINK_HEADER)
 def lookup(args):
     """Find the entries that record a document, by its SHA-256"""
-    items = [entry_json(e) for e in transparency_log().entries_for_document(args["sha256"])]
-    return {"items": items, "total": len(items)}
+    entries, page = page_of(transparency_log().entries_for_document(args["sha256"]), args)
+    return {"items": [entry_json(e) for e in entries], "total": page.total}, 200, {
+        "Link": page.link_header()}
 
 
 @blp.route("/proofs/inclusion")

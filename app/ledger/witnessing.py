@@ -44,7 +44,7 @@ from app.db import Database, utcnow
 from app.errors import NotFound
 from app.ledger.models import WitnessCosignature, WitnessLease, WitnessState
 from app.ledger.service import TransparencyLog
-from app.publishing.service import isoformat
+from app.times import isoformat
 
 LEASE_NAME = "witness-submitter"
 _ATTEMPTS = 3  # a first try, and retries after learning the witness's size from a 409

@@ -54,7 +54,7 @@ def backup(db: Database, out: Path) -> None:
     partial = out.with_name(out.name + ".partial")
     try:
         partial.unlink(missing_ok=True)
-        # A backup holds what the database does (token hashes, the audit trail): owner-only.
+        # A backup holds what the database does (token hashes, the activity trail): owner-only.
         create_private_file(partial)
         if db.is_sqlite:
             _backup_sqlite(db, partial)

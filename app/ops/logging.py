@@ -29,7 +29,7 @@ from typing import Any, TextIO
 from flask import Flask, g, request
 from flask.logging import default_handler
 
-from app.publishing.service import isoformat
+from app.times import isoformat
 
 REQUEST_ID_HEADER = "X-Request-ID"
 #: Where the request ID and the principal's name travel in the WSGI environ.

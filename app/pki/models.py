@@ -41,7 +41,7 @@ class Revocation(Base):
 
 
 class AssociationCA(Base):
-    """An association's own CA certificate; usable for non-custodial publishing once approved."""
+    """An association's own CA certificate; usable for own-key publishing once approved."""
 
     __tablename__ = "association_cas"
 

@@ -47,7 +47,8 @@ from app.pki.authority import (
 )
 from app.pki.keyring import REGISTRY_SIGNER, Keyring
 from app.pki.models import AssociationCA, Revocation, SigningCertificate
-from app.publishing.service import isoformat, lock_head
+from app.publishing.service import lock_head
+from app.times import isoformat
 
 #: RFC 5280 §5.3.1 CRLReason names a registry signing certificate may be revoked for. The CA
 #: reasons (cACompromise, aACompromise) do not apply to an end-entity certificate, and

@@ -3,7 +3,6 @@ built-in RFC 3161 timestamp authority."""
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
 import marshmallow as ma
@@ -12,6 +11,7 @@ from flask import Response, current_app, request
 
 from app.db import utcnow
 from app.http.api import Blueprint, Integer, Schema
+from app.http.bodies import json_response
 from app.pki.authority import certificate_sha256
 from app.pki.registry import CertificateRecord, CertificateRegistry
 from app.provenance.manifests import (
@@ -21,7 +21,7 @@ from app.provenance.manifests import (
     verifier_settings,
 )
 from app.provenance.service import ProvenanceService
-from app.publishing.service import isoformat
+from app.times import isoformat
 
 blp = Blueprint("trust", __name__, url_prefix="/v1",
                 description="What verifiers need: trust anchors, signing certificates and their "
@@ -82,8 +82,8 @@ class IssuedCertificateSchema(CertificateSchema):
                                   "stay good) or valid.")})
     log_index = Integer(required=True, metadata={
         "description": "Index of the certificate-issue entry in the transparency log."})
-    url = ma.fields.String(required=True, metadata={
-        "description": "Path of this certificate's record (with its PEM); also the subject of "
+    href = ma.fields.String(required=True, metadata={
+        "description": "URL of this certificate's record (with its PEM); also the subject of "
                        "its log entries."})
 
 
@@ -167,7 +167,7 @@ def _revocation_json(record: CertificateRecord) -> dict | None:
 def _issued_json(record: CertificateRecord, now: datetime) -> dict:
     return {**describe_certificate(record.certificate()), "signer": record.signer,
             "association": record.association, "status": record.status_at(now),
-            "log_index": record.log_index, "url": record.path}
+            "log_index": record.log_index, "href": record.path}
 
 
 @blp.route("/trust")
@@ -233,8 +233,7 @@ def c2pa_settings():
     """
     uri = request.url_root.rstrip("/") + "/v1/trust/anchors.pem"
     settings = verifier_settings(trust_settings(provenance().trust_anchors_pem, trust_uri=uri))
-    return Response(json.dumps(settings, indent=2) + "\n", mimetype="application/json",
-                    headers={"Cache-Control": REVALIDATE})
+    return json_response(settings, headers={"Cache-Control": REVALIDATE})
 
 
 @blp.route("/timestamp", methods=["POST"])

@@ -11,10 +11,11 @@ limit of its own (``RATELIMIT_EXPORTS``), on top of the API's. Downloading is pu
 from __future__ import annotations
 
 import marshmallow as ma
-from flask import Response, current_app, json, request
+from flask import Response, current_app, request
 
 from app.auth import Permission, current_principal, requires
 from app.http.api import Blueprint, Integer, Schema
+from app.http.bodies import json_response
 from app.http.conditional import none_match, not_modified
 from app.http.idempotency import idempotent
 from app.http.ratelimit import limited_by
@@ -96,7 +97,7 @@ def registry_url() -> str:
 
 
 def _metadata_response(metadata: dict, status: int = 200) -> Response:
-    return Response(json.dumps(metadata), status=status, mimetype="application/json")
+    return json_response(metadata, status=status)
 
 
 @blp.route("/exports", methods=["POST"])

@@ -36,7 +36,8 @@ from app.provenance.pdf import render_export_pdf, version_href
 from app.provenance.service import JSON, ProvenanceService
 from app.publishing.kinds import KINDS
 from app.publishing.models import Document, Version
-from app.publishing.service import PublishedVersion, PublishingService, canonical_bytes, isoformat, lock_head
+from app.publishing.service import PublishedVersion, PublishingService, canonical_bytes, lock_head
+from app.times import isoformat
 
 #: Export formats and the media type each is served (and signed) as.
 MEDIA_TYPES = {"pdf": "application/pdf", "json": JSON, "csv": "text/csv"}
@@ -394,8 +395,6 @@ def _text_of(document: dict[str, Any]) -> list[str]:
     text = document.get("text")
     if isinstance(text, list):
         return [str(paragraph) for paragraph in text]
-    if isinstance(text, str):
-        return [text]
     paragraphs = [str(p) for p in document.get("preamble", [])]
     for section in [*document.get("sections", []), document.get("call_to_action")]:
         if isinstance(section, dict):

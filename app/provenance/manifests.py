@@ -42,7 +42,7 @@ import struct
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any
 
@@ -51,6 +51,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from app.pki.authority import KeyStore, certificate_sha256
+from app.times import isoformat
 
 IDENTITY_LABEL = "org.tech7.document"
 #: The registry's assertion that links a version to its parent through the log (see above).
@@ -812,12 +813,18 @@ def _codes(entries: object) -> tuple[str, ...]:
 
 
 def _iso(value: object) -> str | None:
+    """c2pa's signing time in the registry's one time format (:func:`app.times.isoformat`).
+
+    The time comes from an RFC 3161 token, whose ``genTime`` is UTC (RFC 3161 §2.4.2), so one
+    written without an offset is UTC; a string that is no time at all is passed on as it came.
+    """
     if not isinstance(value, str):
         return None
     try:
-        return datetime.fromisoformat(value).isoformat()
+        moment = datetime.fromisoformat(value)
     except ValueError:
         return value
+    return isoformat(moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC))
 
 
 def _subject_attribute(

@@ -158,8 +158,6 @@ def version_href(version: PublishedVersion) -> str:
 
 
 def _paragraphs(value: Any) -> list[str]:
-    if isinstance(value, str):
-        return [value]
     if isinstance(value, list):
         return [item for item in value if isinstance(item, str)]
     return []

@@ -52,6 +52,13 @@ class DocumentKind:
             return f"/v1/associations/{association}/{self.collection}/{own_slug}"
         return f"/v1/{self.collection}/{slug}"
 
+    def stored_slug(self, document: Mapping[str, Any]) -> str:
+        """The stored slug of a served version or draft: its ``slug``, under its
+        ``association`` for an association-owned kind."""
+        if self.owned_by_association:
+            return self.owned_slug(document["association"], document["slug"])
+        return document["slug"]
+
     def version_path(self, slug: str, number: int) -> str:
         """The immutable URL path of one version."""
         return f"{self.concept_path(slug)}/versions/{number}"

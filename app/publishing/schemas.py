@@ -8,7 +8,7 @@ import functools
 import marshmallow as ma
 
 from app.http.api import DateTime, Integer, Schema
-from app.http.pagination import PageQuerySchema
+from app.http.pagination import PageQuerySchema, since_field
 from app.publishing.kinds import DocumentKind
 
 
@@ -38,21 +38,10 @@ class RecommendationQuerySchema(CollectionQuerySchema):
     tag = ma.fields.String(load_default=None, validate=ma.validate.Length(min=1, max=64))
 
 
-MAX_CURSOR = 2**31 - 1
-
-
-def _valid_cursor(value: str) -> None:
-    if not (value.isascii() and value.isdigit() and len(value) <= 10
-            and int(value) <= MAX_CURSOR):
-        raise ma.ValidationError("since must be a cursor returned by this feed.")
-
-
 class ChangesQuerySchema(Schema):
     """The change feed's cursor and page size."""
 
-    # A cursor is a publication sequence number, stored as a 32-bit integer on every engine.
-    since = ma.fields.String(load_default="0", validate=_valid_cursor,
-                             metadata={"description": "Opaque cursor from a previous page's next_cursor; 0 to start."})
+    since = since_field("seq")
     limit = Integer(load_default=100, validate=ma.validate.Range(min=1, max=500))
 
 
@@ -73,21 +62,29 @@ class ChangeSchema(Schema):
     """One publication in the change feed."""
 
     seq = Integer(required=True, validate=ma.validate.Range(min=1), metadata={
-        "description": "Position in publication order across the whole registry."})
+        "description": "Position in publication order across the whole registry; a cursor."})
     kind = ma.fields.String(required=True)
-    slug = ma.fields.String(required=True)
+    slug = ma.fields.String(required=True, metadata={
+        "description": "The document's slug, as in its URL and its versions' bodies."})
+    association = ma.fields.String(required=True, allow_none=True, metadata={
+        "description": "The member association the document belongs to (a statement's author, "
+                       "or the association a member document describes); null for the "
+                       "declaration, priorities and recommendations."})
     version = _version_number("The version this publication made.")
     published_at = _published_at()
     withdrawn = ma.fields.Boolean(required=True)
+    document = ma.fields.String(required=True, metadata={
+        "description": "The document's URL (its latest version)."})
     href = ma.fields.String(required=True, metadata={"description": "The version's immutable URL."})
 
 
 class ChangesSchema(Schema):
-    """A page of the change feed."""
+    """A page of the change feed, oldest first."""
 
     items = ma.fields.List(ma.fields.Nested(ChangeSchema), required=True)
-    next_cursor = ma.fields.String(required=True, metadata={
-        "description": "Pass as since to continue; equal to since when there is nothing new."})
+    next_cursor = Integer(required=True, validate=ma.validate.Range(min=0), metadata={
+        "description": "The seq of this page's last item: pass it as since to continue; equal "
+                       "to since when there is nothing new."})
 
 
 class VersionSummarySchema(Schema):
@@ -174,9 +171,12 @@ def draft_schema(kind: DocumentKind) -> type[ma.Schema]:
 
 @functools.cache
 def collection_schema(kind: DocumentKind) -> type[ma.Schema]:
-    """A page of a collection of ``kind``."""
-    return Schema.from_dict({"items": ma.fields.List(ma.fields.Nested(version_schema(kind)),
-                                                     required=True),
+    """A page of a collection of ``kind``: each item a served version, plus its ``href``."""
+    item = version_schema(kind).from_dict(
+        {"href": ma.fields.String(required=True, metadata={
+             "description": "The version's immutable URL; not part of the version's bytes."})},
+        name=f"{kind.name.title()}CollectionItem")
+    return Schema.from_dict({"items": ma.fields.List(ma.fields.Nested(item), required=True),
                              "total": Integer(required=True,
                                               validate=ma.validate.Range(min=0),
                                               metadata={"description": "Items on all "

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, aliased
 from app.caching import BoundedCache
 from app.db import Database, utcnow
 from app.publishing.canonical import canonical_bytes
+from app.times import isoformat
 
 if TYPE_CHECKING:  # the registry logs through this module's lock, so it imports us
     from app.pki.registry import CertificateRegistry
@@ -62,11 +63,6 @@ class SignerRevoked(Conflict):
 
     problem = "signer-revoked"
     title = "The signing certificate is revoked"
-
-
-def isoformat(moment: datetime) -> str:
-    """RFC 3339 UTC with milliseconds and a ``Z``, as served in documents."""
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def version_identity(kind: DocumentKind, slug: str, number: int, sha256: str,
@@ -115,11 +111,13 @@ class DraftView:
 
 @dataclass(frozen=True)
 class Change:
-    """One entry of the change feed."""
+    """One entry of the change feed (``slug`` as stored: ``<association>/<slug>`` for a
+    statement; ``association`` the document's association, if it has one)."""
 
     seq: int
     kind: str
     slug: str
+    association: str | None
     version: int
     published_at: datetime
     withdrawn: bool
@@ -207,18 +205,19 @@ class PublishingService:
                 raise NotFound(f"{kind.name} {slug!r} had no published version{when}.")
         return self._remember(_published(kind.name, slug, row.Version))
 
-    def versions(self, kind: DocumentKind, slug: str) -> list[VersionSummary]:
-        """Every version of a document, oldest first, without bodies or manifests."""
+    def versions(self, kind: DocumentKind, slug: str, *, offset: int, limit: int
+                 ) -> tuple[list[VersionSummary], int]:
+        """One page of a document's versions, oldest first, without bodies or manifests, and
+        how many versions it has."""
         with self.db.sessions() as session:
+            document = self._require_document(session, kind, slug)
+            total = _latest_number(session, document)  # numbers run 1..N without gaps
             rows = session.execute(
                 sa.select(Version.number, Version.published_at, Version.withdrawn,
                           Version.sha256)
-                .join(Document, Document.id == Version.document_id)
-                .where(Document.kind == kind.name, Document.slug == slug)
-                .order_by(Version.number)).all()
-            if not rows:
-                self._require_document(session, kind, slug)
-        return [VersionSummary(*row) for row in rows]
+                .where(Version.document_id == document.id)
+                .order_by(Version.number).offset(offset).limit(limit)).all()
+        return [VersionSummary(*row) for row in rows], total
 
     def collection_page(self, kind: DocumentKind, query: CollectionFilter, *, offset: int,
                         limit: int) -> tuple[list[dict[str, Any]], int]:
@@ -267,8 +266,8 @@ class PublishingService:
         """Publications after sequence number ``since``, in publication order."""
         with self.db.sessions() as session:
             rows = session.execute(
-                sa.select(Version.seq, Document.kind, Document.slug, Version.number,
-                          Version.published_at, Version.withdrawn)
+                sa.select(Version.seq, Document.kind, Document.slug, Document.association,
+                          Version.number, Version.published_at, Version.withdrawn)
                 .join(Document, Document.id == Version.document_id)
                 .where(Version.seq > since).order_by(Version.seq).limit(limit)).all()
         return [Change(*row) for row in rows]
@@ -368,7 +367,7 @@ class PublishingService:
                         published_at: datetime | None = None) -> Version:
         """Publish ``content`` directly as the next version, inside the caller's transaction.
 
-        Used by seeding, and by non-custodial publishing with ``signed`` and ``published_at``
+        Used by seeding, and by own-key publishing with ``signed`` and ``published_at``
         (see :meth:`_append_version`); the caller holds the head lock (:func:`lock_head`).
         """
         document = _document(session, kind, slug)
@@ -392,13 +391,13 @@ class PublishingService:
         inclusion proof; version N must still read Trusted) → log entry → version row, all in
         the caller's transaction.
 
-        Non-custodial publishing passes ``signed``, a manifest the association made with its own
+        Own-key publishing passes ``signed``, a manifest the association made with its own
         key over exactly the bytes derived here from ``content`` and ``published_at`` (the time
-        those bytes state), which the caller has verified (:mod:`app.statements.byo`); the
+        those bytes state), which the caller has verified (:mod:`app.statements.own_key`); the
         registry then signs nothing, and logs and stores the version as it does its own.
         """
         if (signed is None) != (published_at is None):
-            raise ValueError("a caller-signed version needs both signed and published_at")
+            raise ValueError("an own-key version needs both signed and published_at")
         head = session.get(RegistryHead, 1)
         previous = session.scalar(sa.select(Version).where(Version.document_id == document.id)
                                   .order_by(Version.number.desc()).limit(1))

@@ -11,14 +11,22 @@ from collections.abc import Callable
 from typing import Any
 
 import marshmallow as ma
-from flask import Response, current_app, json, request
+from flask import Response, current_app, request
 
 from app.auth import Permission, current_principal, requires
 from app.auth.service import Principal, may_edit, may_publish_as
 from app.http.api import LAST_MODIFIED, Blueprint
+from app.http.bodies import json_response
 from app.http.conditional import client_copy_current, last_modified, none_match, not_modified
 from app.http.idempotency import idempotent
-from app.http.pagination import Page, page_from
+from app.http.pagination import (
+    CURSOR_LINK_HEADER,
+    LINK_HEADER,
+    Page,
+    PageQuerySchema,
+    cursor_link_header,
+    page_from,
+)
 from app.ledger.views import RECEIPT_DOC, receipt_response
 from app.publishing.kinds import KINDS, DocumentKind
 from app.publishing.models import Document
@@ -34,7 +42,8 @@ from app.publishing.schemas import (
     draft_schema,
     version_schema,
 )
-from app.publishing.service import CollectionFilter, DraftView, PublishedVersion, PublishingService, isoformat
+from app.publishing.service import CollectionFilter, DraftView, PublishedVersion, PublishingService
+from app.times import isoformat
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
@@ -130,18 +139,16 @@ def document_blueprint(kind: DocumentKind, *, query_schema=None) -> Blueprint:
         page_items, total = publishing().collection_page(
             kind, query, offset=requested.offset, limit=requested.size)
         page = Page(number=requested.number, size=requested.size, total=total)
-        return Response(json.dumps({"items": page_items, "total": page.total},
-                                   ensure_ascii=False),
-                        mimetype="application/json",
-                        headers={"Link": page.link_header(), "Cache-Control": REVALIDATE,
-                                 **changing_last_modified()})
+        items = [{**item, "href": kind.version_path(kind.stored_slug(item), item["version"])}
+                 for item in page_items]
+        return json_response({"items": items, "total": page.total},
+                             headers={"Link": page.link_header(), "Cache-Control": REVALIDATE,
+                                      **changing_last_modified()})
 
     if not singleton:
         @blp.route(f"/{kind.collection}", endpoint="collection")
         @blp.arguments(query_schema, location="query", as_kwargs=False)
-        @blp.response(200, collection_schema(kind), headers={"Link": {
-            "description": "RFC 8288 first/prev/next/last pages.", "schema": {"type": "string"}},
-            "Last-Modified": LAST_MODIFIED})
+        @blp.response(200, collection_schema(kind), headers={**LINK_HEADER, "Last-Modified": LAST_MODIFIED})
         def collection(args):
             """List the latest version of each document"""
             return listing(args)
@@ -149,9 +156,7 @@ def document_blueprint(kind: DocumentKind, *, query_schema=None) -> Blueprint:
     if owned:
         @blp.route(home, endpoint="association_collection")
         @blp.arguments(query_schema, location="query", as_kwargs=False)
-        @blp.response(200, collection_schema(kind), headers={"Link": {
-            "description": "RFC 8288 first/prev/next/last pages.", "schema": {"type": "string"}},
-            "Last-Modified": LAST_MODIFIED})
+        @blp.response(200, collection_schema(kind), headers={**LINK_HEADER, "Last-Modified": LAST_MODIFIED})
         def association_collection(args, association):
             """List one association's documents (latest versions)"""
             publishing().require_association(association)
@@ -168,15 +173,20 @@ def document_blueprint(kind: DocumentKind, *, query_schema=None) -> Blueprint:
         return version_response(version, kind, concept=True)
 
     @blp.route(base + "/versions", endpoint="versions")
-    @blp.response(200, VersionListSchema, headers={"Last-Modified": LAST_MODIFIED})
-    def versions(**path):
-        """List every published version"""
+    @blp.arguments(PageQuerySchema, location="query", as_kwargs=False)
+    @blp.response(200, VersionListSchema, headers={**LINK_HEADER, "Last-Modified": LAST_MODIFIED})
+    def versions(args, **path):
+        """List the published versions, oldest first"""
         slug = slug_of(path)
+        requested = page_from(args)
+        summaries, total = publishing().versions(kind, slug, offset=requested.offset,
+                                                 limit=requested.size)
+        page = Page(number=requested.number, size=requested.size, total=total)
         items = [{"version": v.number, "published_at": isoformat(v.published_at),
                   "withdrawn": v.withdrawn, "sha256": v.sha256,
-                  "href": kind.version_path(slug, v.number)}
-                 for v in publishing().versions(kind, slug)]
-        return {"items": items, "total": len(items)}, 200, changing_last_modified()
+                  "href": kind.version_path(slug, v.number)} for v in summaries]
+        return {"items": items, "total": total}, 200, {"Link": page.link_header(),
+                                                       **changing_last_modified()}
 
     @blp.route(base + "/versions/<int(max=999999999):number>", endpoint="version")
     @blp.response(200, served, headers={"Last-Modified": LAST_MODIFIED})
@@ -191,9 +201,8 @@ def document_blueprint(kind: DocumentKind, *, query_schema=None) -> Blueprint:
     def diff(number, other, **path):
         """RFC 6902 JSON Patch from this version to another"""
         patch = publishing().diff(kind, slug_of(path), number, other)
-        return Response(json.dumps(patch, ensure_ascii=False),
-                        mimetype="application/json-patch+json",
-                        headers={"Cache-Control": IMMUTABLE})
+        return json_response(patch, mimetype="application/json-patch+json",
+                             headers={"Cache-Control": IMMUTABLE})
 
     @blp.route(base + "/versions/<int(max=999999999):number>/manifest", endpoint="manifest")
     @blp.response(200, content_type=C2PA_MEDIA_TYPE, description="The C2PA manifest store.")
@@ -325,18 +334,17 @@ changes_blp = Blueprint("changes", __name__, url_prefix="/v1",
 
 @changes_blp.route("/changes")
 @changes_blp.arguments(ChangesQuerySchema, location="query", as_kwargs=False)
-@changes_blp.response(200, ChangesSchema, headers={"Last-Modified": LAST_MODIFIED})
+@changes_blp.response(200, ChangesSchema, headers={**CURSOR_LINK_HEADER, "Last-Modified": LAST_MODIFIED})
 def changes(args):
-    """Follow publications after a cursor"""
-    since = int(args["since"])
-    entries = publishing().changes(since, args["limit"])
-    items = [{"seq": c.seq, "kind": c.kind, "slug": c.slug, "version": c.version,
+    """Follow publications after a cursor, oldest first"""
+    entries = publishing().changes(args["since"], args["limit"])
+    items = [{"seq": c.seq, "kind": c.kind, "slug": c.slug.rsplit("/", 1)[-1],
+              "association": c.association, "version": c.version,
               "published_at": isoformat(c.published_at), "withdrawn": c.withdrawn,
+              "document": KINDS[c.kind].concept_path(c.slug),
               "href": KINDS[c.kind].version_path(c.slug, c.version)} for c in entries]
-    next_cursor = str(entries[-1].seq) if entries else str(since)
-    response = Response(json.dumps({"items": items, "next_cursor": next_cursor}),
-                        mimetype="application/json",
-                        headers={"Cache-Control": REVALIDATE, **changing_last_modified()})
-    if len(entries) == args["limit"]:
-        response.headers["Link"] = f'</v1/changes?since={next_cursor}&limit={args["limit"]}>; rel="next"'
-    return response
+    next_cursor = entries[-1].seq if entries else args["since"]
+    return json_response({"items": items, "next_cursor": next_cursor},
+                         headers={"Cache-Control": REVALIDATE,
+                                  "Link": cursor_link_header(next_cursor, args["limit"]),
+                                  **changing_last_modified()})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from app.catalog.schemas import WithdrawableContent
+from app.catalog.schemas import WithdrawableContent, text_field
 from app.http.api import Integer, Schema
 from app.publishing.schemas import CollectionQuerySchema
 
@@ -24,7 +24,7 @@ class StatementContent(WithdrawableContent):
 
     statement_type = ma.fields.String(required=True, validate=ma.validate.OneOf(STATEMENT_TYPES))
     title = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=500))
-    text = ma.fields.String(required=True, validate=ma.validate.Length(min=1, max=50_000))
+    text = text_field(required=True)
     addresses = ma.fields.List(ma.fields.Nested(AddressedRecommendation), load_default=list,
                                validate=ma.validate.Length(max=50), metadata={
                                    "description": "Recommendations addressed, each at a version."})

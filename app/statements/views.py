@@ -1,4 +1,4 @@
-"""Publishing with an association's own key: its CA certificates, and versions it signed itself."""
+"""Own-key publishing: an association's CA certificates, and the versions it signs itself."""
 
 from __future__ import annotations
 
@@ -9,21 +9,22 @@ from app.auth import Permission, current_principal, requires
 from app.auth.service import may_publish_as
 from app.http.api import Blueprint, Integer, Schema
 from app.http.idempotency import idempotent
+from app.http.pagination import LINK_HEADER, PageQuerySchema, page_of
 from app.pki.views import CertificatePathSchema, CertificateSchema, describe_certificate
 from app.publishing.schemas import version_schema
-from app.publishing.service import isoformat
 from app.publishing.views import version_response
-from app.statements.byo import APPROVED, PENDING, CARecord, InvalidCACertificate, OwnKeyPublishing
 from app.statements.kinds import STATEMENT
+from app.statements.own_key import APPROVED, PENDING, CARecord, InvalidCACertificate, OwnKeyPublishing
+from app.times import isoformat
 
-blp = Blueprint("own-keys", __name__, url_prefix="/v1/associations/<string:association>",
+blp = Blueprint("own-key", __name__, url_prefix="/v1/associations/<string:association>",
                 description="Statements an association signs with its own key: the CA "
-                            "certificates it brings, and the signed versions it uploads.")
+                            "certificates it brings, and the own-key versions it uploads.")
 
 PEM_MEDIA_TYPE = "application/x-pem-file"
 
 
-def own_keys() -> OwnKeyPublishing:
+def own_key() -> OwnKeyPublishing:
     """The service, over this application's publishing service."""
     return OwnKeyPublishing(current_app.extensions["tech7.publishing"])
 
@@ -37,13 +38,13 @@ class CASchema(CertificateSchema):
     approved_at = ma.fields.String(required=True, allow_none=True)
     log_index = Integer(required=True, allow_none=True, metadata={
         "description": "Index of the ca-approval entry in the transparency log."})
-    url = ma.fields.String(required=True)
+    href = ma.fields.String(required=True, metadata={"description": "This CA record's URL."})
     pem = ma.fields.String(required=True, metadata={"description": "The CA certificate, PEM."})
 
 
 class CAListSchema(Schema):
     items = ma.fields.List(ma.fields.Nested(CASchema), required=True)
-    total = Integer(required=True)
+    total = Integer(required=True, metadata={"description": "Items on all pages together."})
 
 
 _SLUG = ma.validate.Regexp(STATEMENT.slug_pattern, error="Use lowercase kebab-case.")
@@ -58,7 +59,7 @@ class StatementPathSchema(Schema):
     slug = ma.fields.String(required=True, validate=[_SLUG, ma.validate.Length(max=64)])
 
 
-class SignedVersionUploadSchema(Schema):
+class OwnKeyVersionUploadSchema(Schema):
     document = ma.fields.Raw(required=True, metadata={
         "type": "string", "format": "binary",
         "description": "The version's exact RFC 8785 bytes, as the registry will serve them."})
@@ -72,15 +73,17 @@ def _ca_json(record: CARecord) -> dict:
     return {**describe_certificate(record.certificate()), "association": record.association,
             "status": record.status, "registered_at": isoformat(record.registered_at),
             "approved_at": isoformat(record.approved_at) if record.approved_at else None,
-            "log_index": record.log_index, "url": record.url, "pem": record.pem}
+            "log_index": record.log_index, "href": record.path, "pem": record.pem}
 
 
 @blp.route("/ca", endpoint="cas")
-@blp.response(200, CAListSchema)
-def cas(association):
+@blp.arguments(PageQuerySchema, location="query", as_kwargs=False)
+@blp.response(200, CAListSchema, headers=LINK_HEADER)
+def cas(args, association):
     """List the association's own CA certificates, pending and approved"""
-    items = [_ca_json(record) for record in own_keys().cas(association)]
-    return {"items": items, "total": len(items)}
+    records, page = page_of(own_key().cas(association), args)
+    return {"items": [_ca_json(record) for record in records], "total": page.total}, 200, {
+        "Link": page.link_header()}
 
 
 @blp.route("/ca", endpoint="register_ca", methods=["POST"])
@@ -102,8 +105,8 @@ def register_ca(association):
         if not isinstance(body, dict) or not isinstance(body.get("pem"), str):
             raise InvalidCACertificate('Send {"pem": "-----BEGIN CERTIFICATE-----…"}.')
         pem = body["pem"].encode()
-    record = own_keys().register_ca(association, pem, registered_by=current_principal().name)
-    return _ca_json(record), 201, {"Location": record.url}
+    record = own_key().register_ca(association, pem, registered_by=current_principal().name)
+    return _ca_json(record), 201, {"Location": record.path}
 
 
 @blp.route("/ca/<string:sha256>", endpoint="ca")
@@ -111,7 +114,7 @@ def register_ca(association):
 @blp.response(200, CASchema)
 def ca(args, association, sha256):
     """One of the association's CA certificates"""
-    return _ca_json(own_keys().ca(association, args["sha256"]))
+    return _ca_json(own_key().ca(association, args["sha256"]))
 
 
 @blp.route("/ca/<string:sha256>/approve", endpoint="approve_ca", methods=["POST"])
@@ -121,20 +124,20 @@ def ca(args, association, sha256):
 @blp.response(200, CASchema)
 def approve_ca(args, association, sha256):
     """Approve a CA certificate (operators only); the approval is logged"""
-    return _ca_json(own_keys().approve_ca(association, args["sha256"],
+    return _ca_json(own_key().approve_ca(association, args["sha256"],
                                           approver=current_principal()))
 
 
-@blp.route(f"/{STATEMENT.collection}/<string:slug>/signed-versions", endpoint="signed_version",
+@blp.route(f"/{STATEMENT.collection}/<string:slug>/own-key-versions", endpoint="own_key_version",
            methods=["POST"])
 @requires(Permission.PUBLISH)
 @idempotent()
 @blp.accepts("multipart/form-data")
 @blp.arguments(StatementPathSchema, location="path", as_kwargs=False)
-@blp.arguments(SignedVersionUploadSchema, location="files", as_kwargs=False)
+@blp.arguments(OwnKeyVersionUploadSchema, location="files", as_kwargs=False)
 @blp.response(201, version_schema(STATEMENT), headers={"Location": {
     "description": "The new version's immutable URL.", "schema": {"type": "string"}}})
-def signed_version(path, files, association, slug):
+def own_key_version(path, files, association, slug):
     """Publish the next version, signed with the association's own key
 
     The registry checks the bytes, the manifest's binding to them, its chain to an approved CA of
@@ -142,7 +145,7 @@ def signed_version(path, files, association, slug):
     """
     principal = current_principal()
     may_publish_as(principal, association)
-    version = own_keys().publish_signed(association, path["slug"], files["document"].read(),
+    version = own_key().publish_own_key_version(association, path["slug"], files["document"].read(),
                                         files["manifest"].read(), publisher=principal.name)
     response = version_response(version, STATEMENT, status=201)
     response.headers["Location"] = STATEMENT.version_path(version.slug, version.number)

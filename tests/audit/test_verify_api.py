@@ -145,7 +145,7 @@ def test_a_statement_signed_with_the_associations_own_key_is_trusted(app, client
     example = _sign_statement_example()
     body = example.build_body("bitkom", "ai-act-position", 1, {
         "statement_type": "position", "title": "Bitkom on SME participation",
-        "text": "Bitkom supports the TECH7 recommendation on SME participation.",
+        "text": ["Bitkom supports the TECH7 recommendation on SME participation."],
         "addresses": [{"slug": "sme-participation", "version": 1}]})
     with app.extensions["tech7.provenance"].timestamp_authority().serve_loopback() as tsa:
         manifest = example.sign(body, certificate_chain_pem=foreign_keys.signer_chain_pem(
@@ -153,7 +153,7 @@ def test_a_statement_signed_with_the_associations_own_key_is_trusted(app, client
             tsa_url=tsa.url)
     document, content_type = multipart({"document": (body, "v.json"),
                                         "manifest": (manifest, "v.c2pa")})
-    published = client.post("/v1/associations/bitkom/statements/ai-act-position/signed-versions",
+    published = client.post("/v1/associations/bitkom/statements/ai-act-position/own-key-versions",
                             data=document, content_type=content_type, headers=bitkom)
     assert published.status_code == 201, published.json
 

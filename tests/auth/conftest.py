@@ -9,5 +9,5 @@ from tests.support.tokens import TokenState
 
 @pytest.fixture
 def state(app) -> TokenState:
-    """The tokens and the audit trail of this test's database."""
+    """The tokens and the activity trail of this test's database."""
     return TokenState(app)

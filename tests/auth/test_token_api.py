@@ -1,4 +1,4 @@
-"""Tokens through the API: scoped, revocable, confined to their association; the audit trail."""
+"""Tokens through the API: scoped, revocable, confined to their association; the activity trail."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def test_association_manages_its_own_tokens_only(app, client):
     assert client.delete(f"/v1/tokens/{new['id']}", headers=numeum).status_code == 404
     assert client.delete(f"/v1/tokens/{new['id']}", headers=bitkom).status_code == 204
     revoked = client.post("/v1/associations/bitkom/statements", headers=narrow, json={
-        "slug": "x", "statement_type": "position", "title": "t", "text": "t"})
+        "slug": "x", "statement_type": "position", "title": "t", "text": ["t"]})
     assert revoked.status_code == 401
     assert "revoked" in revoked.json["detail"]
 
@@ -52,25 +52,26 @@ def test_tokens_revoke_command(app, client):
     assert app.test_cli_runner().invoke(args=["tokens", "revoke", "99999"]).exit_code != 0
 
 
-def test_every_write_is_audited_and_only_operators_read_the_trail(app, client, operator):
+def test_every_write_is_recorded_and_only_operators_read_the_trail(app, client, operator):
     bitkom = _bearer(create_token(app.extensions["tech7.db"], role=ASSOCIATION,
                                   association="bitkom"))
     body = client.get("/v1/recommendations/key-risks").json
     client.put("/v1/recommendations/key-risks/draft", json=body,
                headers={**bitkom, "If-None-Match": "*"})  # 403
     client.post("/v1/associations/bitkom/statements", headers=bitkom, json={
-        "slug": "audited", "statement_type": "position", "title": "t", "text": "t"})  # 201
+        "slug": "audited", "statement_type": "position", "title": "t", "text": ["t"]})  # 201
     client.delete("/v1/recommendations/key-risks/draft")  # 401
-    trail = client.get("/v1/audit-events", headers=operator)
+    trail = client.get("/v1/activity", headers=operator)
     assert trail.status_code == 200
     seen = [(e["method"], e["path"], e["status"], e["principal"]) for e in trail.json["items"]]
-    assert seen[:3] == [
-        ("DELETE", "/v1/recommendations/key-risks/draft", 401, "unauthenticated"),
-        ("POST", "/v1/associations/bitkom/statements", 201, "association:bitkom"),
+    # Oldest first: the trail reads like the change feed.
+    assert seen[-3:] == [
         ("PUT", "/v1/recommendations/key-risks/draft", 403, "association:bitkom"),
+        ("POST", "/v1/associations/bitkom/statements", 201, "association:bitkom"),
+        ("DELETE", "/v1/recommendations/key-risks/draft", 401, "unauthenticated"),
     ]
-    assert all(e["token_id"] for e in trail.json["items"][1:3])
-    assert client.get("/v1/audit-events", headers=bitkom).status_code == 403
+    assert all(e["token_id"] for e in trail.json["items"][-3:-1])
+    assert client.get("/v1/activity", headers=bitkom).status_code == 403
 
 
 def test_association_tokens_hold_nothing_they_are_refused(app, client, operator):
@@ -81,9 +82,9 @@ def test_association_tokens_hold_nothing_they_are_refused(app, client, operator)
     own = client.get("/v1/tokens", headers=bitkom).json["items"]
     assert own[0]["scopes"] == ["manage-tokens", "publish", "read-drafts"]
     for scope in own[0]["scopes"]:
-        assert scope != "read-audit"
-    assert client.get("/v1/audit-events", headers=bitkom).status_code == 403
+        assert scope != "read-activity"
+    assert client.get("/v1/activity", headers=bitkom).status_code == 403
     # An operator's own defaults are unchanged.
     result = app.test_cli_runner().invoke(args=["tokens", "create", "--operator"])
     made = client.get("/v1/tokens", headers=_bearer(result.output.splitlines()[0])).json["items"]
-    assert "read-audit" in made[-1]["scopes"]
+    assert "read-activity" in made[-1]["scopes"]

@@ -18,12 +18,12 @@ from app.auth.models import AccessToken
 from app.auth.service import ASSOCIATION, OPERATOR, create_token
 from app.db import utcnow
 from app.errors import Unauthenticated
-from app.publishing.service import isoformat
+from app.times import isoformat
 from tests.support.tokens import bearer
 
 
 def _statement(slug: str) -> dict:
-    return {"slug": slug, "statement_type": "position", "title": "t", "text": "t"}
+    return {"slug": slug, "statement_type": "position", "title": "t", "text": ["t"]}
 
 
 def _mint(client, parent: str, **body) -> dict:
@@ -49,7 +49,7 @@ def test_a_child_of_an_expiring_token_expires_with_it(app, client, state, monkey
         "expires_at": isoformat(expires + timedelta(seconds=1))}, headers=bearer(parent))
     assert later.status_code == 422, later.json
     assert isoformat(expires) in later.json["detail"]
-    state.assert_only_audited(before, status=422, permission="manage-tokens")
+    state.assert_only_recorded(before, status=422, permission="manage-tokens")
 
     # When the parent's time is up, the whole chain stops.
     monkeypatch.setattr(service, "utcnow", lambda: expires + timedelta(seconds=1))
@@ -119,7 +119,7 @@ def test_a_past_expiry_is_refused(app, client, operator, state, when):
     refused = client.post("/v1/tokens", json={
         "scopes": ["publish"], "expires_at": isoformat(utcnow() + when)}, headers=operator)
     assert refused.status_code == 422, refused.json
-    state.assert_only_audited(before, status=422, permission="manage-tokens")
+    state.assert_only_recorded(before, status=422, permission="manage-tokens")
 
 
 def test_a_revoked_parent_mints_nothing(app, client, state):
@@ -130,7 +130,7 @@ def test_a_revoked_parent_mints_nothing(app, client, state):
     refused = client.post("/v1/tokens", json={"association": "bitkom", "scopes": ["publish"]},
                           headers=bearer(child["token"]))
     assert refused.status_code == 401, refused.json
-    state.assert_only_audited(before, status=401, permission="manage-tokens")
+    state.assert_only_recorded(before, status=401, permission="manage-tokens")
 
 
 def test_a_token_revoked_while_it_mints_mints_nothing(app, state):

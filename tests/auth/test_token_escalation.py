@@ -1,7 +1,7 @@
 """No token makes a stronger one, and no operator acts in an association's name.
 
 A token mints only scopes it holds, and only for principals it may act for. An association's first
-token is an onboarding act that needs ``onboard-associations``; it is in the audit trail and in the
+token is an onboarding act that needs ``onboard-associations``; it is in the activity trail and in the
 association's own token list, and once an association has a live token only the association makes
 more.
 """
@@ -13,8 +13,8 @@ import pytest
 from app.auth.service import ASSOCIATION, OPERATOR, create_token
 from tests.support.tokens import bearer
 
-ALL_OPERATOR_SCOPES = ["manage-tokens", "publish", "read-audit", "read-drafts"]
-STATEMENT = {"slug": "by-operator", "statement_type": "position", "title": "t", "text": "t"}
+ALL_OPERATOR_SCOPES = ["manage-tokens", "publish", "read-activity", "read-drafts"]
+STATEMENT = {"slug": "by-operator", "statement_type": "position", "title": "t", "text": ["t"]}
 
 
 def _operator(app, *scopes: str, label: str = "ops") -> str:
@@ -36,7 +36,7 @@ def test_a_manage_tokens_operator_cannot_mint_a_wider_operator_token(app, client
     assert refused.status_code == 403, refused.json
     assert refused.mimetype == "application/problem+json"
     assert "publish" in refused.json["detail"]
-    state.assert_only_audited(before, status=403, permission="manage-tokens")
+    state.assert_only_recorded(before, status=403, permission="manage-tokens")
     same = client.post("/v1/tokens", json={"scopes": ["manage-tokens"]}, headers=bearer(narrow))
     assert same.status_code == 201, same.json
 
@@ -51,7 +51,7 @@ def test_an_ordinary_operator_cannot_mint_an_association_token(app, client, stat
     assert refused.status_code == 403, refused.json
     assert "onboard-associations" in refused.json["detail"]
     # The attempt is recorded as what it was: an attempt to onboard an association.
-    state.assert_only_audited(before, status=403, permission="onboard-associations")
+    state.assert_only_recorded(before, status=403, permission="onboard-associations")
     statements = client.get("/v1/associations/bitkom/statements").json
     assert statements["total"] == 0
 
@@ -106,7 +106,7 @@ def test_an_onboarded_association_makes_its_own_tokens(app, client, state):
     again = client.post("/v1/tokens", json=body, headers=bearer(onboarder))
     assert again.status_code == 403, again.json
     assert "bitkom" in again.json["detail"]
-    state.assert_only_audited(before, status=403, permission="onboard-associations")
+    state.assert_only_recorded(before, status=403, permission="onboard-associations")
     # Once the association's tokens are all revoked it can be onboarded again, visibly.
     client.delete(f"/v1/tokens/{first.json['id']}", headers=bearer(onboarder))
     assert client.post("/v1/tokens", json=body, headers=bearer(onboarder)).status_code == 201
@@ -115,7 +115,7 @@ def test_an_onboarded_association_makes_its_own_tokens(app, client, state):
 @pytest.mark.parametrize(("body", "status"), [
     ({"association": "bitkom", "scopes": ["read-drafts"]}, 403),  # not held by the onboarder
     ({"association": "bitkom", "scopes": ["onboard-associations"]}, 422),
-    ({"association": "bitkom", "scopes": ["read-audit"]}, 422),  # operators' scope only
+    ({"association": "bitkom", "scopes": ["read-activity"]}, 422),  # operators' scope only
     ({"association": "nosuch", "scopes": ["publish"]}, 422),
 ])
 def test_onboarding_refusals_write_nothing(app, client, state, body, status):
@@ -124,7 +124,7 @@ def test_onboarding_refusals_write_nothing(app, client, state, body, status):
     refused = client.post("/v1/tokens", json=body, headers=bearer(onboarder))
     assert refused.status_code == status, refused.json
     assert refused.mimetype == "application/problem+json"
-    state.assert_only_audited(before, status=status, permission="onboard-associations")
+    state.assert_only_recorded(before, status=status, permission="onboard-associations")
 
 
 def test_an_association_mints_only_for_itself_and_only_what_it_holds(app, client, state):
@@ -134,12 +134,12 @@ def test_an_association_mints_only_for_itself_and_only_what_it_holds(app, client
                          ({"association": "bitkom", "scopes": ["read-drafts"]}, 403),
                          ({"association": "bitkom", "scopes": ["onboard-associations"]}, 422),
                          ({"scopes": ["read-drafts"]}, 403),  # for itself, not held
-                         ({"association": "bitkom", "scopes": ["read-audit"]}, 422),
+                         ({"association": "bitkom", "scopes": ["read-activity"]}, 422),
                          ({"association": "nosuch", "scopes": ["publish"]}, 422)]:
         before = state.snapshot()
         refused = client.post("/v1/tokens", json=body, headers=bearer(bitkom))
         assert refused.status_code == status, (body, refused.json)
-        state.assert_only_audited(before, status=status, permission="manage-tokens")
+        state.assert_only_recorded(before, status=status, permission="manage-tokens")
 
 
 def test_operators_with_onboarding_mint_onboarding_operators(app, client):

@@ -73,7 +73,7 @@ def test_an_unknown_scope_names_the_valid_ones(app, state):
     before = state.snapshot()
     result = _cli(app, "create", "--operator", "--scopes", "publish,publsh")
     assert result.exit_code == 2
-    for valid in ("publish", "read-drafts", "manage-tokens", "read-audit", "onboard-associations"):
+    for valid in ("publish", "read-drafts", "manage-tokens", "read-activity", "onboard-associations"):
         assert valid in result.stderr
     assert "'publsh'" in result.stderr
     assert state.snapshot() == before

@@ -90,7 +90,7 @@ def _publish_statements(app, client):
         headers = {"Authorization": f"Bearer {token}"}
         base = f"/v1/associations/{association}/statements"
         created = client.post(base, json={"slug": slug, "statement_type": statement_type,
-                                          "title": title, "text": text}, headers=headers)
+                                          "title": title, "text": [text]}, headers=headers)
         assert created.status_code == 201, created.json
         published = client.post(f"{base}/{slug}/draft/publish",
                                 headers={**headers, "If-Match": created.headers["ETag"]})

@@ -1,4 +1,4 @@
-"""Hostile input gets a clear 4xx problem, never a 500, and writes nothing but its audit entry.
+"""Hostile input gets a clear 4xx problem, never a 500, and writes nothing but its activity entry.
 
 Every JSON body is read by one strict loader (:mod:`app.publishing.canonical`); integers refuse
 fractions; dates and log indices outside what Python and the database hold are refused;
@@ -51,7 +51,7 @@ def _assert_problem(response, status):
 
 @pytest.fixture
 def state(client, operator):
-    """What a refused request must leave unchanged, and the audit trail's length."""
+    """What a refused request must leave unchanged, and the activity trail's length."""
     def take():
         return (client.get("/v1/changes", query_string={"limit": 500}).get_data(),
                 client.get("/v1/log/checkpoint").get_data(),
@@ -59,10 +59,10 @@ def state(client, operator):
                 client.get("/v1/tokens", headers=operator).get_data(),
                 client.get("/v1/associations/bitkom/ca").get_data())
 
-    def audited():
-        return len(client.get("/v1/audit-events", query_string={"limit": 1000},
+    def recorded():
+        return len(client.get("/v1/activity", query_string={"limit": 1000},
                               headers=operator).json["items"])
-    take.audited = audited
+    take.recorded = recorded
     return take
 
 
@@ -89,7 +89,7 @@ def _json_writes(operator, bitkom):
 @pytest.mark.parametrize("body, reason", HOSTILE_JSON)
 def test_every_json_body_goes_through_the_strict_loader(client, operator, bitkom, state,
                                                         body, reason):
-    before, audited = state(), state.audited()
+    before, recorded = state(), state.recorded()
     writes = _json_writes(operator, bitkom)
     for method, path, headers in writes:
         response = client.open(path, method=method, data=body,
@@ -98,8 +98,8 @@ def test_every_json_body_goes_through_the_strict_loader(client, operator, bitkom
         assert problem["type"] == "/problems/invalid-json", (path, problem)
         assert problem["reason"] == reason, (path, problem)
     assert state() == before
-    # Each refusal is in the audit trail, and nothing else is.
-    assert state.audited() == audited + len(writes)
+    # Each refusal is in the activity trail, and nothing else is.
+    assert state.recorded() == recorded + len(writes)
 
 
 def test_a_fraction_where_an_integer_belongs_is_refused_not_truncated(client, operator, state):
@@ -120,16 +120,14 @@ def test_a_fraction_where_an_integer_belongs_is_refused_not_truncated(client, op
 
 @pytest.mark.parametrize("value", OUT_OF_RANGE_DATES)
 def test_dates_out_of_range_are_422(client, operator, state, value):
-    before, audited = state(), state.audited()
+    before, recorded = state(), state.recorded()
     for response in [client.get("/v1/declaration", query_string={"as_of": value}),
                      client.get("/v1/recommendations", query_string={"as_of": value}),
-                     client.get("/v1/audit-events", query_string={"since": value},
-                                headers=operator),
                      client.post("/v1/tokens", headers=operator,
                                  json={"scopes": ["publish"], "expires_at": value})]:
         _assert_problem(response, 422)
     assert state() == before
-    assert state.audited() == audited + 1
+    assert state.recorded() == recorded + 1
 
 
 def test_dates_at_the_edges_of_the_calendar_are_served(client, operator):
@@ -137,8 +135,6 @@ def test_dates_at_the_edges_of_the_calendar_are_served(client, operator):
                       query_string={"as_of": "9999-12-31T23:59:59.999Z"}).status_code == 200
     assert client.get("/v1/declaration",
                       query_string={"as_of": "0001-01-01T00:00:00Z"}).status_code == 404
-    assert client.get("/v1/audit-events", headers=operator,
-                      query_string={"since": "0001-01-01T00:00:00Z"}).status_code == 200
     minted = client.post("/v1/tokens", headers=operator,
                          json={"scopes": ["publish"], "expires_at": "9999-12-31T23:59:59Z"})
     assert minted.status_code == 201, minted.json
@@ -161,7 +157,7 @@ def _publishable(client, operator):
 
 def test_idempotency_keys_over_the_maximum_are_refused_not_cut(client, operator, state):
     etag = _publishable(client, operator)
-    before, audited = state(), state.audited()
+    before, recorded = state(), state.recorded()
     for key in ["k" * 256, "k" * 7_000, ""]:
         problem = _assert_problem(client.post(DRAFT + "/publish", headers={
             **operator, "If-Match": etag, "Idempotency-Key": key}), 400)
@@ -171,7 +167,7 @@ def test_idempotency_keys_over_the_maximum_are_refused_not_cut(client, operator,
         **operator, "If-Match": etag, "Idempotency-Key": "k" * 10_000}), 431)
     assert problem["type"] == "/problems/request-header-fields-too-large"
     assert state() == before
-    assert state.audited() == audited + 3
+    assert state.recorded() == recorded + 3
     published = client.post(DRAFT + "/publish", headers={**operator, "If-Match": etag,
                                                          "Idempotency-Key": "k" * 255})
     assert published.status_code == 201 and "Idempotent-Replayed" not in published.headers
@@ -205,12 +201,12 @@ def _chunked(client, path, body: bytes, headers, method="PUT"):
 
 def test_a_chunked_body_over_the_limit_is_413(app, client, operator, state):
     app.config["MAX_CONTENT_LENGTH"] = 2048
-    before, audited = state(), state.audited()
+    before, recorded = state(), state.recorded()
     big = b'{"title": "' + b"x" * 4096 + b'", "priority": 3, "text": ["x"]}'
     for body in [big, b"x" * 2049]:
         _assert_problem(_chunked(client, DRAFT, body, {**operator, "If-None-Match": "*"}), 413)
     assert state() == before
-    assert state.audited() == audited + 2
+    assert state.recorded() == recorded + 2
     exact = b'{"title": "t", "priority": 3, "text": ["x"]}'
     exact = exact[:-1] + b" " * (2048 - len(exact)) + b"}"
     made = _chunked(client, DRAFT, exact, {**operator, "If-None-Match": "*"})
@@ -232,7 +228,7 @@ def test_a_chunked_body_the_server_does_not_end_is_411_not_read_as_empty(client,
                                                                          stored):
     """Without ``wsgi.input_terminated`` werkzeug would read a chunked body as no body at all:
     an empty time-stamp query, answered 200 with a rejection, or a draft without its fields."""
-    before, audited = stored(), stored.audited()
+    before, recorded = stored(), stored.recorded()
     for path, method, headers in [("/v1/timestamp", "POST", TIMESTAMP_QUERY),
                                   (DRAFT, "PUT", {**operator, "If-None-Match": "*",
                                                   "Content-Type": "application/json"})]:
@@ -240,7 +236,7 @@ def test_a_chunked_body_the_server_does_not_end_is_411_not_read_as_empty(client,
                                headers={"Transfer-Encoding": "chunked", **headers})
         assert _assert_problem(response, 411)["type"] == "/problems/length-required"
     assert stored() == before
-    assert stored.audited() == audited + 1
+    assert stored.recorded() == recorded + 1
 
 
 class _BrokenChunks(io.BytesIO):
@@ -252,7 +248,7 @@ class _BrokenChunks(io.BytesIO):
 
 
 def test_a_body_the_server_cannot_read_is_400_unreadable_body(client, operator, stored):
-    before, audited = stored(), stored.audited()
+    before, recorded = stored(), stored.recorded()
     for path, method, headers in [("/v1/timestamp", "POST", TIMESTAMP_QUERY),
                                   (DRAFT, "PUT", {**operator, "If-None-Match": "*",
                                                   "Content-Type": "application/json"})]:
@@ -261,7 +257,7 @@ def test_a_body_the_server_cannot_read_is_400_unreadable_body(client, operator, 
                                environ_overrides={"wsgi.input_terminated": True})
         assert _assert_problem(response, 400)["type"] == "/problems/unreadable-body"
     assert stored() == before
-    assert stored.audited() == audited + 1
+    assert stored.recorded() == recorded + 1
 
 
 def test_a_url_or_header_field_over_the_limits_is_a_problem(app, client):

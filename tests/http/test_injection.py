@@ -48,7 +48,7 @@ def _requests(operator, bitkom, value):
         ("POST", "/v1/recommendations", {"headers": operator, "json": {
             "slug": value, "title": value, "priority": 1, "text": [value]}}, INVALID),
         ("POST", "/v1/associations/bitkom/statements", {"headers": bitkom, "json": {
-            "slug": value, "statement_type": "position", "title": value, "text": value,
+            "slug": value, "statement_type": "position", "title": value, "text": [value],
             "addresses": [{"slug": value, "version": 1}]}}, INVALID),
         ("GET", "/v1/recommendations/key-risks", {"headers": {"If-None-Match": value}}, 200),
         ("GET", "/v1/recommendations/key-risks/draft",
@@ -64,7 +64,7 @@ def _routed_away(value, path):
 def test_injection_strings_are_refused_and_write_nothing(app, client, operator, stored, value):
     bitkom = {"Authorization": "Bearer " + create_token(app.extensions["tech7.db"],
                                                          role=ASSOCIATION, association="bitkom")}
-    before, audited = stored(), stored.audited()
+    before, recorded = stored(), stored.recorded()
     requests = _requests(operator, bitkom, value)
     for method, path, arguments, expected in requests:
         response = client.open(path, method=method, **arguments)
@@ -80,10 +80,10 @@ def test_injection_strings_are_refused_and_write_nothing(app, client, operator, 
     search = client.get("/v1/recommendations", query_string={"q": value, "tag": value})
     assert search.status_code == 200 and search.json["total"] == 0
     assert stored() == before
-    # Each refused write that reached its view is audited, and that is all that was written.
+    # Each refused write that reached its view is recorded in the activity trail, and that is all that was written.
     reached = [path for method, path, _, _ in requests
                if method != "GET" and not _routed_away(value, path)]
-    assert stored.audited() == audited + len(reached)
+    assert stored.recorded() == recorded + len(reached)
     # The declaration is still whole: the injected SQL ran nowhere.
     assert client.get("/v1/recommendations").json["total"] == 14
 
@@ -96,8 +96,8 @@ OVERFLOWS = [
                  id="as_of-past-9999"),
     pytest.param("GET", "/v1/declaration", {"query_string": {"as_of": BEFORE_0001}}, 422,
                  id="as_of-before-0001"),
-    pytest.param("GET", "/v1/audit-events", {"query_string": {"since": PAST_9999}}, 422,
-                 id="audit-since-past-9999"),
+    pytest.param("GET", "/v1/activity", {"query_string": {"since": 2**31}}, 422,
+                 id="activity-cursor-past-32-bits"),
     pytest.param("POST", "/v1/tokens", {"json": {"scopes": ["publish"], "expires_at": PAST_9999}},
                  422, id="token-expires_at-past-9999"),
     pytest.param("GET", "/v1/log/tile/0/x001/x002/x003/x004/x005/x006/x007/000", {}, 404,
@@ -111,11 +111,11 @@ OVERFLOWS = [
 def test_overflowing_dates_and_indices_are_refused_and_write_nothing(client, operator, stored,
                                                                       method, path, arguments,
                                                                       status):
-    before, audited = stored(), stored.audited()
+    before, recorded = stored(), stored.recorded()
     response = client.open(path, method=method, headers=operator, **arguments)
     assert response.status_code == status, response.get_data(as_text=True)
     assert response.mimetype == "application/problem+json"
     assert response.json["type"] == {404: "/problems/not-found",
                                       422: "/problems/invalid-request"}[status]
     assert stored() == before
-    assert stored.audited() == audited + (method != "GET")
+    assert stored.recorded() == recorded + (method != "GET")

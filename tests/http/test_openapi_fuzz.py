@@ -156,7 +156,7 @@ _HUGE_TILE = "x001/x002/x003/x004/x005/x006/x007/000"
 _ONCE_500 = [
     ("/v1/declaration", "GET", {"query": {"as_of": _PAST_9999}}, 422),
     ("/v1/declaration", "GET", {"query": {"as_of": _BEFORE_0001}}, 422),
-    ("/v1/audit-events", "GET", {"query": {"since": _PAST_9999}}, 422),
+    ("/v1/activity", "GET", {"query": {"since": 2**31}}, 422),
     ("/v1/tokens", "POST", {"body": {"scopes": ["publish"], "expires_at": _PAST_9999},
                             "media_type": "application/json"}, 422),
     ("/v1/log/tile/{path}", "GET", {"path_parameters": {"path": "0/" + _HUGE_TILE}}, 404),

@@ -56,13 +56,13 @@ def test_huge_path_integers_are_404_not_500(client):
 ])
 def test_bad_bodies_are_refused_and_write_nothing(client, operator, stored, payload,
                                                   content_type, status):
-    before, audited = stored(), stored.audited()
+    before, recorded = stored(), stored.recorded()
     response = client.put(DRAFT, data=payload, headers={**operator, "If-None-Match": "*",
                                                         "Content-Type": content_type})
     _assert_problem(response, status)
-    # Nothing stored (no draft, in particular) but the refusal's audit event.
+    # Nothing stored (no draft, in particular) but the refusal's activity event.
     assert stored() == before
-    assert stored.audited() == audited + 1
+    assert stored.recorded() == recorded + 1
     assert client.get(DRAFT, headers=operator).status_code == 404
 
 
@@ -78,12 +78,12 @@ def test_unknown_fields_are_named(client, operator, stored):
 def test_oversized_body_is_413(app, operator, stored):
     app.config["MAX_CONTENT_LENGTH"] = 2048
     client = app.test_client()
-    before, audited = stored(), stored.audited()
+    before, recorded = stored(), stored.recorded()
     body = {"title": "x" * 4096, "priority": 3, "text": ["x"]}
     response = client.put(DRAFT, json=body, headers={**operator, "If-None-Match": "*"})
     _assert_problem(response, 413)
     assert stored() == before
-    assert stored.audited() == audited + 1
+    assert stored.recorded() == recorded + 1
 
 
 def test_unknown_slugs_in_writes_are_404(client, operator, stored):

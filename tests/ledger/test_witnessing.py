@@ -75,7 +75,7 @@ def test_the_served_checkpoint_carries_a_quorum_of_cosignatures(witnessed, witne
 def test_trust_publishes_the_policy(witnessed, client, policy_file):
     assert witnessed.test_client().get("/v1/trust").json["log"]["witness_policy"] == policy_file.read_text()
     assert client.get("/v1/trust").json["log"]["witness_policy"] is None  # an app with no policy
-    assert client.get("/v1/log/witnesses").json == {"items": []}
+    assert client.get("/v1/log/witnesses").json == {"items": [], "total": 0}
 
 
 def test_a_malformed_policy_stops_the_registry_from_starting(make_app, databases, tmp_path):
@@ -96,9 +96,13 @@ def test_a_witness_down_delays_only_its_own_cosignature(witnessed, witnesses):
     reports = {r["witness"]: r for r in witnessed.test_client().get("/v1/log/witnesses").json["items"]}
     assert list(reports) == list(NAMES)
     assert reports["assoc-c"]["tree_size"] == size - 1 and "unreachable" in reports["assoc-c"]["last_error"]
-    assert reports["assoc-a"] == {"witness": "assoc-a", "tree_size": size, "last_error": None,
+    assert reports["assoc-a"] == {"witness": "assoc-a", "href": "/v1/log/witnesses/assoc-a",
+                                  "tree_size": size, "last_error": None,
                                   "updated_at": reports["assoc-a"]["updated_at"]}
     assert reports["assoc-a"]["updated_at"].endswith("Z")
+    # Each item's href serves that item; a name the policy lacks is not found.
+    assert witnessed.test_client().get(reports["assoc-c"]["href"]).json == reports["assoc-c"]
+    assert witnessed.test_client().get("/v1/log/witnesses/nobody").status_code == 404
 
     witnesses["assoc-c"].start()  # back, on a new port, which the operator puts in the policy
     policy = Path(witnessed.config["WITNESS_POLICY"])
@@ -166,7 +170,10 @@ def test_a_publish_wakes_a_round_at_once_and_readyz_shows_each_witness(make_app,
         assert time.monotonic() - started < 10
         ready = client.get("/readyz")
         assert ready.status_code == 200
-        assert ready.json["witnesses"] == client.get("/v1/log/witnesses").json["items"]
+        # The same states as the collection's items, which add each one's href.
+        assert ready.json["witnesses"] == [
+            {key: value for key, value in item.items() if key != "href"}
+            for item in client.get("/v1/log/witnesses").json["items"]]
         assert [w["tree_size"] for w in ready.json["witnesses"]] == [size] * len(NAMES)
 
         witnesses["assoc-c"].stop()  # a witness down: still ready, its error in the details

@@ -46,7 +46,7 @@ def test_a_restored_registry_verifies_and_keeps_publishing(app, client, operator
     made = _cli(app, "backup", str(backup))
     assert made.exit_code == 0, made.output
     assert backup.stat().st_size > 0
-    # It holds what the database holds (token hashes, the audit trail): owner-only.
+    # It holds what the database holds (token hashes, the activity trail): owner-only.
     assert stat.S_IMODE(backup.stat().st_mode) == 0o600
     assert not backup.with_name(backup.name + ".partial").exists()
 

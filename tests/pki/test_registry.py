@@ -19,7 +19,8 @@ from app.pki.authority import KeyMaterialError, KeyStore, certificate_sha256, ro
 from app.pki.keyring import Keyring, signer_names_from_seed
 from app.pki.registry import CertificateAlreadyRevoked, UnknownCertificate, certificate_path
 from app.provenance.exports import ExportScope
-from app.publishing.service import SignerRevoked, isoformat
+from app.publishing.service import SignerRevoked
+from app.times import isoformat
 
 
 def registry(app):
@@ -47,7 +48,7 @@ def row_counts(app) -> tuple[int, int, int]:
 
 
 @pytest.fixture
-def own_keys_app(make_app, databases, keys_dir, tmp_path):
+def separate_keys_app(make_app, databases, keys_dir, tmp_path):
     """An app on a seeded database with a private copy of the session's key folder, so a test
     may rotate signers without changing the keys every other test uses."""
     keys = tmp_path / "keys"
@@ -95,8 +96,8 @@ def test_sync_records_nothing_twice(app):
 # --- rotation ----------------------------------------------------------------------------------
 
 
-def test_keys_rotate_logs_the_new_certificate_and_keeps_the_old_one_listed(own_keys_app):
-    app = own_keys_app
+def test_keys_rotate_logs_the_new_certificate_and_keeps_the_old_one_listed(separate_keys_app):
+    app = separate_keys_app
     old = current_sha256(app, "registry")
     size = transparency_log(app).size()
 
@@ -116,10 +117,10 @@ def test_keys_rotate_logs_the_new_certificate_and_keeps_the_old_one_listed(own_k
     assert registry(app).status(old, utcnow()).revoked is False
 
 
-def test_sync_reads_retired_certificates_that_were_never_recorded(own_keys_app):
+def test_sync_reads_retired_certificates_that_were_never_recorded(separate_keys_app):
     # Two rotations behind the registry's back: the middle certificate is already retired when
     # the registry next looks, and must still be recorded, before its successor.
-    app = own_keys_app
+    app = separate_keys_app
     keys = app.extensions["tech7.keys"]
     now = datetime.now(UTC)
     middle = rotate_signer(keys.directory, "bitkom", now=now - timedelta(hours=1))
@@ -133,8 +134,8 @@ def test_sync_reads_retired_certificates_that_were_never_recorded(own_keys_app):
     assert recorded[0].log_index < recorded[1].log_index
 
 
-def test_a_certificate_past_its_not_after_is_listed_as_expired(own_keys_app):
-    app = own_keys_app
+def test_a_certificate_past_its_not_after_is_listed_as_expired(separate_keys_app):
+    app = separate_keys_app
     keys = app.extensions["tech7.keys"]
     expired = rotate_signer(keys.directory, "bitkom", now=datetime.now(UTC)
                             - timedelta(days=30), signer_validity=timedelta(days=1))
@@ -145,8 +146,8 @@ def test_a_certificate_past_its_not_after_is_listed_as_expired(own_keys_app):
     assert list(listed.values()).count("valid") == 11
 
 
-def test_sync_refuses_a_retired_file_that_does_not_name_its_certificate(own_keys_app):
-    app = own_keys_app
+def test_sync_refuses_a_retired_file_that_does_not_name_its_certificate(separate_keys_app):
+    app = separate_keys_app
     directory = app.extensions["tech7.keys"].directory
     rotate_signer(directory, "bitkom")
     retired = next((directory / "signers" / "retired").glob("bitkom-*.pem"))
@@ -176,8 +177,8 @@ def test_revoke_logs_the_revocation_and_records_it(app):
     assert registry(app).certificate(sha256).revocation.log_index == size
 
 
-def test_revoking_by_signer_name_revokes_its_current_certificate(own_keys_app):
-    app = own_keys_app
+def test_revoking_by_signer_name_revokes_its_current_certificate(separate_keys_app):
+    app = separate_keys_app
     retired = current_sha256(app, "numeum")
     assert app.test_cli_runner().invoke(args=["keys", "rotate", "numeum"]).exit_code == 0
     registry(app).revoke("numeum", "superseded")
@@ -292,16 +293,16 @@ def test_cli_refuses_bad_revocations(app, args, message):
 
 # --- keys changed by another process ------------------------------------------------------------
 # `tech7-registry keys` runs in a process of its own while the server's workers keep the key folder
-# loaded: ``command_line`` is that process, ``own_keys_app`` a worker.
+# loaded: ``command_line`` is that process, ``separate_keys_app`` a worker.
 
 VERSION = "/v1/recommendations/sme-participation/versions/1"
 
 
 @pytest.fixture
-def command_line(make_app, own_keys_app, tmp_path):
+def command_line(make_app, separate_keys_app, tmp_path):
     """A CLI runner of a second app on the worker's database and key folder."""
-    other = make_app(own_keys_app.config["DATABASE_URL"], tmp_path / "cli",
-                     KEYS_DIR=own_keys_app.config["KEYS_DIR"], STARTUP_CHECKS=False)
+    other = make_app(separate_keys_app.config["DATABASE_URL"], tmp_path / "cli",
+                     KEYS_DIR=separate_keys_app.config["KEYS_DIR"], STARTUP_CHECKS=False)
     yield other.test_cli_runner()
     other.extensions["tech7.db"].engine.dispose()
 
@@ -319,8 +320,8 @@ def folder_sha256(app, signer: str) -> str:
                               .signer_certificate(signer))
 
 
-def test_a_worker_signs_with_the_certificate_another_process_rotated(own_keys_app, command_line):
-    worker = own_keys_app
+def test_a_worker_signs_with_the_certificate_another_process_rotated(separate_keys_app, command_line):
+    worker = separate_keys_app
     old = current_sha256(worker, "registry")
     assert export_now(worker)["signer_certificate_sha256"] == old
 
@@ -335,8 +336,8 @@ def test_a_worker_signs_with_the_certificate_another_process_rotated(own_keys_ap
 
 
 def test_a_worker_refuses_a_certificate_another_process_revoked_until_it_is_rotated(
-        own_keys_app, command_line):
-    worker = own_keys_app
+        separate_keys_app, command_line):
+    worker = separate_keys_app
     export_now(worker)  # the worker has signed with the certificate about to be revoked
     revoked = command_line.invoke(args=["keys", "revoke", "registry", "--reason",
                                         "keyCompromise"])
@@ -351,9 +352,9 @@ def test_a_worker_refuses_a_certificate_another_process_revoked_until_it_is_rota
     assert export_now(worker)["signer_certificate_sha256"] == folder_sha256(worker, "registry")
 
 
-def test_the_keys_are_read_again_only_when_the_recorded_key_state_changes(own_keys_app,
+def test_the_keys_are_read_again_only_when_the_recorded_key_state_changes(separate_keys_app,
                                                                          command_line):
-    certificates = registry(own_keys_app)
+    certificates = registry(separate_keys_app)
     loaded = certificates.current_keys()
     assert certificates.current_keys() is loaded
     assert command_line.invoke(args=["keys", "revoke", "bitkom", "--reason",
@@ -362,11 +363,11 @@ def test_the_keys_are_read_again_only_when_the_recorded_key_state_changes(own_ke
 
 
 def test_a_certificate_in_the_folder_but_not_yet_recorded_is_logged_before_it_signs(make_app,
-        own_keys_app, tmp_path):
+        separate_keys_app, tmp_path):
     # A worker that starts while `keys rotate` has written the new files but not recorded them.
-    rotate_signer(Path(own_keys_app.config["KEYS_DIR"]), "registry")
-    worker = make_app(own_keys_app.config["DATABASE_URL"], tmp_path / "worker",
-                      KEYS_DIR=own_keys_app.config["KEYS_DIR"])
+    rotate_signer(Path(separate_keys_app.config["KEYS_DIR"]), "registry")
+    worker = make_app(separate_keys_app.config["DATABASE_URL"], tmp_path / "worker",
+                      KEYS_DIR=separate_keys_app.config["KEYS_DIR"])
     new = folder_sha256(worker, "registry")
     size = transparency_log(worker).size()
 

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 
 from app import config
 from app.pki.keyring import signer_names_from_seed
-from app.publishing.service import isoformat
+from app.times import isoformat
 
 
 def revoke(app, signer: str, reason: str = "keyCompromise", at: datetime | None = None):
@@ -73,10 +73,10 @@ def test_trust_list_names_every_issued_certificate_with_its_log_entry(client):
         assert current[certificate["signer"]] == certificate["sha256"]
         assert certificate["association"] == (
             None if certificate["signer"] == "registry" else certificate["signer"])
-        assert certificate["url"] == f"/v1/trust/certificates/{certificate['sha256']}"
+        assert certificate["href"] == f"/v1/trust/certificates/{certificate['sha256']}"
         logged = client.get(f"/v1/log/entries/{certificate['log_index']}").json["record"]
         assert logged["type"] == "certificate-issue"
-        assert logged["subject"] == certificate["url"]
+        assert logged["subject"] == certificate["href"]
         assert (logged["signer_certificate_sha256"], logged["serial_number"],
                 logged["not_before"], logged["not_after"]) == (
             certificate["sha256"], certificate["serial_number"], certificate["not_before"],
@@ -109,7 +109,7 @@ def test_revocations_are_listed_in_log_order(app, client):
 
 def test_one_certificate_with_its_pem(client):
     listed = client.get("/v1/trust").json["certificates"][0]
-    response = client.get(listed["url"])
+    response = client.get(listed["href"])
     assert response.status_code == 200
     assert response.headers["ETag"]
     record = response.json

@@ -316,7 +316,7 @@ def test_an_association_export_holds_its_document_and_its_statements(app, client
         lock_head(session)
         publishing.publish_content(
             session, statement, "bitkom/ai-skills",
-            {"statement_type": "position", "title": "Skills for AI", "text": "We support it."},
+            {"statement_type": "position", "title": "Skills for AI", "text": ["We support it."]},
             publisher="test", association="bitkom")
     statement_path = statement.version_path("bitkom/ai-skills", 1)
 
@@ -461,7 +461,7 @@ def _own_statement(client, headers, association: str) -> str:
     """Publish a statement of ``association``; returns its version 1 path."""
     base = f"/v1/associations/{association}/statements"
     created = client.post(base, headers=headers, json={
-        "slug": "exported", "statement_type": "position", "title": "t", "text": "t"})
+        "slug": "exported", "statement_type": "position", "title": "t", "text": ["t"]})
     assert created.status_code == 201, created.json
     published = client.post(f"{base}/exported/draft/publish",
                             headers={**headers, "If-Match": created.headers["ETag"]})
@@ -488,8 +488,9 @@ def test_an_association_exports_its_own_record_only(app, client, operator):
         assert response.mimetype == "application/problem+json"
         assert "its own record" in response.json["detail"]
     assert _state(app) == before
-    trail = client.get("/v1/audit-events", headers=operator).json["items"]
-    assert [(e["path"], e["status"], e["principal"]) for e in trail[:len(refused)]] == \
+    trail = client.get("/v1/activity", headers=operator).json["items"]
+    # Oldest first: the refusals are the trail's latest events.
+    assert [(e["path"], e["status"], e["principal"]) for e in trail[-len(refused):]] == \
         [("/v1/exports", 403, "association:bitkom")] * len(refused)
     # An operator exports what an association may not.
     assert _export(client, operator, "json", {"versions": [others]})["versions"] == [others]

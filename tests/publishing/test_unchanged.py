@@ -33,13 +33,13 @@ def test_a_statement_republished_unchanged_is_refused(app, client):
                                                         role=ASSOCIATION, association="bitkom")}
     base = "/v1/associations/bitkom/statements"
     created = client.post(base, headers=bitkom, json={
-        "slug": "same", "statement_type": "position", "title": "t", "text": "t"})
+        "slug": "same", "statement_type": "position", "title": "t", "text": ["t"]})
     assert created.status_code == 201, created.json
     draft = base + "/same/draft"
     first = client.post(draft + "/publish", headers={**bitkom, "If-Match": created.headers["ETag"]})
     assert first.status_code == 201, first.json
     again = client.put(draft, headers={**bitkom, "If-None-Match": "*"}, json={
-        "statement_type": "position", "title": "t", "text": "t"})
+        "statement_type": "position", "title": "t", "text": ["t"]})
     assert again.status_code == 201, again.json
     refused = client.post(draft + "/publish", headers={**bitkom, "If-Match": again.headers["ETag"]})
     assert refused.status_code == 409, refused.json

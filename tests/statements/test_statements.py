@@ -13,7 +13,7 @@ from app.provenance.manifests import read_manifest
 BITKOM = "/v1/associations/bitkom/statements"
 STATEMENT = {"slug": "ai-act-position", "statement_type": "position",
              "title": "Bitkom on SME participation",
-             "text": "Bitkom supports the TECH7 recommendation on SME participation.",
+             "text": ["Bitkom supports the TECH7 recommendation on SME participation."],
              "addresses": [{"slug": "sme-participation", "version": 1}]}
 
 
@@ -55,7 +55,7 @@ def test_publish_correct_withdraw_signed_by_the_association(app, client, token_o
     url = f"{BITKOM}/ai-act-position"
     assert v1.headers["Location"] == f"{url}/versions/1"
     assert v1.json["association"] == "bitkom" and v1.json["slug"] == "ai-act-position"
-    v2 = _edit_and_publish(client, bitkom, url, text="Corrected: Bitkom strongly supports it.")
+    v2 = _edit_and_publish(client, bitkom, url, text=["Corrected: Bitkom strongly supports it."])
     v3 = _edit_and_publish(client, bitkom, url, withdrawn=True, withdrawal_reason="Superseded.")
     assert [v.json["version"] for v in (v1, v2, v3)] == [1, 2, 3]
     anchors = client.get("/v1/trust/anchors.pem").get_data()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from app.auth.models import AccessToken, AuditEvent
+from app.auth.models import AccessToken, ActivityEvent
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -14,7 +14,7 @@ def bearer(token: str) -> dict[str, str]:
 
 
 class TokenState:
-    """Every token row, and the audit trail, of one test's database."""
+    """Every token row, and the activity trail, of one test's database."""
 
     def __init__(self, app):
         self.db = app.extensions["tech7.db"]
@@ -25,17 +25,17 @@ class TokenState:
             table = AccessToken.__table__
             return [tuple(row) for row in session.execute(sa.select(table).order_by(table.c.id))]
 
-    def events(self) -> list[AuditEvent]:
-        """The audit trail, oldest first."""
+    def events(self) -> list[ActivityEvent]:
+        """The activity trail, oldest first."""
         with self.db.sessions() as session:
-            return list(session.scalars(sa.select(AuditEvent).order_by(AuditEvent.id)))
+            return list(session.scalars(sa.select(ActivityEvent).order_by(ActivityEvent.id)))
 
     def snapshot(self) -> tuple[list[tuple], int]:
         return self.tokens(), len(self.events())
 
-    def assert_only_audited(self, before: tuple[list[tuple], int], *, status: int,
-                            permission: str) -> AuditEvent:
-        """Nothing changed since ``before`` but one new audit event, with this outcome."""
+    def assert_only_recorded(self, before: tuple[list[tuple], int], *, status: int,
+                            permission: str) -> ActivityEvent:
+        """Nothing changed since ``before`` but one new activity event, with this outcome."""
         tokens, count = before
         assert self.tokens() == tokens, "a refused request changed the tokens"
         events = self.events()

@@ -1,4 +1,4 @@
-"""Non-custodial publishing: statements an association signs with its own key.
+"""Own-key publishing: statements an association signs with its own key.
 
 An association registers its own CA certificate; an operator approves it, and the approval is
 logged. From then on the association may upload a version of one of its statements as the exact
@@ -59,10 +59,11 @@ from app.provenance.manifests import UNREADABLE, ManifestReport, read_manifest
 from app.provenance.service import JSON, SignedManifest
 from app.publishing.canonical import canonical_bytes, strict_loads
 from app.publishing.models import Document, Version
-from app.publishing.service import PublishedVersion, PublishingService, isoformat, lock_head, version_identity
+from app.publishing.service import PublishedVersion, PublishingService, lock_head, version_identity
 from app.statements.kinds import STATEMENT
+from app.times import isoformat
 
-#: How far the publication time a signed version states may be from the registry's clock.
+#: How far the publication time an own-key version states may be from the registry's clock.
 PUBLISHED_AT_TOLERANCE = timedelta(minutes=10)
 
 PENDING, APPROVED = "pending", "approved"
@@ -73,11 +74,11 @@ _BINDING_MATCHED = "assertion.dataHash.match"
 _CREDENTIAL_TRUSTED = "signingCredential.trusted"
 
 
-class SignedVersionRefused(InvalidRequest):
-    """An uploaded signed version failed one of the registry's checks; nothing was written."""
+class OwnKeyVersionRefused(InvalidRequest):
+    """An uploaded own-key version failed one of the registry's checks; nothing was written."""
 
-    problem = "signed-version-refused"
-    title = "The signed version was refused"
+    problem = "own-key-version-refused"
+    title = "The own-key version was refused"
 
     def __init__(self, check: str, detail: str, **extensions: Any):
         super().__init__(detail, check=check, **extensions)
@@ -128,7 +129,7 @@ class CARecord:
         return PENDING if self.approved_at is None else APPROVED
 
     @property
-    def url(self) -> str:
+    def path(self) -> str:
         """The path of this record, which is also the subject of its approval's log entry."""
         return ca_path(self.association, self.sha256)
 
@@ -222,15 +223,15 @@ class OwnKeyPublishing:
             row = self._row(session, association, sha256)
         return _record(row, self._approval_index(row))
 
-    # -- signed versions ----------------------------------------------------------------------
+    # -- own-key versions ---------------------------------------------------------------------
 
-    def publish_signed(self, association: str, slug: str, document: bytes, manifest: bytes, *,
+    def publish_own_key_version(self, association: str, slug: str, document: bytes, manifest: bytes, *,
                        publisher: str) -> PublishedVersion:
         """Publish ``document``, signed by ``association`` with ``manifest``, as the next version
         of its statement ``slug`` (creating the statement at version 1).
 
         Runs the checks of this module's docstring in order and raises
-        :class:`SignedVersionRefused` naming the first that fails, having written nothing.
+        :class:`OwnKeyVersionRefused` naming the first that fails, having written nothing.
         """
         self.publishing.require_association(association)
         parsed = _canonical_json(document)
@@ -265,11 +266,11 @@ class OwnKeyPublishing:
         report = read_manifest(document, JSON, manifest,
                                trust_anchors_pem=own_anchors + self.provenance.trust_anchors_pem)
         if UNREADABLE in report.codes or _BINDING_MATCHED not in report.success_codes:
-            raise SignedVersionRefused("binding", "The manifest's hard binding does not cover "
+            raise OwnKeyVersionRefused("binding", "The manifest's hard binding does not cover "
                                        "exactly these bytes" + _why(report) + ".",
                                        codes=list(report.codes))
         if not own_anchors:
-            raise SignedVersionRefused("signer", f"{association} has no approved CA certificate: "
+            raise OwnKeyVersionRefused("signer", f"{association} has no approved CA certificate: "
                                        f"register one at /v1/associations/{association}/ca and "
                                        f"have an operator approve it.")
         own = read_manifest(document, JSON, manifest, trust_anchors_pem=own_anchors)
@@ -278,22 +279,22 @@ class OwnKeyPublishing:
         signer = report.signer_certificate_sha256
         if _CREDENTIAL_TRUSTED not in own.success_codes or signer is None \
                 or own.signer_certificate_sha256 != signer:
-            raise SignedVersionRefused("signer", f"The manifest's signing certificate does not "
+            raise OwnKeyVersionRefused("signer", f"The manifest's signing certificate does not "
                                        f"chain to an approved CA certificate of {association}; "
                                        f"a certificate the registry issued does not count.")
         if not report.timestamp_trusted:
-            raise SignedVersionRefused("timestamp", "The manifest has no trusted RFC 3161 "
+            raise OwnKeyVersionRefused("timestamp", "The manifest has no trusted RFC 3161 "
                                        "timestamp; sign with tsa_url set to the registry's "
                                        "/v1/timestamp (or an authority chaining to your CA).")
         sha256 = hashlib.sha256(document).hexdigest()
         expected = version_identity(STATEMENT, stored_slug, number, sha256, association)
         if report.identity != expected:
-            raise SignedVersionRefused("identity", "The manifest's org.tech7.document assertion "
+            raise OwnKeyVersionRefused("identity", "The manifest's org.tech7.document assertion "
                                        "does not name this version.", expected=expected,
                                        found=report.identity)
         _check_parent(report, previous, self.log.verifier_key)
         if not report.trusted:
-            raise SignedVersionRefused("trusted", f"The manifest reads {report.state}"
+            raise OwnKeyVersionRefused("trusted", f"The manifest reads {report.state}"
                                        + _why(report) + ".", codes=list(report.codes))
         return SignedManifest(manifest=manifest, sha256=hashlib.sha256(manifest).hexdigest(),
                               label=report.label or "", signer=association,
@@ -376,10 +377,10 @@ def _canonical_json(document: bytes) -> Any:
     try:
         parsed = strict_loads(document)
     except InvalidJSON as error:
-        raise SignedVersionRefused("canonical", f"The document is not JSON that RFC 8785 can "
+        raise OwnKeyVersionRefused("canonical", f"The document is not JSON that RFC 8785 can "
                                    f"canonicalise: {error.detail}") from None
     if canonical_bytes(parsed) != document:
-        raise SignedVersionRefused("canonical", "The document is not in RFC 8785 canonical "
+        raise OwnKeyVersionRefused("canonical", "The document is not in RFC 8785 canonical "
                                    "form; send rfc8785.dumps(body) exactly.")
     return parsed
 
@@ -389,27 +390,27 @@ def _statement_version(session: Session, parsed: Any, document: bytes, *, associ
                        ) -> tuple[dict[str, Any], datetime]:
     """Checks ``body``, ``version`` and ``published_at``; returns (content, published_at)."""
     if not isinstance(parsed, dict):
-        raise SignedVersionRefused("body", "The document must be a JSON object.")
+        raise OwnKeyVersionRefused("body", "The document must be a JSON object.")
     for field, expected in (("kind", STATEMENT.name), ("slug", slug),
                             ("association", association)):
         if parsed.get(field) != expected:
-            raise SignedVersionRefused("body", f"The document's {field} is "
+            raise OwnKeyVersionRefused("body", f"The document's {field} is "
                                        f"{parsed.get(field)!r}; this URL publishes "
                                        f"{expected!r}.")
     version = parsed.get("version")
     if type(version) is not int or version != number:
-        raise SignedVersionRefused("version", f"The document's version is {version!r}; the next "
+        raise OwnKeyVersionRefused("version", f"The document's version is {version!r}; the next "
                                    f"version of this statement is {number}.", expected=number)
     published_at = _published_at(parsed.get("published_at"), previous)
     try:
         content = STATEMENT.load_content(parsed)
     except ma.ValidationError as error:
-        raise SignedVersionRefused("body", "The statement content failed validation.",
+        raise OwnKeyVersionRefused("body", "The statement content failed validation.",
                                    errors={"json": error.messages}) from None
     try:
         STATEMENT.check_references(session, content)
     except InvalidRequest as error:
-        raise SignedVersionRefused("body", error.detail, **error.extensions) from None
+        raise OwnKeyVersionRefused("body", error.detail, **error.extensions) from None
     served = STATEMENT.served_body(STATEMENT.owned_slug(association, slug), number,
                                    isoformat(published_at), content)
     if canonical_bytes(served) != document:
@@ -417,7 +418,7 @@ def _statement_version(session: Session, parsed: Any, document: bytes, *, associ
         # version of a kind in one shape, the one its JSON Schema describes.
         differing = sorted(key for key in served.keys() | parsed.keys()
                            if served.get(key, ...) != parsed.get(key, ...))
-        raise SignedVersionRefused("body", f"The document is not the version as the registry "
+        raise OwnKeyVersionRefused("body", f"The document is not the version as the registry "
                                    f"serves it; these fields differ: {', '.join(differing)}.",
                                    fields=differing)
     return content, published_at
@@ -430,15 +431,15 @@ def _published_at(value: Any, previous: Version | None) -> datetime:
     except ValueError:
         moment = None
     if moment is None or moment.tzinfo is None or isoformat(moment) != value:
-        raise SignedVersionRefused("published_at", f"published_at {value!r} is not RFC 3339 UTC "
+        raise OwnKeyVersionRefused("published_at", f"published_at {value!r} is not RFC 3339 UTC "
                                    f"with milliseconds, e.g. {isoformat(utcnow())}.")
     now = utcnow()
     if abs(moment - now) > PUBLISHED_AT_TOLERANCE:
-        raise SignedVersionRefused("published_at", f"published_at {value} is more than "
+        raise OwnKeyVersionRefused("published_at", f"published_at {value} is more than "
                                    f"{PUBLISHED_AT_TOLERANCE} away from the registry's clock "
                                    f"({isoformat(now)}).")
     if previous is not None and moment <= previous.published_at:
-        raise SignedVersionRefused("published_at", f"published_at {value} is not after version "
+        raise OwnKeyVersionRefused("published_at", f"published_at {value} is not after version "
                                    f"{previous.number}'s ({isoformat(previous.published_at)}).")
     return moment
 
@@ -451,14 +452,14 @@ def _check_parent(report: ManifestReport, previous: Version | None, verifier_key
             and report.parent_proof is None:
         return
     if previous is None:
-        raise SignedVersionRefused("parent", "Version 1 has no previous version, but the "
+        raise OwnKeyVersionRefused("parent", "Version 1 has no previous version, but the "
                                    "manifest names a parent.")
     try:
         check_parent_link(report, number=previous.number, sha256=previous.sha256,
                           manifest_sha256=previous.manifest_sha256,
                           manifest_label=previous.manifest_label, verifier_key=verifier_key)
     except VerificationFailure as failure:
-        raise SignedVersionRefused("parent", f"The manifest's parent link fails: "
+        raise OwnKeyVersionRefused("parent", f"The manifest's parent link fails: "
                                    f"{failure.reason}.") from None
 
 

@@ -32,7 +32,7 @@ BITKOM = "/v1/associations/bitkom"
 SLUG = "ai-act-position"
 STATEMENT = f"{BITKOM}/statements/{SLUG}"
 CONTENT = {"statement_type": "position", "title": "Bitkom on SME participation",
-           "text": "Bitkom supports the TECH7 recommendation on SME participation.",
+           "text": ["Bitkom supports the TECH7 recommendation on SME participation."],
            "addresses": [{"slug": "sme-participation", "version": 1}]}
 
 
@@ -98,7 +98,7 @@ def _sign(pki: OwnPKI, body: bytes, tsa_url: str | None, **kwargs) -> bytes:
 
 
 def _upload(client, headers, body: bytes, manifest: bytes, slug: str = SLUG):
-    return client.post(f"{BITKOM}/statements/{slug}/signed-versions", headers=headers,
+    return client.post(f"{BITKOM}/statements/{slug}/own-key-versions", headers=headers,
                        content_type="multipart/form-data",
                        data={"document": (io.BytesIO(body), "version.json", "application/json"),
                              "manifest": (io.BytesIO(manifest), "version.c2pa",
@@ -203,7 +203,7 @@ def test_custodial_v1_then_own_key_versions_chained_through_the_example(
         chain.write_bytes(pki.chain_pem)
         key.write_bytes(pki.key_pem)
         for text in ("Corrected with our own key.", "Corrected again, still our own key."):
-            content.write_text(json.dumps({**CONTENT, "text": text}))
+            content.write_text(json.dumps({**CONTENT, "text": [text]}))
             assert example.main(["--registry", registry, "--association", "bitkom",
                                  "--slug", SLUG, "--content", str(content),
                                  "--certificate-chain", str(chain), "--private-key", str(key),
@@ -231,7 +231,7 @@ def test_custodial_v1_then_own_key_versions_chained_through_the_example(
         assert [report.parent_proof["manifest_label"]] == labels[-1:] if labels \
             else report.parent_proof is None
         labels.append(report.label)
-    assert client.get(STATEMENT).json["text"] == "Corrected again, still our own key."
+    assert client.get(STATEMENT).json["text"] == ["Corrected again, still our own key."]
 
 
 # --- refusals ------------------------------------------------------------------------------------
@@ -251,7 +251,7 @@ def _declaration_v1(client) -> tuple[bytes, bytes, bytes]:
 
 
 def _next(**changes) -> bytes:
-    return example.build_body("bitkom", SLUG, 2, {**CONTENT, "text": "v2"} | changes)
+    return example.build_body("bitkom", SLUG, 2, {**CONTENT, "text": ["v2"]} | changes)
 
 
 def _refusal_cases(app, client, pki, tsa_url):
@@ -295,7 +295,7 @@ def _refusal_cases(app, client, pki, tsa_url):
         ("published an hour ago", stale, _sign(pki, stale, tsa_url), "published_at"),
         ("invalid content", bad_content, _sign(pki, bad_content, tsa_url), "body"),
         ("a field left out", lacking, _sign(pki, lacking, tsa_url), "body"),
-        ("manifest for other bytes", good, _sign(pki, _next(text="other"), tsa_url), "binding"),
+        ("manifest for other bytes", good, _sign(pki, _next(text=["other"]), tsa_url), "binding"),
         ("garbage manifest", good, b"not a manifest", "binding"),
         ("registry-issued (custodial) key", good, custodial, "signer"),
         ("foreign, unregistered CA", good,
@@ -319,7 +319,7 @@ def test_refused_uploads_write_nothing(app, client, bitkom, approved, pki, tsa_u
         response = _upload(client, bitkom, body, manifest)
         assert response.status_code == 422, (name, response.get_data(as_text=True))
         assert response.mimetype == "application/problem+json"
-        assert response.json["type"] == "/problems/signed-version-refused"
+        assert response.json["type"] == "/problems/own-key-version-refused"
         assert response.json["check"] == check, (name, response.json)
     assert _state(client) == before
     # The same version, made properly, is accepted afterwards.
@@ -348,11 +348,11 @@ def test_only_the_association_itself_uploads(client, operator, token_of, approve
         response = _upload(client, headers, body, manifest)
         assert response.status_code == 403, response.get_data(as_text=True)
     assert _upload(client, {}, body, manifest).status_code == 401
-    missing = client.post(f"{STATEMENT}/signed-versions", headers=token_of("bitkom"),
+    missing = client.post(f"{STATEMENT}/own-key-versions", headers=token_of("bitkom"),
                           content_type="multipart/form-data",
                           data={"document": (io.BytesIO(body), "version.json")})
     assert missing.status_code == 422 and "manifest" in missing.json["errors"]["files"]
-    assert client.post(f"{STATEMENT}/signed-versions", headers=token_of("bitkom"),
+    assert client.post(f"{STATEMENT}/own-key-versions", headers=token_of("bitkom"),
                        json={"document": "x"}).status_code == 415
     assert _state(client) == before
 
@@ -423,7 +423,7 @@ def test_a_custodial_version_builds_on_an_own_key_version(client, bitkom, approv
     """The registry accepted version 1 against Bitkom's approved CA; building version 2 on it
     trusts the same CA."""
     _published_v1_own_key(client, bitkom, pki, tsa_url)
-    put = client.put(f"{STATEMENT}/draft", json={**CONTENT, "text": "Now signed custodially."},
+    put = client.put(f"{STATEMENT}/draft", json={**CONTENT, "text": ["Now signed custodially."]},
                      headers={**bitkom, "If-None-Match": "*"})
     assert put.status_code == 201, put.json
     published = client.post(f"{STATEMENT}/draft/publish",
@@ -466,7 +466,7 @@ def test_an_unapproved_ca_still_vouches_for_nothing(app, client, operator, bitko
         # registry never approved.
         connection.exec_driver_sql("UPDATE association_cas SET approved_at = NULL, "
                                    "approved_by = NULL")
-    put = client.put(f"{STATEMENT}/draft", json={**CONTENT, "text": "v2"},
+    put = client.put(f"{STATEMENT}/draft", json={**CONTENT, "text": ["v2"]},
                      headers={**bitkom, "If-None-Match": "*"})
     refused = client.post(f"{STATEMENT}/draft/publish",
                           headers={**bitkom, "If-Match": put.headers["ETag"]})
