@@ -166,7 +166,7 @@ def verify(file: str, manifest: str | None, anchors: str, log_key: str, receipt:
     if consistency is not None and checkpoint is None:
         raise click.UsageError("--consistency proves a step from your --checkpoint: give both.")
     policy, pinned = _pinned_policy(policy_file)
-    anchors_pem = _read(anchors)
+    anchors_pem = Path(anchors).read_bytes()
     if b"-----BEGIN CERTIFICATE-----" not in anchors_pem:
         raise click.BadParameter(f"{anchors} holds no PEM certificate", param_hint="--trust")
     verifier_key = _verifier_key(Path(log_key).read_bytes(), "--log-key")
@@ -174,7 +174,8 @@ def verify(file: str, manifest: str | None, anchors: str, log_key: str, receipt:
     if pinned is not None and trust is not None:
         _warn_if_policy_differs(pinned, _served_policy(trust), f"the trust list {trust_list}")
     report = audit_document(
-        _read(file), _read(manifest), _read(receipt), trust_anchors_pem=anchors_pem,
+        Path(file).read_bytes(), _read(manifest), Path(receipt).read_bytes(),
+        trust_anchors_pem=anchors_pem,
         verifier_key=verifier_key, media_type=media_type, filename=file,
         last_checkpoint=_read(checkpoint),
         consistency_proof=_json_object(consistency, "--consistency"),
@@ -185,12 +186,15 @@ def verify(file: str, manifest: str | None, anchors: str, log_key: str, receipt:
         _print_steps(report.steps)
         if report.ok:
             record = report.record
+            assert record is not None  # a verified file was found in the log
             whose = f" for {record['association']}" if record.get("association") else ""
             click.echo(f"VERIFIED: {file} is {record['subject']}, signed by "
                        f"{record['signer']}{whose} at {report.time}, entry {report.index} of the "
                        f"log's tree of size {report.checkpoint_size}.")
         else:
-            click.echo(f"NOT VERIFIED: {report.failure.name} failed: {report.failure.detail}")
+            failure = report.failure
+            assert failure is not None  # not verified: a step failed
+            click.echo(f"NOT VERIFIED: {failure.name} failed: {failure.detail}")
     sys.exit(0 if report.ok else FAILED)
 
 
@@ -570,6 +574,7 @@ def monitor(url: str, state_dir: str, policy_file: str | None) -> None:
     if pinned is not None:
         _warn_if_policy_differs(pinned, _served_policy(trust), f"{fetcher.base}/v1/trust")
     if not key_file.exists():
+        assert trust is not None  # fetched above whenever no key is pinned
         try:
             verifier_key = _verifier_key(str(trust["log"]["verifier_key"]).encode(), "URL")
         except (KeyError, TypeError):

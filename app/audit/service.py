@@ -111,14 +111,18 @@ class VerificationResult:
         what = f"published as {self.version.href}" if self.version else (
             f"logged as {self.record['subject']}" if self.record else "")
         if self.state == TRUSTED:
+            # Trusted means the entry was found and included in the checkpoint.
+            assert self.entry is not None and self.checkpoint is not None
             return (f"Signed by {who} at {report.signed_at} and {what}; log entry "
                     f"{self.entry.index} is in the log's current tree of "
                     f"{self.checkpoint.tree_size} entries.")
         if self.state == REVOKED:
+            assert self.revocation is not None  # the revocation step names it
             return (f"Signed by {who} at {report.signed_at} and {what}, but its certificate was "
                     f"revoked at {self.revocation.revoked_at} ({self.revocation.reason}), "
                     f"before it signed this.")
         failure = self.failure
+        assert failure is not None  # neither Trusted nor revoked: a step failed
         return f"Not verified ({failure.name}): {failure.detail}."
 
     def as_json(self) -> dict[str, Any]:
@@ -226,7 +230,7 @@ class VerificationService:
         revocation = None
         try:
             steps.append(Step(MANIFEST, True, check_manifest(report)))
-            if entry is None:
+            if entry is None or record is None or note is None:
                 raise VerificationFailure(RECORD, f"no entry of the registry's log records a "
                                                   f"document with SHA-256 {sha256}: the registry "
                                                   f"did not publish this file")
@@ -255,7 +259,7 @@ class VerificationService:
             entry=entry, version=self._version(entry) if entry is not None else None,
             checkpoint=checkpoint, inclusion_verified=inclusion_verified,
             revocation=revocation,
-            witnesses=self._witnesses(entry) if inclusion_verified else None)
+            witnesses=self._witnesses(entry) if inclusion_verified and entry is not None else None)
 
     def _witnesses(self, entry: Entry) -> dict[str, Any] | None:
         """Which witnesses of the policy cosigned the checkpoint a receipt of ``entry`` carries

@@ -853,8 +853,8 @@ def audit_history(
     audits: list[VersionAudit] = []
     for number in sorted(by_number, reverse=True):
         report = reports[number]
-        if not report.ok:
-            problems.append(f"version {number}: {report.failure.name}: {report.failure.detail}")
+        if not report.ok and (failure := report.failure) is not None:
+            problems.append(f"version {number}: {failure.name}: {failure.detail}")
         link = None
         parent = by_number.get(number - 1)
         if parent is not None and report.manifest is not None:

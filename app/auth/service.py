@@ -210,6 +210,7 @@ def issue_token(db: Database, principal: Principal | None, *, association: str |
                                      .with_for_update()).one()
             _require_live(minter, now)
             if onboarding:
+                assert association is not None  # onboarding is always of an association
                 _require_not_onboarded(session, association, now)
         parent = None if onboarding else minter
         if parent is not None and parent.expires_at is not None:

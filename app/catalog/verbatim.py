@@ -58,7 +58,7 @@ def _footnotes(paragraph: str) -> list[tuple[int, str]] | None:
     matches = [_FOOTNOTE_LINE.match(line) for line in paragraph.splitlines() if line.strip()]
     if not matches or not all(matches):
         return None
-    return [(int(m.group(1)), m.group(2)) for m in matches]
+    return [(int(m.group(1)), m.group(2)) for m in matches if m is not None]
 
 
 def _footnote_numbers(source_text: str) -> frozenset[int]:

@@ -127,8 +127,8 @@ def client_copy_current(if_none_match: str | None, if_modified_since: str | None
         return none_match(if_none_match, etag)
     if if_modified_since is None or modified is None:
         return False
-    since = parse_http_date(if_modified_since)
-    return since is not None and parse_http_date(modified) <= since
+    since, last = parse_http_date(if_modified_since), parse_http_date(modified)
+    return since is not None and last is not None and last <= since
 
 
 def not_modified(etag: str, headers: dict[str, str] | None = None) -> Response:

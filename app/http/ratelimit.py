@@ -173,5 +173,6 @@ def _render_rate_limited(limiter: Limiter, error: RateLimitExceeded) -> Response
     """Render the 429 through the problem renderer, with ``Retry-After`` (RFC 6585 §4)."""
     # The breached limit is the current one. werkzeug's TooManyRequests writes Retry-After from
     # retry_after when that is set and not 0.
-    error.retry_after = max(1, _seconds_to_reset(limiter.current_limit))
+    breached = limiter.current_limit
+    error.retry_after = max(1, _seconds_to_reset(breached)) if breached is not None else 1
     return render_http_exception(error)

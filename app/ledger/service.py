@@ -73,7 +73,8 @@ class TransparencyLog:
         """Append ``record`` (RFC 8785 bytes become the leaf) inside the caller's locked transaction."""
         leaf = rfc8785.dumps(dict(record))
         self.appends_begun += 1
-        index = session.scalar(sa.select(sa.func.coalesce(sa.func.max(LogEntry.index) + 1, 0)))
+        index: int = session.execute(
+            sa.select(sa.func.coalesce(sa.func.max(LogEntry.index) + 1, 0))).scalar_one()
         hashed = leaf_hash(leaf)
         now = utcnow()
         session.add(LogEntry(index=index, leaf=leaf, leaf_hash=hashed,
@@ -95,7 +96,8 @@ class TransparencyLog:
 
     def _committed(self, session: Session) -> None:
         session.info.pop(_APPENDED, None)
-        self.appended()
+        if self.appended is not None:
+            self.appended()
 
     def _add_hash(self, session: Session, level: int, position: int, hashed: bytes) -> None:
         """Put ``hashed`` at ``position`` of tile level ``level``; a tile that fills up sends its
@@ -129,8 +131,8 @@ class TransparencyLog:
     def size(self) -> int:
         """The number of entries in the log."""
         with self.db.sessions() as session:
-            return session.scalar(sa.select(sa.func.coalesce(sa.func.max(LogCheckpoint.tree_size),
-                                                             0)))
+            return session.execute(sa.select(sa.func.coalesce(
+                sa.func.max(LogCheckpoint.tree_size), 0))).scalar_one()
 
     def checkpoint(self, tree_size: int | None = None) -> str:
         """The signed checkpoint of the current tree (or of an earlier ``tree_size``)."""
@@ -245,9 +247,10 @@ class TransparencyLog:
             key = (span.tile_level, span.tile_index)
             if key not in tiles:
                 tiles[key] = self._tile(session, *key, cache=False)
-            if tiles[key] is None:
+            tile = tiles[key]
+            if tile is None:
                 raise NotFound(f"The log has no node at level {level}, index {index}.")
-            return hash_from_tile(tiles[key], level, index)
+            return hash_from_tile(tile, level, index)
 
         return hash_at
 

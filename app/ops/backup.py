@@ -89,7 +89,9 @@ def _backup_sqlite(db: Database, partial: Path) -> None:
         target = sqlite3.connect(partial)
         try:
             # One step (pages=-1): the whole snapshot is copied under a single read transaction.
-            source.driver_connection.backup(target)
+            sqlite_source = source.driver_connection
+            assert sqlite_source is not None  # an open pool connection has its driver's
+            sqlite_source.backup(target)
             # A backup is one file: a WAL database would need its -wal and -shm files beside it.
             target.execute("PRAGMA journal_mode=DELETE")
             _check_integrity(target, f"the backup written to {partial}")

@@ -184,7 +184,8 @@ def trust():
     witnessing = current_app.extensions.get("tech7.witnessing")
     now = utcnow()
     records = certificates().certificates()
-    revoked = sorted((r for r in records if r.revocation), key=lambda r: r.revocation.log_index)
+    revoked = sorted((r for r in records if r.revocation is not None),
+                     key=lambda r: r.revocation.log_index if r.revocation is not None else -1)
     trust_list = {
         "generated_at": isoformat(now),
         "anchors": [describe_certificate(keys.root_ca_certificate)],

@@ -341,6 +341,7 @@ def _layout(export_format: str, scope: ExportScope, versions: list[PublishedVers
                           "document": version.document()} for version in versions]})
     if export_format == "csv":
         return _csv(versions)
+    assert registry_url is not None  # create() refuses a PDF export without it
     return render_export_pdf(title=_title(scope, versions), scope=scope.describe(),
                              exported_at=created_at, export_path=path, versions=versions,
                              registry_url=registry_url)

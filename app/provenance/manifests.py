@@ -717,7 +717,7 @@ def _unreadable(reason: str) -> ManifestReport:
 
 
 def _report(store: dict[str, Any], state: str | None, store_bytes: bytes) -> ManifestReport:
-    label = store.get("active_manifest")
+    label: str = store.get("active_manifest") or ""
     manifest = store.get("manifests", {}).get(label) if label else None
     if manifest is None:
         return _unreadable("no active manifest")

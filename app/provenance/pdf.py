@@ -201,7 +201,8 @@ def _priorities(pdf: _ExportPdf, priorities: list[PublishedVersion],
     by_priority: dict[int, list[PublishedVersion]] = {}
     for version in recommendations:
         by_priority.setdefault(documents[id(version)].get("priority", 0), []).append(version)
-    listed = [(documents[id(v)].get("number"), v) for v in priorities]
+    listed: list[tuple[int, PublishedVersion | None]] = [
+        (documents[id(v)].get("number", 0), v) for v in priorities]
     listed += [(number, None) for number in sorted(set(by_priority) - {n for n, _ in listed})]
     for number, priority in listed:
         if priority is not None:

@@ -122,12 +122,14 @@ class ProvenanceService:
             with self._lock:
                 if self._made_for != made_for:
                     keys = made_for[1]
-                    url = self._relay().url if self._tsa_url else self._loopback_tsa().url
+                    url = self._relay(self._tsa_url).url if self._tsa_url \
+                        else self._loopback_tsa().url
                     # Every manifest is read back below (to learn its label and check it is
                     # Trusted), so the SDK's own verify-after-sign would only repeat that work.
                     self._signer = ManifestSigner(keys, tsa_url=url, verify_after_sign=False)
                     self._context = verification_context(keys.trust_anchors_pem)
                     self._made_for = made_for
+        assert self._signer is not None and self._context is not None  # made just above
         return self._signer, self._context
 
     def _loopback_tsa(self) -> LoopbackTSA:
@@ -135,10 +137,10 @@ class ProvenanceService:
         return _per_process(("tsa", str(self.keyring.directory.resolve())),
                             lambda: self.timestamp_authority().serve_loopback())
 
-    def _relay(self) -> TimestampRelay:
+    def _relay(self, tsa_url: str) -> TimestampRelay:
         """One relay per process, external authority and timeout, shared by the apps in it."""
-        return _per_process(("relay", self._tsa_url, self._tsa_timeout),
-                            lambda: TimestampRelay(self._tsa_url, timeout=self._tsa_timeout))
+        return _per_process(("relay", tsa_url, self._tsa_timeout),
+                            lambda: TimestampRelay(tsa_url, timeout=self._tsa_timeout))
 
     def timestamp_authority(self) -> TimestampAuthority:
         """The built-in RFC 3161 authority (used when no external TSA is configured)."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
+from typing import cast
 
 from app.caching import BoundedCache
 from app.http.conditional import client_copy_current
@@ -43,8 +44,10 @@ class ImmutableVersionFastPath:
         if method in ("GET", "HEAD") and not environ.get("QUERY_STRING"):
             match = _VERSION_PATH.fullmatch(environ.get("PATH_INFO", ""))
             kind = self._kinds.get(match["collection"]) if match else None
-            if kind is not None and (match["slug"] is None) == (kind.singleton_slug is not None):
-                slug = match["slug"] or kind.singleton_slug
+            if match is not None and kind is not None \
+                    and (match["slug"] is None) == (kind.singleton_slug is not None):
+                # No slug in the path only for a singleton kind, which always names its one slug.
+                slug = cast(str, match["slug"] or kind.singleton_slug)
                 version = self._publishing.cached(kind, slug, int(match["number"]))
                 if version is not None:
                     full, not_modified, modified = self._prepared(kind, version)

@@ -233,7 +233,7 @@ class PublishingService:
             return [], 0
         _, document_id, select = selected
         with self.db.sessions() as session:
-            total = session.scalar(select.with_only_columns(sa.func.count()))
+            total = session.execute(select.with_only_columns(sa.func.count())).scalar_one()
             ids = session.scalars(select.order_by(document_id).offset(offset).limit(limit)).all()
             bodies = dict(session.execute(sa.select(Version.id, Version.body)
                                           .where(Version.id.in_(ids))).all()) if ids else {}
@@ -322,7 +322,7 @@ class PublishingService:
                 session.add(draft)
                 session.flush()
                 return _draft_view(kind, slug, draft), True
-            _require_draft_match(kind, slug, draft, if_match)
+            draft = _require_draft_match(kind, slug, draft, if_match)
             _replace(draft, content, editor)
             session.flush()
             return _draft_view(kind, slug, draft), False
@@ -398,7 +398,7 @@ class PublishingService:
         """
         if (signed is None) != (published_at is None):
             raise ValueError("an own-key version needs both signed and published_at")
-        head = session.get(RegistryHead, 1)
+        head = session.get_one(RegistryHead, 1)
         previous = session.scalar(sa.select(Version).where(Version.document_id == document.id)
                                   .order_by(Version.number.desc()).limit(1))
         if previous is not None and previous.body == canonical_bytes(kind.served_body(
@@ -458,6 +458,7 @@ class PublishingService:
         certificate = self.certificates.current_certificate(session, signer_name)
         status = self.certificates.status(certificate_sha256(certificate), None, session)
         if status.revoked:
+            assert status.revoked_at is not None  # a revocation has its time
             raise SignerRevoked(
                 f"The signing certificate of {signer_name!r} was revoked at "
                 f"{isoformat(status.revoked_at)} ({status.reason}); an operator must run "
@@ -475,9 +476,7 @@ class PublishingService:
         """
         document = self._require_document(session, kind, slug)
         authorise(document)
-        draft = _draft_of(session, document)
-        _require_draft_match(kind, slug, draft, if_match)
-        return document, draft
+        return document, _require_draft_match(kind, slug, _draft_of(session, document), if_match)
 
     def _require_document(self, session: Session, kind: DocumentKind, slug: str) -> Document:
         document = _document(session, kind, slug)
@@ -625,6 +624,7 @@ def _published(kind: str, slug: str, row: Version) -> PublishedVersion:
 def _signer_of(kind: DocumentKind, document: Document) -> str:
     """Statements are signed by their association; everything else by the registry."""
     if kind.owned_by_association:
+        assert document.association is not None  # such documents always name their association
         return document.association
     return REGISTRY_SIGNER
 
@@ -639,8 +639,8 @@ def _draft_of(session: Session, document: Document) -> Draft | None:
 
 
 def _latest_number(session: Session, document: Document) -> int:
-    return session.scalar(sa.select(sa.func.coalesce(sa.func.max(Version.number), 0))
-                          .where(Version.document_id == document.id))
+    return session.execute(sa.select(sa.func.coalesce(sa.func.max(Version.number), 0))
+                           .where(Version.document_id == document.id)).scalar_one()
 
 
 def _load(kind: DocumentKind, body: Any) -> dict[str, Any]:
@@ -683,8 +683,11 @@ def _content_of(draft: Draft) -> dict[str, Any]:
 
 
 def _require_draft_match(kind: DocumentKind, slug: str, draft: Draft | None,
-                         if_match: str | None) -> None:
+                         if_match: str | None) -> Draft:
+    """``draft``, once ``If-Match`` names it (a missing draft never matches: 412)."""
     require_if_match(if_match, _draft_view(kind, slug, draft).etag if draft else None)
+    assert draft is not None  # require_if_match refused a missing one
+    return draft
 
 
 def _draft_view(kind: DocumentKind, slug: str, draft: Draft) -> DraftView:

@@ -8,7 +8,7 @@ For a kind with collection ``recommendations`` the routes are ``/v1/recommendati
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 import marshmallow as ma
 from flask import Response, current_app, request
@@ -57,7 +57,7 @@ def publishing() -> PublishingService:
 
 
 def version_headers(kind: DocumentKind, version: PublishedVersion, *,
-                    concept: bool = False) -> dict[str, str]:
+                    concept: bool = False) -> dict[str, Any]:
     """The validators and links served with a version (also used by the WSGI fast path)."""
     location = kind.version_path(version.slug, version.number)
     return {"ETag": version.etag, "Content-Digest": version.content_digest,
@@ -126,7 +126,8 @@ def document_blueprint(kind: DocumentKind, *, query_schema=None) -> Blueprint:
     def slug_of(kwargs: dict[str, Any]) -> str:
         if owned:
             return kind.owned_slug(kwargs["association"], kwargs["slug"])
-        return kwargs.get("slug", kind.singleton_slug)
+        # A singleton's route has no slug, and a singleton kind always names its one slug.
+        return cast(str, kwargs.get("slug", kind.singleton_slug))
 
     def editor_check(principal: Principal) -> Callable[[Document], None]:
         if owned:
@@ -135,7 +136,8 @@ def document_blueprint(kind: DocumentKind, *, query_schema=None) -> Blueprint:
 
     def listing(args: dict) -> Response:
         requested = page_from(args)
-        query = CollectionFilter(**{name: args.get(name) for name in _FILTERS})
+        filters: dict[str, Any] = {name: args.get(name) for name in _FILTERS}
+        query = CollectionFilter(**filters)
         page_items, total = publishing().collection_page(
             kind, query, offset=requested.offset, limit=requested.size)
         page = Page(number=requested.number, size=requested.size, total=total)
@@ -305,12 +307,13 @@ def document_blueprint(kind: DocumentKind, *, query_schema=None) -> Blueprint:
             principal = current_principal()
             association = path.get("association")
             if owned:
+                assert association is not None  # the route of an owned kind names it
                 may_publish_as(principal, association)
                 publishing().require_association(association)
             else:
                 may_edit(principal, None)
             slug = body.pop("new_slug")
-            if owned:
+            if association is not None:  # the owned kinds' routes name it (checked above)
                 slug = kind.owned_slug(association, slug)
             view = publishing().create(kind, slug, body, editor=principal.name,
                                        association=association)

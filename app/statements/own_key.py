@@ -407,6 +407,7 @@ def _statement_version(session: Session, parsed: Any, document: bytes, *, associ
     except ma.ValidationError as error:
         raise OwnKeyVersionRefused("body", "The statement content failed validation.",
                                    errors={"json": error.messages}) from None
+    assert STATEMENT.check_references is not None  # statements address recommendations
     try:
         STATEMENT.check_references(session, content)
     except InvalidRequest as error:
