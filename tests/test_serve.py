@@ -5,16 +5,11 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-import os
 import runpy
-import signal
 import socket
 import stat
 import subprocess
-import sys
-import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,62 +17,23 @@ import pytest
 from app import config
 from app.pki.keyring import signer_names_from_seed
 from app.server import GUNICORN_CONFIG
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_for(url: str, process: subprocess.Popen, timeout: float = 60.0) -> bytes:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"serve exited early with {process.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                return response.read()
-        except OSError:
-            time.sleep(0.3)
-    raise AssertionError(f"{url} did not answer within {timeout} s")
-
-
-@contextlib.contextmanager
-def serving(tmp_path: Path, **settings: str) -> Iterator[tuple[str, subprocess.Popen, Path]]:
-    """A real `tech7-registry serve --workers 2` on SQLite in a fresh data folder, with
-    ``TECH7_<name>`` set from ``settings``: (base URL, process, ``tmp_path``)."""
-    port = _free_port()
-    env = {**os.environ, "TECH7_DATA_DIR": str(tmp_path / "data"),
-           "TECH7_KEYS_DIR": str(tmp_path / "keys")}
-    env.pop("TECH7_DATABASE_URL", None)
-    env.update({f"TECH7_{name}": value for name, value in settings.items()})
-    command = [str(Path(sys.executable).with_name("tech7-registry")), "serve",
-               "--host", "127.0.0.1", "--port", str(port), "--workers", "2"]
-    with open(tmp_path / "serve.log", "wb") as log:
-        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                   start_new_session=True)
-        try:
-            yield f"http://127.0.0.1:{port}", process, tmp_path
-        finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=30)
+from tests.support.serve import REGISTRY, registry_env, serving, wait_for
 
 
 @pytest.fixture
 def served(tmp_path):
-    """A real `tech7-registry serve` on SQLite in a fresh data folder."""
-    with serving(tmp_path) as server:
-        yield server
+    """A real `tech7-registry serve` on SQLite in a fresh data folder: (base URL, process, folder)."""
+    with serving(tmp_path) as (base, process, _env):
+        yield base, process, tmp_path
 
 
 def test_serve_publishes_the_declaration_on_sqlite(served):
     base, process, tmp_path = served
-    body = _wait_for(f"{base}/v1/declaration", process)
+    body = wait_for(f"{base}/v1/declaration", process)
     assert b"AI Action Summit" in body
     assert (tmp_path / "data" / "registry.db").exists()
     with urllib.request.urlopen(f"{base}/v1/recommendations?per_page=100") as response:
-        assert b'"total": 14' in response.read()
+        assert json.loads(response.read())["total"] == 14
 
 
 def _mode(path: Path) -> int:
@@ -87,7 +43,7 @@ def _mode(path: Path) -> int:
 def test_serve_keeps_the_database_and_keys_owner_only(served):
     # The database holds token hashes and the activity trail; the key folder, the private keys.
     base, process, tmp_path = served
-    _wait_for(f"{base}/v1/declaration", process)
+    wait_for(f"{base}/v1/declaration", process)
     data = tmp_path / "data"
     assert _mode(data) == 0o700
     files = {path.name: _mode(path) for path in data.iterdir()}
@@ -107,13 +63,9 @@ def test_serve_answers_a_chunked_body_over_the_limit_with_413(served):
     """gunicorn ends a chunked body's stream itself and werkzeug stopped reading at the limit,
     so the view saw a truncated body: a 400 "not valid JSON" instead of a 413."""
     base, process, tmp_path = served
-    _wait_for(base + "/healthz", process)
-    env = {**os.environ, "TECH7_DATA_DIR": str(tmp_path / "data"),
-           "TECH7_KEYS_DIR": str(tmp_path / "keys")}
-    env.pop("TECH7_DATABASE_URL", None)
-    token = subprocess.run([str(Path(sys.executable).with_name("tech7-registry")), "tokens",
-                            "create", "--operator"], env=env, capture_output=True, text=True,
-                           check=True, timeout=60).stdout.strip()
+    wait_for(base + "/healthz", process)
+    token = subprocess.run([REGISTRY, "tokens", "create", "--operator"], env=registry_env(tmp_path),
+                           capture_output=True, text=True, check=True, timeout=60).stdout.strip()
     listed = urllib.request.Request(base + "/v1/tokens",
                                     headers={"Authorization": f"Bearer {token}"})
     tokens = urllib.request.urlopen(listed, timeout=10).read()
@@ -165,7 +117,7 @@ def _post_chunked(path: str, media_type: str, chunks: bytes) -> bytes:
 
 def test_serve_holds_every_body_to_the_limit_and_answers_broken_framing_with_400(served):
     base, process, _tmp_path = served
-    _wait_for(base + "/healthz", process)
+    wait_for(base + "/healthz", process)
     # The time-stamping endpoint reads its body itself: 2 MiB, chunked, is over the limit too.
     response, body = _send_chunked(base, "/v1/timestamp", [b"x" * 65536] * 32,
                                    {"Content-Type": "application/timestamp-query"})
@@ -183,7 +135,7 @@ def test_serve_holds_every_body_to_the_limit_and_answers_broken_framing_with_400
 
 def test_serve_answers_long_urls_and_header_fields_itself_below_gunicorns_limits(served):
     base, process, _tmp_path = served
-    _wait_for(base + "/healthz", process)
+    wait_for(base + "/healthz", process)
     gunicorn = runpy.run_path(str(GUNICORN_CONFIG))
     # The request line is "METHOD SP target SP HTTP/1.1"; a field line "Name: value".
     assert config.MAX_URL_BYTES + len("OPTIONS  HTTP/1.1") < gunicorn["limit_request_line"]

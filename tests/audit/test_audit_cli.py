@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import shlex
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -27,9 +24,9 @@ from tech7_tlog.note import format_tlog_proof, parse_tlog_proof
 
 from app.audit.cli import Fetcher, FetchError, audit
 from tests.support.audit import OTHER_VERSION, VERSION, Materials, one_byte_changed, publish_new_version
+from tests.support.serve import REGISTRY, registry_env, serving, wait_for
 
 AUDIT = str(Path(sys.executable).with_name("tech7-audit"))
-REGISTRY = str(Path(sys.executable).with_name("tech7-registry"))
 
 
 def _write_files(folder: Path, version: Materials) -> dict[str, Path]:
@@ -213,38 +210,13 @@ def test_fetch_refuses_a_redirect_to_another_host(tmp_path):
 # --- against a served registry -------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory) -> Iterator[tuple[str, Path]]:
     """A real `tech7-registry serve` on SQLite in a fresh folder: (base URL, data folder)."""
     tmp = tmp_path_factory.mktemp("served")
-    port = _free_port()
-    env = {**os.environ, "TECH7_DATA_DIR": str(tmp / "data"), "TECH7_KEYS_DIR": str(tmp / "keys")}
-    env.pop("TECH7_DATABASE_URL", None)
-    base = f"http://127.0.0.1:{port}"
-    with open(tmp / "serve.log", "wb") as log:
-        process = subprocess.Popen([REGISTRY, "serve", "--host", "127.0.0.1", "--port", str(port),
-                                    "--workers", "2"], env=env, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            deadline = time.monotonic() + 90
-            while True:
-                assert process.poll() is None, "serve exited early"
-                try:
-                    with urllib.request.urlopen(base + "/v1/log/checkpoint", timeout=2):
-                        break
-                except OSError:
-                    assert time.monotonic() < deadline, "the registry did not start"
-                    time.sleep(0.3)
-            yield base, tmp / "data"
-        finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=30)
+    with serving(tmp) as (base, process, _env):
+        wait_for(base + "/v1/log/checkpoint", process)
+        yield base, tmp / "data"
 
 
 def _audit_command(*argv: str, cwd: Path) -> subprocess.CompletedProcess:
@@ -297,9 +269,8 @@ def _http(method: str, url: str, token: str, **headers: str) -> urllib.request.R
 
 def test_history_verifies_every_version_and_its_links(served, tmp_path):
     base, data = served
-    env = {**os.environ, "TECH7_DATA_DIR": str(data), "TECH7_KEYS_DIR": str(data.parent / "keys")}
-    env.pop("TECH7_DATABASE_URL", None)
-    token = subprocess.run([REGISTRY, "tokens", "create", "--operator"], env=env, check=True,
+    token = subprocess.run([REGISTRY, "tokens", "create", "--operator"],
+                           env=registry_env(data.parent), check=True,
                            capture_output=True, text=True, timeout=60).stdout.strip()
     document = base + "/v1/recommendations/key-risks"
     for revision in (1, 2):

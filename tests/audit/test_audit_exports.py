@@ -7,14 +7,10 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shlex
-import signal
-import socket
 import subprocess
 import sys
 import threading
-import time
 import urllib.request
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,47 +24,21 @@ from tech7_tlog.policy import parse_policy
 from tech7_witness.testing import WitnessProcess, init
 
 from app.provenance.exports import ExportScope
+from tests.support.serve import REGISTRY, serving, wait_for
 
 AUDIT = str(Path(sys.executable).with_name("tech7-audit"))
-REGISTRY = str(Path(sys.executable).with_name("tech7-registry"))
 VERSION = "/v1/recommendations/sme-participation/versions/1"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory) -> Iterator[tuple[str, dict[str, str]]]:
     """A real ``tech7-registry serve`` without TECH7_PUBLIC_URL: (base URL, operator headers)."""
-    tmp = tmp_path_factory.mktemp("served-exports")
-    port = _free_port()
-    env = {**os.environ, "TECH7_DATA_DIR": str(tmp / "data"), "TECH7_KEYS_DIR": str(tmp / "keys")}
-    for name in ("TECH7_DATABASE_URL", "TECH7_PUBLIC_URL"):
-        env.pop(name, None)
-    base = f"http://127.0.0.1:{port}"
-    with open(tmp / "serve.log", "wb") as log:
-        process = subprocess.Popen([REGISTRY, "serve", "--host", "127.0.0.1", "--port", str(port),
-                                    "--workers", "2"], env=env, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            deadline = time.monotonic() + 90
-            while True:
-                assert process.poll() is None, "serve exited early"
-                try:
-                    with urllib.request.urlopen(base + "/v1/log/checkpoint", timeout=2):
-                        break
-                except OSError:
-                    assert time.monotonic() < deadline, "the registry did not start"
-                    time.sleep(0.3)
-            token = subprocess.run([REGISTRY, "tokens", "create", "--operator"], env=env,
-                                   capture_output=True, text=True, check=True, timeout=60)
-            yield base, {"Authorization": f"Bearer {token.stdout.strip()}"}
-        finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=30)
+    with serving(tmp_path_factory.mktemp("served-exports"), unset=["TECH7_PUBLIC_URL"]) \
+            as (base, process, env):
+        wait_for(base + "/v1/log/checkpoint", process)
+        token = subprocess.run([REGISTRY, "tokens", "create", "--operator"], env=env,
+                               capture_output=True, text=True, check=True, timeout=60)
+        yield base, {"Authorization": f"Bearer {token.stdout.strip()}"}
 
 
 def _post_export(base: str, headers: dict[str, str], export_format: str, scope: dict) -> dict:

@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from app.ops.logging import JsonFormatter, RequestLog, accepted_request_id, install_json_logging
+from tests.support.serve import free_port
 
 VERSION = "/v1/recommendations/sme-participation/versions/1"
 
@@ -167,16 +167,10 @@ def test_outside_tests_the_app_logs_json_to_stderr_once(make_app, databases, tmp
 # --- gunicorn -------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_everything_serve_writes_is_json_lines(keys_dir, tmp_path):
     """From migrations and seeding to gunicorn's worker boots and the access lines, every line
     ``serve`` writes, on stdout or stderr, is one JSON object."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "TECH7_DATA_DIR": str(tmp_path / "data"), "TECH7_KEYS_DIR": str(keys_dir)}
     env.pop("TECH7_DATABASE_URL", None)
     command = [str(Path(sys.executable).with_name("tech7-registry")), "serve",

@@ -23,7 +23,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from werkzeug.serving import make_server
 
 from app.audit.verification import audit_document
-from app.auth.service import ASSOCIATION, create_token
 from app.provenance.manifests import CREATED, ManifestSigner, read_manifest
 from tests.support.own_pki import OwnPKI, leaf_only, make_own_pki
 
@@ -47,12 +46,6 @@ def _load_example():
 example = _load_example()
 
 
-@pytest.fixture
-def token_of(app):
-    def make(association):
-        token = create_token(app.extensions["tech7.db"], role=ASSOCIATION, association=association)
-        return {"Authorization": f"Bearer {token}"}
-    return make
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import hashlib
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from app.auth.service import ASSOCIATION, create_token
 from app.provenance.manifests import read_manifest
 
 BITKOM = "/v1/associations/bitkom/statements"
@@ -17,12 +16,6 @@ STATEMENT = {"slug": "ai-act-position", "statement_type": "position",
              "addresses": [{"slug": "sme-participation", "version": 1}]}
 
 
-@pytest.fixture
-def token_of(app):
-    def make(association):
-        token = create_token(app.extensions["tech7.db"], role=ASSOCIATION, association=association)
-        return {"Authorization": f"Bearer {token}"}
-    return make
 
 
 def _state(client):
