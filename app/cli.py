@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -111,6 +112,10 @@ def prepare(app: Flask) -> None:
         log.info("Published the TECH7 declaration as version 1 of every document.")
 
 
+#: Bind addresses that name no one host a client could be sent to.
+_ANY_ADDRESS = frozenset({"0.0.0.0", "::", ""})
+
+
 @click.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
@@ -124,6 +129,10 @@ def serve(host: str, port: int, workers: int) -> None:
     # child process so that this one, gunicorn's master, never touches c2pa before forking.
     if subprocess.run([sys.executable, "-m", "app.cli", "seed"], check=False).returncode:
         raise click.ClickException("refusing to start: preparation failed (see above)")
+    if not os.environ.get("TECH7_PUBLIC_URL") and host not in _ANY_ADDRESS:
+        # What this registry names in its PDF exports. Behind a proxy, or on every address,
+        # only the operator knows the public URL, and PDF exports wait for TECH7_PUBLIC_URL.
+        os.environ["TECH7_PUBLIC_URL"] = f"http://{host}:{port}/"
     log.info("Serving on http://%s:%s/v1 (docs: http://%s:%s/docs/)", host, port, host, port,
              extra={"url": f"http://{host}:{port}/v1"})
     run(host=host, port=port, workers=workers)

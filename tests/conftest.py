@@ -123,7 +123,9 @@ def make_app(keys_dir) -> Callable[..., Flask]:
     def build(database_url: str, tmp: Path, **overrides) -> Flask:
         settings = {"TESTING": True, "DATABASE_URL": database_url, "DATA_DIR": str(tmp),
                     "RATELIMIT_ANONYMOUS": "100000/minute", "RATELIMIT_AUTHENTICATED": "100000/minute",
-                    "RATELIMIT_EXPORTS": "100000/minute", "KEYS_DIR": str(keys_dir)}
+                    "RATELIMIT_EXPORTS": "100000/minute", "KEYS_DIR": str(keys_dir),
+                    # The test client's own host, as `serve` sets it for the address it binds.
+                    "PUBLIC_URL": "http://localhost/"}
         settings.update(overrides)
         return create_app(settings)
 

@@ -647,6 +647,9 @@ def check_parent_link(report: ManifestReport, *, number: int, sha256: str, manif
                                           f"ingredients, not one naming version {number}")
     ingredient = parents[0]
     proof = report.parent_proof
+    if proof is not None and not isinstance(proof, Mapping):
+        raise VerificationFailure(PARENT, f"the parent proof assertion is not a JSON object "
+                                          f"but {type(proof).__name__}")
     if proof is None:
         if ingredient.active_manifest != manifest_label:
             raise VerificationFailure(PARENT, f"the parentOf ingredient is manifest "
@@ -669,7 +672,8 @@ def check_parent_link(report: ManifestReport, *, number: int, sha256: str, manif
         raise VerificationFailure(PARENT, f"the parentOf ingredient records {ingredient.state}, "
                                           f"not Trusted, for version {number}")
     text = proof.get("tlog_proof")
-    if not isinstance(text, str) or not isinstance(proof.get("log_index"), int):
+    log_index = proof.get("log_index")
+    if not isinstance(text, str) or not isinstance(log_index, int) or isinstance(log_index, bool):
         raise VerificationFailure(PARENT, "the parent proof has no tlog_proof or log_index")
     try:
         receipt = read_receipt(text)
@@ -679,9 +683,9 @@ def check_parent_link(report: ManifestReport, *, number: int, sha256: str, manif
         raise VerificationFailure(PARENT, f"the parent's log proof fails ({failure.step}): "
                                           f"{failure.reason}") from None
     record = receipt.record
-    if receipt.index != proof["log_index"] or record["document_sha256"] != sha256 \
-            or record["manifest_sha256"] != manifest_sha256 \
-            or record["manifest_label"] != manifest_label:
+    if receipt.index != log_index or record.get("document_sha256") != sha256 \
+            or record.get("manifest_sha256") != manifest_sha256 \
+            or record.get("manifest_label") != manifest_label:
         raise VerificationFailure(PARENT, f"the parent proof's log entry {receipt.index} does "
                                           f"not record version {number}'s bytes and manifest")
     return ParentCheck(f"names version {number} (SHA-256 {sha256}, manifest SHA-256 "

@@ -4,7 +4,8 @@ A client that sends a request under a key of its choosing (1 to 255 characters) 
 hear back may send it again under the same key. The registry remembers, per token, the first
 request under each key that succeeded, and its answer:
 
-* the same request again (same method, path and body) replays that answer: the same status,
+* the same request again (same method, path, preconditions and body) replays that answer: the
+  same status,
   body and headers, plus ``Idempotent-Replayed: true``; nothing is done twice;
 * another request under the key is refused (422 ``idempotency-key-reused``), so a key never
   stands for two things;
@@ -16,8 +17,8 @@ request under each key that succeeded, and its answer:
 The request runs in one :meth:`~app.db.Database.transaction` that the services' writes join,
 and the record of its answer is added to it: the effect and the record commit together or not
 at all, so a worker killed at any point leaves either both or neither. Of two requests under one
-key at once, the second waits for the writer lock (SQLite) or fails on the key's unique
-constraint and is rolled back whole (PostgreSQL); either way it is then answered from the
+key at once, the second waits, before it looks for a record, for the writer lock (SQLite) or
+for a transaction-scoped advisory lock on the key (PostgreSQL), and is then answered from the
 first's record.
 
 An answer can hold a secret the registry keeps only hashed (a new token): such fields are left
@@ -100,11 +101,17 @@ def idempotent(*, secret_fields: Iterable[str] = ()) -> Callable[[Callable], Cal
                     f"An Idempotency-Key has 1 to {IDEMPOTENCY_KEY_MAX_LENGTH} characters; this "
                     f"one has {len(key)}.")
             token_id = g.principal.token_id
-            digest = hashlib.sha256(b"\n".join([request.method.encode(), request.path.encode(),
-                                                request.get_data()])).hexdigest()
+            # The preconditions are part of the request: a publish under the same key with
+            # another If-Match is another request, not a retry of the first.
+            digest = hashlib.sha256(b"\n".join([
+                request.method.encode(), request.path.encode(),
+                request.headers.get("If-Match", "").encode(),
+                request.headers.get("If-None-Match", "").encode(),
+                request.get_data()])).hexdigest()
             db = current_app.extensions["tech7.db"]
             try:
                 with db.transaction() as session:
+                    _claim(session, token_id, key)
                     replay = _replay(session, token_id, key, digest)
                     if replay is not None:
                         return replay
@@ -132,6 +139,16 @@ def is_idempotent(view: Callable) -> bool:
     """Whether a view honours ``Idempotency-Key`` (:func:`idempotent`); app.http.api then
     documents the header and its 400 on the operation."""
     return getattr(view, _ATTRIBUTE, False)
+
+
+def _claim(session: Session, token_id: int, key: str) -> None:
+    """Hold the key until this transaction ends, so that a retry racing the first request waits
+    for its answer and replays it, instead of running the view again and failing where the first
+    succeeded (its draft already published, say). SQLite's writer lock, taken as the transaction
+    began, does this already; PostgreSQL takes a transaction-scoped advisory lock on the key."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(hashtextextended(:claim, 0))"),
+                        {"claim": f"{token_id}:{key}"})
 
 
 def _replay(session: Session, token_id: int, key: str, digest: str) -> Response | None:

@@ -91,9 +91,13 @@ class ExportSchema(Schema):
 
 
 def registry_url() -> str:
-    """The registry's public base URL, as the export names it: ``PUBLIC_URL`` where set, else
-    the URL this request reached the registry at."""
-    return current_app.config["PUBLIC_URL"] or request.host_url
+    """The registry's public base URL, as a PDF export names it: ``PUBLIC_URL`` only.
+
+    Never the request's own ``Host``: a client chooses that, and a signed, logged export would
+    then send its readers to whatever host the client named (``serve`` sets ``PUBLIC_URL`` to
+    its own address when it is unset and it listens on one host).
+    """
+    return current_app.config["PUBLIC_URL"]
 
 
 def _metadata_response(metadata: dict, status: int = 200) -> Response:

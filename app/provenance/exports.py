@@ -197,7 +197,8 @@ class ExportService:
                                  f"{', '.join(MEDIA_TYPES)}.")
         if export_format == "pdf" and not registry_url:
             raise InvalidRequest("A PDF export names the registry's public URL in its \"How to "
-                                 "verify\" section: set TECH7_PUBLIC_URL.")
+                                 "verify\" section, and this registry has none: its operator "
+                                 "sets TECH7_PUBLIC_URL. JSON and CSV exports need none.")
         with self.db.write() as session:
             lock_head(session)
             versions = self._select(session, scope)

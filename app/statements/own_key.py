@@ -23,7 +23,8 @@ holds (each refusal is a 422 problem whose ``check`` member names the check that
 ``identity``
     its ``org.tech7.document`` assertion names this document, version, SHA-256 and association;
 ``parent``
-    a ``parentOf`` ingredient, when present, names the previous version exactly: by its SHA-256,
+    every version after the first has a ``parentOf`` ingredient (version 1 has none) that names
+    the previous version exactly: by its SHA-256,
     its manifest's SHA-256 and its log entry's inclusion proof in an ``org.tech7.parent-proof``
     assertion (the bounded form), or by embedding its manifest, which reads Trusted (the older
     form);
@@ -446,15 +447,18 @@ def _published_at(value: Any, previous: Version | None) -> datetime:
 
 
 def _check_parent(report: ManifestReport, previous: Version | None, verifier_key: str) -> None:
-    """A ``parentOf`` ingredient, if any, must name the previous version exactly: in the bounded
-    form by its hashes and its log entry's inclusion proof, in the older one by embedding its
-    manifest, Trusted (:func:`~app.audit.verification.check_parent_link`)."""
-    if not any(i.relationship == "parentOf" for i in report.ingredients) \
-            and report.parent_proof is None:
-        return
+    """Every version after the first links its parent, and the link must name the previous
+    version exactly: in the bounded form by its hashes and its log entry's inclusion proof, in
+    the older one by embedding its manifest, Trusted
+    (:func:`~app.audit.verification.check_parent_link`). Without a link, the document's history
+    could never be audited as one chain, and versions are immutable."""
+    names_a_parent = any(i.relationship == "parentOf" for i in report.ingredients) \
+        or report.parent_proof is not None
     if previous is None:
-        raise OwnKeyVersionRefused("parent", "Version 1 has no previous version, but the "
-                                   "manifest names a parent.")
+        if names_a_parent:
+            raise OwnKeyVersionRefused("parent", "Version 1 has no previous version, but the "
+                                       "manifest names a parent.")
+        return
     try:
         check_parent_link(report, number=previous.number, sha256=previous.sha256,
                           manifest_sha256=previous.manifest_sha256,

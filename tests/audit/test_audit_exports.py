@@ -82,7 +82,7 @@ def test_a_pdf_export_is_fetched_and_verified_and_names_absolute_urls(served, tm
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pdf"]  # no staging folder is left
 
     # The "How to verify" section names the registry's URLs absolutely: with TECH7_PUBLIC_URL
-    # unset, those the export's request reached it at.
+    # unset, `serve` names the address it listens on.
     pdf = (folder / "document.pdf").read_bytes()
     text = " ".join(" ".join(page.extract_text() for page in
                              PdfReader(io.BytesIO(pdf)).pages).split())

@@ -7,6 +7,7 @@ an export, an association's CA), publish, and the deletes."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -185,3 +186,27 @@ def test_keys_belong_to_their_token(app, client, operator):
     assert first.status_code == second.status_code == 201
     assert "Idempotent-Replayed" not in second.headers
     assert first.json["id"] != second.json["id"]
+
+
+def test_a_retry_racing_the_first_publish_is_answered_with_its_result(app, client, operator):
+    """The timeout-and-retry race the key exists for: both copies of the publish arrive at once.
+    The second waits for the first and replays its 201, rather than failing on the draft the
+    first already published (412 on PostgreSQL before the key was claimed first)."""
+    call = _publish(app, client, operator)
+    start = threading.Barrier(2)
+    answers = []
+
+    def publish():
+        start.wait(timeout=10)
+        answers.append(call.send(app.test_client(), "raced-1"))
+
+    racers = [threading.Thread(target=publish) for _ in range(2)]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join(timeout=60)
+    assert sorted(answer.status_code for answer in answers) == [201, 201], \
+        [answer.get_data(as_text=True) for answer in answers]
+    assert sorted(answer.headers.get("Idempotent-Replayed", "") for answer in answers) == \
+        ["", "true"]
+    assert answers[0].headers["Location"] == answers[1].headers["Location"]

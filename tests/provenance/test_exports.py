@@ -190,7 +190,7 @@ def test_a_pdf_export_embeds_its_manifest_and_reads_as_a_document(client, operat
     assert recommendation_sha256 in flat
     assert "« TECH7 »" in flat and "TECH7’s commitment" in flat
     assert "How to verify this document" in flat
-    # TECH7_PUBLIC_URL unset: the URL the request reached the registry at.
+    # The suite's PUBLIC_URL, the test client's own host.
     assert "http://localhost/v1/trust/anchors.pem" in flat and "tech7-audit" in flat
     assert "http://localhost/v1/trust/c2pa-settings.json" in flat
     assert "trust_kind \"tsa\"" in flat
@@ -226,7 +226,16 @@ def test_a_pdf_names_the_configured_public_url(make_app, databases, tmp_path):
         public.extensions["tech7.db"].engine.dispose()
 
 
-def test_without_a_public_url_the_cli_refuses_a_pdf_and_writes_nothing(app, tmp_path):
+@pytest.fixture
+def no_public_url(make_app, databases, tmp_path):
+    """An app whose operator set no TECH7_PUBLIC_URL."""
+    application = make_app(databases.clone_template(), tmp_path / "registry", PUBLIC_URL="")
+    yield application
+    application.extensions["tech7.db"].engine.dispose()
+
+
+def test_without_a_public_url_the_cli_refuses_a_pdf_and_writes_nothing(no_public_url, tmp_path):
+    app = no_public_url
     before = _state(app)
     refused = app.test_cli_runner().invoke(args=["export", "--format", "pdf", "--priority", "3",
                                                  "--out", str(tmp_path / "p3.pdf")])
@@ -234,6 +243,24 @@ def test_without_a_public_url_the_cli_refuses_a_pdf_and_writes_nothing(app, tmp_
     assert "TECH7_PUBLIC_URL" in refused.output
     assert not (tmp_path / "p3.pdf").exists()
     assert _state(app) == before
+
+
+def test_a_pdf_never_names_the_host_a_client_sent(no_public_url):
+    # The Host header is the client's to choose: a signed, logged PDF must not send its readers
+    # there. Without TECH7_PUBLIC_URL a PDF export is refused and writes nothing.
+    app = no_public_url
+    client = app.test_client()
+    token = create_token(app.extensions["tech7.db"], role=OPERATOR, label="spoofer")
+    headers = {"Authorization": f"Bearer {token}", "Host": "evil.example"}
+    before = _state(app)
+    refused = client.post("/v1/exports", json={"format": "pdf", "scope": {"priority": 3}},
+                          headers=headers)
+    assert refused.status_code == 422, refused.get_data(as_text=True)
+    assert refused.headers["Content-Type"] == "application/problem+json"
+    assert "TECH7_PUBLIC_URL" in refused.json["detail"]
+    assert _state(app) == before
+    # A JSON export names no URL of the registry's: it needs none.
+    assert _export(client, headers, "json", {"priority": 3})["format"] == "json"
 
 
 @pytest.mark.parametrize("url", ["registry.example", "ftp://registry.example", "https://",

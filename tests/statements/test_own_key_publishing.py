@@ -296,6 +296,8 @@ def _refusal_cases(app, client, pki, tsa_url):
                       private_key_pem=foreign.key_pem, tsa_url=tsa_url), "signer"),
         ("no timestamp", good, _sign(pki, good, None), "timestamp"),
         ("identity names another version", good, wrong_identity, "identity"),
+        ("version 2 names no parent", good, _sign(pki, good, tsa_url, trust_anchors_pem=anchors),
+         "parent"),
         ("parentOf is not version 1", good,
          _sign(pki, good, tsa_url, parent=declaration, trust_anchors_pem=anchors), "parent"),
         ("the parent proof is another entry's", good,
