@@ -42,6 +42,28 @@ CREATE TABLE IF NOT EXISTS counters (
 """
 
 
+def _prepare(connection: sqlite3.Connection) -> None:
+    """WAL mode, no syncing (a lost hit is no damage) and the table, on a new connection.
+
+    Switching to WAL takes an exclusive lock, and SQLite answers "database is locked" at once,
+    without its busy handler, while another worker's connection is reading or writing. So the
+    switch is made only by a connection that finds the file not yet in WAL mode, and retried
+    until the busy timeout has passed (every worker opens the file on its first request).
+    """
+    deadline = time.monotonic() + _BUSY_TIMEOUT_SECONDS
+    while True:
+        try:
+            if connection.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                connection.execute("PRAGMA journal_mode=WAL")
+            break
+        except sqlite3.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
+    connection.execute("PRAGMA synchronous=OFF")
+    connection.execute(_SCHEMA)
+
+
 class SQLiteStorage(Storage):
     """Rate limit counters in an SQLite file shared by the processes of one host."""
 
@@ -73,10 +95,7 @@ class SQLiteStorage(Storage):
             create_private_file(self.path)
             connection = sqlite3.connect(self.path, timeout=_BUSY_TIMEOUT_SECONDS,
                                          isolation_level=None, check_same_thread=False)
-            connection.execute("PRAGMA journal_mode=WAL")
-            # Counters need not survive a power cut; a lost hit is no damage.
-            connection.execute("PRAGMA synchronous=OFF")
-            connection.execute(_SCHEMA)
+            _prepare(connection)
             self._connection, self._pid = connection, os.getpid()
         return self._connection
 
