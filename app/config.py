@@ -33,9 +33,8 @@ MAX_BODY_BYTES = 1024 * 1024
 #: limit_request_field_size (gunicorn.conf.py), which gunicorn answers itself in plain text.
 MAX_URL_BYTES = 4000
 MAX_HEADER_BYTES = 8000
-#: Default and largest page sizes of collections.
+#: Default page size of collections (at most 100: app/http/pagination.py).
 PAGE_SIZE_DEFAULT = 20
-PAGE_SIZE_MAX = 100
 #: External RFC 3161 timestamp authority; empty means the built-in one (a loopback listener).
 TSA_URL = ""
 #: Seconds to wait for the external TSA (connecting, then each read) before a publish gets 503.
@@ -78,8 +77,8 @@ TRUSTED_PROXIES = 0
 def database_url(data_dir: str | os.PathLike, configured: str = "") -> str:
     """The database URL to use: the configured one, or SQLite in ``data_dir``.
 
-    Nothing is created here: only the commands that make a registry (``serve``, ``migrate``,
-    ``restore``) make its folder (:func:`app.db.create_database_folder`).
+    Nothing is created here: only the commands that make a registry (``serve``, ``seed``,
+    ``migrate``, ``restore``) make its folder (:func:`app.db.create_database`).
     """
     if configured:
         return configured

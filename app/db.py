@@ -142,7 +142,7 @@ def create_engine(url: str) -> Engine:
 
 def create_database(url: str) -> None:
     """Make an SQLite database at ``url`` if it is missing: its folder owner-only (0700) and the
-    file itself empty and 0600, before SQLite opens it, for it holds token hashes and the audit
+    file itself empty and 0600, before SQLite opens it, for it holds token hashes and the activity
     trail. SQLite gives its ``-wal``, ``-shm`` and ``-journal`` files the database file's
     permissions (os_unix.c: ``findCreateFileMode``, ``unixOpenSharedMemory``), so this covers
     them too. Nothing for other engines.

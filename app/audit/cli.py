@@ -429,7 +429,7 @@ def _fetch_into(folder: Path, target: Path, fetcher: Fetcher, url: str, version_
 
 def _trust_anchors(fetcher: Fetcher, association: str | None) -> bytes:
     """The registry's anchors, plus the approved CAs of ``association``: an association that
-    signs with its own key is vouched for by its own CA (README, "Publishing with your own key")."""
+    signs with its own key is vouched for by its own CA (README, "Own-key publishing")."""
     anchors, _ = fetcher.get("/v1/trust/anchors.pem")
     if association:
         listed = fetcher.get_json(f"/v1/associations/{urllib.parse.quote(association)}/ca")

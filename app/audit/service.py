@@ -54,7 +54,7 @@ from app.provenance.manifests import INVALID, TRUSTED, VALID, ManifestReport, ve
 from app.publishing.kinds import KINDS
 from app.publishing.models import Document, Version
 from app.publishing.service import PublishingService
-from app.statements.own_key import APPROVED, OwnKeyPublishing
+from app.statements.own_key import APPROVED, OwnKeyService
 from app.times import isoformat
 
 REVOKED = "Revoked"
@@ -178,7 +178,7 @@ class VerificationService:
         self.provenance = publishing.provenance
         self.log = publishing.log
         self.certificates = certificates
-        self._own_key = OwnKeyPublishing(publishing)
+        self._own_key = OwnKeyService(publishing)
         self._lock = threading.Lock()
         self._pid: int | None = None
         # Log entries, the versions they record, inclusion proofs for a given tree size and
@@ -310,7 +310,7 @@ class VerificationService:
         """The registry's anchors, plus the approved CAs of the association the record names.
 
         An association that signs its statements with its own key has them vouched for by its
-        own CA, which an operator approved (README, "Publishing with your own key"); who signed
+        own CA, which an operator approved (README, "Own-key publishing"); who signed
         is then settled by the record's certificate digest (:func:`check_signer`). Approvals are
         logged in the transaction that makes them, so the answer holds while the log's
         checkpoint (``note``) stays the same.

@@ -12,7 +12,7 @@ endpoint):
   bucket with every random string. Protected endpoints then answer it 401; public ones serve it
   as the anonymous request it is. Behind a reverse proxy that address is the proxy's, so every
   client would share one bucket: ``TRUSTED_PROXIES`` (werkzeug's ``ProxyFix``, applied in
-  :func:`app.create_app`) makes ``remote_addr`` the client's address its proxies forwarded.
+  :func:`app.composition.create_app`) makes ``remote_addr`` the client's address its proxies forwarded.
 
 The limits are ``RATELIMIT_ANONYMOUS`` and ``RATELIMIT_AUTHENTICATED`` (``"300 per minute"``
 notation), counted in fixed windows in ``RATELIMIT_STORAGE_URI``: by default the SQLite file of

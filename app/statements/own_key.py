@@ -31,7 +31,7 @@ holds (each refusal is a 422 problem whose ``check`` member names the check that
 ``trusted``
     and the manifest as a whole reads Trusted.
 
-The version is then stored and logged exactly as a custodial one
+The version is then stored and logged exactly as one the registry signs
 (:meth:`~app.publishing.service.PublishingService.publish_content`), in one transaction that
 holds the registry lock.
 """
@@ -144,7 +144,7 @@ def ca_path(association: str, sha256: str) -> str:
     return f"/v1/associations/{association}/ca/{sha256}"
 
 
-class OwnKeyPublishing:
+class OwnKeyService:
     """Associations' own CAs, and versions they sign with their own keys.
 
     Holds no state of its own: everything lives in the publishing service's database, log and
@@ -276,7 +276,7 @@ class OwnKeyPublishing:
                                        f"have an operator approve it.")
         own = read_manifest(document, JSON, manifest, trust_anchors_pem=own_anchors)
         # Only the signing credential is judged here: without the registry's root, a timestamp
-        # from its authority and a custodially signed parent cannot read trusted.
+        # from its authority and a parent the registry signed cannot read trusted.
         signer = report.signer_certificate_sha256
         if _CREDENTIAL_TRUSTED not in own.success_codes or signer is None \
                 or own.signer_certificate_sha256 != signer:

@@ -14,7 +14,7 @@ from app.pki.views import CertificatePathSchema, CertificateSchema, describe_cer
 from app.publishing.schemas import version_schema
 from app.publishing.views import version_response
 from app.statements.kinds import STATEMENT
-from app.statements.own_key import APPROVED, PENDING, CARecord, InvalidCACertificate, OwnKeyPublishing
+from app.statements.own_key import APPROVED, PENDING, CARecord, InvalidCACertificate, OwnKeyService
 from app.times import isoformat
 
 blp = Blueprint("own-key", __name__, url_prefix="/v1/associations/<string:association>",
@@ -24,9 +24,9 @@ blp = Blueprint("own-key", __name__, url_prefix="/v1/associations/<string:associ
 PEM_MEDIA_TYPE = "application/x-pem-file"
 
 
-def own_key() -> OwnKeyPublishing:
+def own_key() -> OwnKeyService:
     """The service, over this application's publishing service."""
-    return OwnKeyPublishing(current_app.extensions["tech7.publishing"])
+    return OwnKeyService(current_app.extensions["tech7.publishing"])
 
 
 class CASchema(CertificateSchema):

@@ -1,1 +1,1 @@
-"""Pages for people: the audit page where anyone can check a document they hold."""
+"""Pages for people: the /verify page, where anyone can check a document they hold."""

@@ -10,5 +10,5 @@ blp = Blueprint("web", __name__, template_folder="templates")
 
 @blp.get("/verify")
 def verify_page():
-    """The audit page."""
+    """The /verify page."""
     return render_template("verify.html")
