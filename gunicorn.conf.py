@@ -41,7 +41,7 @@ logconfig_dict = {
 # gunicorn refuses, in plain text before the application sees them, a request line over
 # limit_request_line bytes (414), a header field line over limit_request_field_size bytes or more
 # than limit_request_fields fields (431). These are gunicorn's defaults, written out because the
-# application's own limits (MAX_URL_BYTES, MAX_HEADER_BYTES in app/config.py) stay below them, so
+# application's own limits (MAX_URL_BYTES, MAX_HEADER_BYTES in app/core/config.py) stay below them, so
 # that a request between the two gets the application's problem+json answer.
 limit_request_line = 4094
 limit_request_field_size = 8190

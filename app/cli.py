@@ -26,17 +26,17 @@ from flask import Flask, current_app
 from flask.cli import ScriptInfo, with_appcontext
 from flask_smorest.spec import openapi_cli
 
-from app.auth.permissions import ASSOCIATION_DEFAULT_SCOPES, DEFAULT_SCOPES, Permission
+from app.auth.scopes import ASSOCIATION_DEFAULT_SCOPES, DEFAULT_SCOPES, Permission
 from app.auth.service import COMMAND_LINE, OPERATOR, issue_token, list_tokens, revoke_token
-from app.db import utcnow
-from app.errors import RegistryError
+from app.certificates.service import REVOCATION_REASONS
+from app.core.db import utcnow
+from app.core.errors import RegistryError
+from app.core.times import isoformat
+from app.exports.service import MEDIA_TYPES, ExportScope
 from app.ops import backup as backups
 from app.pki.authority import KeyMaterialError, rotate_signer
 from app.pki.keyring import ensure_keys
-from app.pki.registry import REVOCATION_REASONS
-from app.provenance.exports import MEDIA_TYPES, ExportScope
 from app.provenance.manifests import SelfCheckError
-from app.times import isoformat
 
 # What ``serve`` and ``seed`` report goes to the JSON log like the server's own lines; what a
 # person asked for (a token, a listing) is printed on stdout.
@@ -104,7 +104,7 @@ def register(app: Flask) -> None:
 def prepare(app: Flask) -> None:
     """Migrate the database to head and seed the declaration (idempotent)."""
     from app.catalog.seed import seed_declaration  # noqa: PLC0415
-    from app.migrate import upgrade  # noqa: PLC0415
+    from app.ops.migrate import upgrade  # noqa: PLC0415
 
     upgrade(app.config["DATABASE_URL"])
     if seed_declaration(app.extensions["tech7.publishing"], app.config["SEED_FILE"],
@@ -142,7 +142,7 @@ def serve(host: str, port: int, workers: int) -> None:
 @with_appcontext
 def migrate() -> None:
     """Apply database migrations up to head."""
-    from app.migrate import upgrade  # noqa: PLC0415
+    from app.ops.migrate import upgrade  # noqa: PLC0415
 
     upgrade(current_app.config["DATABASE_URL"])
 
@@ -351,7 +351,7 @@ def _holder(row) -> str:
 @needs_registry
 def list_tokens_command(as_json: bool) -> None:
     """List every token: who holds it, who made it, whether it still works (never the token)."""
-    from app.auth.views import token_json  # noqa: PLC0415 - the API's own view of a token
+    from app.http.views.tokens import token_json  # noqa: PLC0415 - the API's own view of a token
 
     rows = list_tokens(current_app.extensions["tech7.db"], None)
     if as_json:

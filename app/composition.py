@@ -14,24 +14,24 @@ from flask import Flask, request
 from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import config as default_config
 from app import ops
-from app.audit.service import VerificationService
-from app.auth import activity
-from app.db import Database
+from app.certificates.service import CertificateRegistry
+from app.core import config as default_config
+from app.core.db import Database
+from app.exports.service import ExportService
+from app.http import activity
 from app.http.api import Api, StrictJSONProvider
 from app.http.body_deadline import BodyDeadline
 from app.http.conditional import apply_conditional_get
+from app.http.fastpath import ImmutableVersionFastPath
 from app.http.ratelimit import init_rate_limits
 from app.http.requests import HeadLimits, Request
 from app.ledger.service import TransparencyLog
 from app.ledger.witnessing import Witnessing, load_policy_text
 from app.pki.keyring import Keyring
-from app.pki.registry import CertificateRegistry
-from app.provenance.exports import ExportService
 from app.provenance.service import ProvenanceService
-from app.publishing.fastpath import ImmutableVersionFastPath
 from app.publishing.service import PublishingService
+from app.verifier.service import VerificationService
 
 # Headers a browser app may read from a cross-origin response.
 _EXPOSED_HEADERS = ["ETag", "Link", "Location", "Content-Location", "Content-Digest",
@@ -120,25 +120,22 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     activity.init_app(app)
     ops.init_app(app)
 
-    from app import cli  # noqa: PLC0415 - commands import the services
-
-    cli.register(app)
     return app
 
 
 def _register_blueprints(app: Flask, api: Api) -> None:
-    from app.audit.views import blp as verify_blp  # noqa: PLC0415
-    from app.auth.views import blp as tokens_blp  # noqa: PLC0415
     from app.catalog import kinds as catalog  # noqa: PLC0415
-    from app.catalog.views import blp as catalog_blp  # noqa: PLC0415
-    from app.catalog.views import docs_blp  # noqa: PLC0415
-    from app.ledger.views import blp as log_blp  # noqa: PLC0415
-    from app.pki.views import blp as trust_blp  # noqa: PLC0415
-    from app.provenance.export_views import blp as exports_blp  # noqa: PLC0415
-    from app.publishing.views import changes_blp, document_blueprint  # noqa: PLC0415
+    from app.http.schemas import StatementQuerySchema  # noqa: PLC0415
+    from app.http.views.catalog import blp as catalog_blp  # noqa: PLC0415
+    from app.http.views.catalog import docs_blp  # noqa: PLC0415
+    from app.http.views.documents import changes_blp, document_blueprint  # noqa: PLC0415
+    from app.http.views.exports import blp as exports_blp  # noqa: PLC0415
+    from app.http.views.log import blp as log_blp  # noqa: PLC0415
+    from app.http.views.statements import blp as own_key_blp  # noqa: PLC0415
+    from app.http.views.tokens import blp as tokens_blp  # noqa: PLC0415
+    from app.http.views.trust import blp as trust_blp  # noqa: PLC0415
+    from app.http.views.verify import blp as verify_blp  # noqa: PLC0415
     from app.statements.kinds import STATEMENT  # noqa: PLC0415
-    from app.statements.schemas import StatementQuerySchema  # noqa: PLC0415
-    from app.statements.views import blp as own_key_blp  # noqa: PLC0415
     from app.web.views import blp as web_blp  # noqa: PLC0415
 
     for kind in (catalog.DECLARATION, catalog.PRIORITY, catalog.RECOMMENDATION,

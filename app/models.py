@@ -1,12 +1,12 @@
 """Every model, imported once so that ``metadata`` describes the whole schema (for Alembic)."""
 
 from app.auth.models import AccessToken, ActivityEvent
-from app.db import Base
+from app.core.db import Base, RegistryHead
+from app.exports.models import Export
 from app.http.idempotency import IdempotencyRecord
 from app.ledger.models import LogCheckpoint, LogEntry, LogTile, WitnessCosignature, WitnessLease, WitnessState
 from app.pki.models import AssociationCA, Revocation, SigningCertificate
-from app.provenance.models import Export
-from app.publishing.models import Document, Draft, RegistryHead, Version, VersionLabel, VersionSearch
+from app.publishing.models import Document, Draft, Version, VersionLabel, VersionSearch
 
 metadata = Base.metadata
 

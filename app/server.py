@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from gunicorn.app.base import Application
 
-from app.config import PROJECT_ROOT
+from app.core.config import PROJECT_ROOT
 
 GUNICORN_CONFIG = PROJECT_ROOT / "gunicorn.conf.py"
 

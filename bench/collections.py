@@ -51,14 +51,14 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app import config as default_config
 from app.cli import prepare
 from app.composition import create_app
+from app.core import config as default_config
+from app.core.canonical import canonical_bytes
+from app.core.times import isoformat
 from app.pki.keyring import ensure_keys
-from app.publishing.canonical import canonical_bytes
 from app.publishing.kinds import KINDS
 from app.publishing.search import facets, labels
-from app.times import isoformat
 
 GOAL = 2.0
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"

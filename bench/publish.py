@@ -3,7 +3,7 @@
 Run from the repository root: ``python -m bench.publish`` (~1 min). One process, a temporary data
 folder (SQLite) and a temporary key folder; ``prepare`` migrates and seeds the declaration first.
 
-* **ours**: :meth:`PublishingService.publish_content` inside ``db.write()`` + ``lock_head``, the
+* **ours**: :meth:`PublishingService.publish_content` inside ``db.registry_transaction()``, the
   transaction the seed and the draft-publish view use: canonical bytes, the parent's verification,
   the manifest with the parent as ``parentOf`` ingredient and an RFC 3161 timestamp from the
   built-in loopback TSA, the read-back that proves the manifest Trusted, the log entry and signed
@@ -75,14 +75,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args(argv)
 
-    from app import config  # noqa: PLC0415 - keep --help fast
     from app.catalog.kinds import RECOMMENDATION  # noqa: PLC0415
     from app.cli import prepare  # noqa: PLC0415
     from app.composition import create_app  # noqa: PLC0415
+    from app.core import config  # noqa: PLC0415 - keep --help fast
     from app.pki.keyring import REGISTRY_SIGNER, ensure_keys  # noqa: PLC0415
     from app.provenance.manifests import CREATED, ManifestSigner  # noqa: PLC0415
     from app.provenance.service import JSON  # noqa: PLC0415
-    from app.publishing.service import lock_head  # noqa: PLC0415
 
     logging.getLogger("alembic").setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="tech7-bench-") as folder:
@@ -102,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         if exports is None:
             export_pdf_ms = None
         else:
-            from app.provenance.exports import ExportScope  # noqa: PLC0415
+            from app.exports.service import ExportScope  # noqa: PLC0415
 
             timings = []
             for _ in range(3):
@@ -118,8 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             # Each version revises the text a little: content equal to the latest version's is
             # refused, as it would publish a version that changes nothing.
             revised = {**content, "title": f"{content['title']} (revision {next(revisions)})"}
-            with service.db.write() as session:
-                lock_head(session)
+            with service.db.registry_transaction() as session:
                 return service.publish_content(session, RECOMMENDATION, slug, revised,
                                                publisher="bench")
 

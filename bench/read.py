@@ -420,7 +420,7 @@ _STAGES = [
     ("before_request hooks", "flask/app.py", "preprocess_request"),
     ("view (incl. flask-smorest wrapper)", "flask/app.py", "dispatch_request"),
     ("  flask-smorest response wrapper", "flask_smorest/response.py", "wrapper"),
-    ("  version_response", "app/publishing/views.py", "version_response"),
+    ("  version_response", "app/http/views/documents.py", "version_response"),
     ("  PublishingService.version", "app/publishing/service.py", "version"),
     ("after_request hooks", "flask/app.py", "process_response"),
     ("  flask-cors after_request", "flask_cors/extension.py", "cors_after_request"),

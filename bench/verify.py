@@ -39,10 +39,10 @@ import c2pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app import config
 from app.audit.verification import verify_manifest
 from app.cli import prepare
 from app.composition import create_app
+from app.core import config
 from app.pki.keyring import ensure_keys
 from app.provenance.manifests import verification_context
 

@@ -6,8 +6,8 @@ from logging.config import fileConfig
 
 from alembic import context
 
-from app.config import environment_database_url
-from app.db import create_database, create_engine
+from app.core.config import environment_database_url
+from app.core.db import create_database, create_engine
 from app.models import metadata
 
 config = context.config

@@ -24,9 +24,10 @@ from flask import Flask
 from sqlalchemy.engine import make_url
 from tech7_witness.testing import WitnessProcess, init
 
-from app import config
+from app import cli
 from app.auth.service import OPERATOR, create_token
 from app.composition import create_app
+from app.core import config
 from app.models import ActivityEvent, metadata
 from app.pki.authority import KeyStore, init_keys
 from app.pki.keyring import ensure_keys
@@ -127,7 +128,9 @@ def make_app(keys_dir) -> Callable[..., Flask]:
                     # The test client's own host, as `serve` sets it for the address it binds.
                     "PUBLIC_URL": "http://localhost/"}
         settings.update(overrides)
-        return create_app(settings)
+        app = create_app(settings)
+        cli.register(app)  # for app.test_cli_runner()
+        return app
 
     return build
 

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from app.caching import BoundedCache
+from app.core.caching import BoundedCache
 
 
 def test_it_holds_at_most_its_size_and_evicts_the_least_recently_used():

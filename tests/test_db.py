@@ -6,7 +6,7 @@ from __future__ import annotations
 import sqlite3
 import stat
 
-from app.db import Database, create_database
+from app.core.db import Database, create_database
 
 
 def _mode(path) -> int:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from app import config
+from app.core import config
 from app.pki.keyring import signer_names_from_seed
 from app.server import GUNICORN_CONFIG
 from tests.support.serve import REGISTRY, registry_env, serving, wait_for

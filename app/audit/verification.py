@@ -79,7 +79,7 @@ LOG = "log"
 PARENT = "parent"
 
 EXPORT_KIND = "export"
-"""The ``kind`` of an export's ``org.tech7.document`` assertion (app.provenance.exports)."""
+"""The ``kind`` of an export's ``org.tech7.document`` assertion (app.exports.service)."""
 
 JSON_MEDIA_TYPE = "application/json"
 PDF_MEDIA_TYPE = "application/pdf"

@@ -13,15 +13,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from flask import current_app
 from sqlalchemy.orm import Session, joinedload
 
 from app.auth.models import AccessToken, ActivityEvent
-from app.auth.permissions import ASSOCIATION_DEFAULT_SCOPES, DEFAULT_SCOPES, OPERATOR_ONLY_SCOPES, Permission
-from app.db import Database, utcnow
-from app.errors import Forbidden, InvalidRequest, NotFound, Unauthenticated
+from app.auth.scopes import ASSOCIATION_DEFAULT_SCOPES, DEFAULT_SCOPES, OPERATOR_ONLY_SCOPES, Permission
+from app.core.db import Database, utcnow
+from app.core.errors import Forbidden, InvalidRequest, NotFound, Unauthenticated
+from app.core.times import isoformat
 from app.publishing.models import is_member_association
-from app.times import isoformat
 
 TOKEN_PREFIX = "t7_"
 OPERATOR = "operator"
@@ -61,14 +60,13 @@ def create_token(db: Database, *, role: str, association: str | None = None,
                        expires_at=expires_at).token
 
 
-def authenticate(authorization: str | None) -> Principal:
+def authenticate(db: Database, authorization: str | None) -> Principal:
     """Resolve an ``Authorization: Bearer …`` header to a principal, or raise 401."""
     if not authorization:
         raise Unauthenticated("This request needs a bearer token: Authorization: Bearer <token>.")
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthenticated("Use the Bearer scheme: Authorization: Bearer <token>.")
-    db: Database = current_app.extensions["tech7.db"]
     with db.sessions() as session:
         row = session.scalar(sa.select(AccessToken)
                              .where(AccessToken.token_sha256 == hash_token(token.strip())))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import marshmallow as ma
 
 from app.catalog.schemas import AssociationContent, DeclarationContent, PriorityContent, RecommendationContent
-from app.http.api import Integer
+from app.core.fields import Integer
 from app.publishing.kinds import DocumentKind, register_kind
 
 DECLARATION_SLUG = "tech7-ai-action-summit"

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import marshmallow as ma
 
-from app.http.api import Integer, Schema
+from app.core.fields import SLUG, Integer, Schema
 
-_SLUG = ma.validate.Regexp(r"^[a-z0-9]+(-[a-z0-9]+)*$", error="Use lowercase kebab-case.")
 _TEXT = ma.validate.Length(min=1, max=20_000)
 _TITLE = ma.validate.Length(min=1, max=500)
 _PARAGRAPHS = ma.fields.List(ma.fields.String(validate=_TEXT), validate=ma.validate.Length(max=200))
@@ -60,7 +59,7 @@ class FootnoteSchema(Schema):
 class ReferenceSchema(Schema):
     """An external framework or text the declaration refers to."""
 
-    id = ma.fields.String(required=True, validate=_SLUG, metadata={
+    id = ma.fields.String(required=True, validate=SLUG, metadata={
         "description": "Identifier that recommendations use in their references."})
     name = ma.fields.String(required=True, validate=_TITLE)
 
@@ -100,10 +99,10 @@ class RecommendationContent(WithdrawableContent):
     priority = Integer(required=True, validate=ma.validate.Range(min=1, max=7),
                        metadata={"description": "Number of the priority it serves."})
     text = text_field(required=True)
-    tags = ma.fields.List(ma.fields.String(validate=_SLUG), load_default=list,
+    tags = ma.fields.List(ma.fields.String(validate=SLUG), load_default=list,
                           validate=ma.validate.Length(max=20),
                           metadata={"description": "Topic tags; filter with ?tag=."})
-    references = ma.fields.List(ma.fields.String(validate=_SLUG), load_default=list,
+    references = ma.fields.List(ma.fields.String(validate=SLUG), load_default=list,
                                 validate=ma.validate.Length(max=50), metadata={
         "description": "Ids of the declaration's references this recommendation cites."})
 

@@ -18,9 +18,9 @@ from typing import Any
 import sqlalchemy as sa
 
 from app.catalog.kinds import ASSOCIATION, DECLARATION, DECLARATION_SLUG, PRIORITY, RECOMMENDATION
-from app.pki.registry import CertificateRegistry
+from app.certificates.service import CertificateRegistry
 from app.publishing.models import Document
-from app.publishing.service import PublishingService, lock_head
+from app.publishing.service import PublishingService
 
 SEED_PUBLISHER = "registry:seed"
 
@@ -35,8 +35,7 @@ def seed_declaration(publishing: PublishingService, path: str | Path, *,
     """Record new signing certificates, then publish the declaration's documents as version 1
     unless already done; True if it seeded."""
     data = load_content(path)
-    with publishing.db.write() as session:
-        lock_head(session)
+    with publishing.db.registry_transaction() as session:
         certificates.sync(session)
         if session.scalar(sa.select(Document.id).where(Document.kind == DECLARATION.name)):
             return False

@@ -1,13 +1,13 @@
-"""The project's flask-smorest adaptation: every view imports ``Api``, ``Blueprint`` and ``Schema``
+"""The project's flask-smorest adaptation: every view imports ``Api`` and ``Blueprint``
 from here.
 
 What it fixes or adds, once, for every domain:
 
 - errors are RFC 9457 problem+json (including 405 with ``Allow``, 413, 415 and 422 field errors);
 - every JSON body, whether webargs or a view parses it, goes through one strict loader
-  (:func:`app.publishing.canonical.strict_loads`), and integer and date fields refuse what the
-  database or Python cannot hold (:class:`Integer`, :class:`DateTime`);
-- a view that changes state must declare the permission it needs (:func:`app.auth.requires`) or
+  (:func:`app.core.canonical.strict_loads`), and integer and date fields refuse what the
+  database or Python cannot hold (:mod:`app.core.fields`);
+- a view that changes state must declare the permission it needs (:func:`app.http.permissions.requires`) or
   its blueprint refuses to register it;
 - write endpoints declare the media types they accept, and anything else gets a 415;
 - every operation documents, as problem+json, the errors it can answer with (derived from its
@@ -20,10 +20,8 @@ What it fixes or adds, once, for every domain:
 from __future__ import annotations
 
 import functools
-import numbers
 from collections.abc import Callable, Iterable
 from copy import deepcopy
-from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
 
@@ -38,18 +36,19 @@ from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import HTTPException, UnsupportedMediaType
 from werkzeug.sansio.response import Response as SansIOResponse
 
-from app.auth.permissions import declared_permission
-from app.errors import RegistryError
+from app.core.canonical import MAX_DEPTH, strict_loads
+from app.core.errors import RegistryError
+from app.core.fields import Schema
 from app.http.bodies import dumps, json_response
 from app.http.idempotency import IDEMPOTENCY_KEY_PARAMETER, is_idempotent
+from app.http.permissions import declared_permission
 from app.http.problems import PROBLEM_MEDIA_TYPE, render_http_exception, render_registry_error, render_unexpected
-from app.publishing.canonical import MAX_DEPTH, strict_loads
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class StrictJSONProvider(DefaultJSONProvider):
-    """Flask's JSON provider with :func:`~app.publishing.canonical.strict_loads` for
+    """Flask's JSON provider with :func:`~app.core.canonical.strict_loads` for
     ``request.get_json()``, so a view that parses its body itself (a merge patch, a CA
     registration) refuses what webargs refuses, and the house style of :mod:`app.http.bodies`
     for every response it writes (compact in debug mode too, where Flask would indent)."""
@@ -79,47 +78,6 @@ class StrictParser(FlaskParser):
         data = req.get_data(cache=True)
         # An empty body is no body: required fields then say what is missing (422).
         return strict_loads(data) if data else webargs_core.missing
-
-
-class Integer(ma.fields.Integer):
-    """An integer that refuses a number with a fractional part (``1.5`` is not truncated to 1).
-
-    A JSON number with a zero fraction (``1.0``) is the integer, as JSON Schema's ``integer``
-    has it; digits in a query string parse as always. Every schema uses this field rather than
-    marshmallow's, whose default truncates.
-    """
-
-    def _validated(self, value: Any) -> int:
-        if isinstance(value, numbers.Real) and not isinstance(value, numbers.Integral) \
-                and not float(value).is_integer():
-            raise self.make_error("invalid")
-        return super()._validated(value)
-
-
-class DateTime(ma.fields.AwareDateTime):
-    """An RFC 3339 date-time with an offset, loaded as UTC, refused (422) unless the instant lies
-    within years 1-9999 in UTC: what Python's ``datetime`` and both database engines hold.
-
-    ``9999-12-31T23:59:59-00:01`` parses, but is past the end of Python's calendar once in UTC;
-    refusing it here keeps that arithmetic out of every service.
-    """
-
-    default_error_messages = {  # noqa: RUF012 - marshmallow's own per-class attribute
-        "range": "The instant must lie between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999Z."}
-
-    def _deserialize(self, value: Any, attr, data, **kwargs) -> datetime:
-        moment = super()._deserialize(value, attr, data, **kwargs)
-        try:
-            return moment.astimezone(UTC)
-        except OverflowError:
-            raise self.make_error("range") from None
-
-
-class Schema(ma.Schema):
-    """Base schema: unknown fields are an error, so typos never pass silently."""
-
-    class Meta:
-        unknown = ma.RAISE
 
 
 class ProblemSchema(Schema):

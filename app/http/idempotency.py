@@ -14,7 +14,7 @@ request under each key that succeeded, and its answer:
 * a key that is empty or longer than 255 characters is refused (400), never cut, since two
   keys cut to one prefix would replay each other.
 
-The request runs in one :meth:`~app.db.Database.transaction` that the services' writes join,
+The request runs in one :meth:`~app.core.db.Database.transaction` that the services' writes join,
 and the record of its answer is added to it: the effect and the record commit together or not
 at all, so a worker killed at any point leaves either both or neither. Of two requests under one
 key at once, the second waits, before it looks for a record, for the writer lock (SQLite) or
@@ -37,8 +37,8 @@ import sqlalchemy as sa
 from flask import Response, current_app, g, request
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from app.db import Base, UTCDateTime, utcnow
-from app.errors import IdempotencyKeyReused, InvalidIdempotencyKey
+from app.core.db import Base, UTCDateTime, utcnow
+from app.core.errors import IdempotencyKeyReused, InvalidIdempotencyKey
 from app.http.bodies import dumps
 
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
@@ -82,7 +82,7 @@ IDEMPOTENCY_KEY_PARAMETER = {
 
 
 def idempotent(*, secret_fields: Iterable[str] = ()) -> Callable[[Callable], Callable]:
-    """Honour ``Idempotency-Key`` on a view, below :func:`~app.auth.requires` (it needs the
+    """Honour ``Idempotency-Key`` on a view, below :func:`~app.http.permissions.requires` (it needs the
     caller's token) and above the decorators that parse the body. The OpenAPI document then names the header.
 
     ``secret_fields`` are top-level fields of a JSON answer that are never stored, so a replay

@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 import marshmallow as ma
 from flask import current_app, request
 
-from app.http.api import Integer
+from app.core.fields import Integer
 
 T = TypeVar("T")
 

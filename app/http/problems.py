@@ -1,6 +1,6 @@
 """RFC 9457 problem details for every error the service returns.
 
-One renderer serves three sources of errors: the registry's own :class:`~app.errors.RegistryError`
+One renderer serves three sources of errors: the registry's own :class:`~app.core.errors.RegistryError`
 hierarchy, werkzeug's HTTP exceptions (404, 405, 413, 415 …, raised by routing and request parsing)
 and webargs' validation errors (422, with the field errors as an ``errors`` extension member).
 """
@@ -14,7 +14,7 @@ from typing import Any
 from flask import Response, current_app
 from werkzeug.exceptions import HTTPException
 
-from app.errors import InvalidRequest, NotFound, RegistryError
+from app.core.errors import InvalidRequest, NotFound, RegistryError
 from app.http.bodies import json_response
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"

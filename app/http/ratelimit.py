@@ -31,7 +31,7 @@ off and this module writes the fields itself. Beyond the limit, the answer is a 
 so it writes nothing.
 
 Not limited: reads (GET/HEAD without a query) of immutable version URLs. The WSGI fast path
-(:mod:`app.publishing.fastpath`) answers cached versions before Flask sees the request, so those
+(:mod:`app.http.fastpath`) answers cached versions before Flask sees the request, so those
 bytes are served like a CDN would serve them: they are cacheable forever and cost no database
 work. The same reads are exempt when Flask serves them (a version not cached yet), so a version
 URL answers identically either way. Nor are the pages for people: the ``/docs/`` assets
@@ -48,12 +48,12 @@ import math
 import time
 from collections.abc import Callable
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 from flask_limiter import Limiter, RateLimitExceeded, RequestLimit
 from limits import parse_many
 
 from app.auth.service import authenticate, hash_token
-from app.errors import Unauthenticated
+from app.core.errors import Unauthenticated
 from app.http import ratelimit_storage  # noqa: F401 - registers the tech7-sqlite:// scheme
 from app.http.problems import render_http_exception
 from app.publishing.kinds import KINDS
@@ -138,7 +138,7 @@ def _live_token_bucket() -> str | None:
         bucket = None
         if authorization:
             try:
-                authenticate(authorization)
+                authenticate(current_app.extensions["tech7.db"], authorization)
             except Unauthenticated:
                 pass  # counts as anonymous; a protected view answers the 401 itself
             else:

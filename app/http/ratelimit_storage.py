@@ -25,7 +25,7 @@ from urllib.parse import unquote, urlsplit
 
 from limits.storage import Storage
 
-from app.files import create_private_file, make_private_folder
+from app.core.files import create_private_file, make_private_folder
 
 # Seconds a writer waits for another worker's write to finish before the hit fails (flask-limiter
 # then counts in memory until the file answers again).

@@ -35,7 +35,7 @@ from werkzeug.exceptions import HTTPException, LengthRequired, RequestEntityTooL
 from werkzeug.utils import cached_property
 from werkzeug.wsgi import get_input_stream
 
-from app.errors import UnreadableBody
+from app.core.errors import UnreadableBody
 from app.http.body_deadline import ENVIRON_KEY as DEADLINE_ENVIRON_KEY
 from app.http.body_deadline import Deadline
 from app.http.problems import problem_response
@@ -43,7 +43,7 @@ from app.http.problems import problem_response
 
 class _Body:
     """The server's input stream, read so that any failure of the server's own reader is an
-    :class:`~app.errors.UnreadableBody`; given a ``limit``, so that a body that goes on past
+    :class:`~app.core.errors.UnreadableBody`; given a ``limit``, so that a body that goes on past
     it raises :class:`RequestEntityTooLarge`; given a ``deadline``, so that a read it cut short
     raises :class:`RequestTimeout`."""
 

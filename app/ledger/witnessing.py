@@ -40,11 +40,11 @@ from tech7_tlog.note import NoteError
 from tech7_tlog.policy import Policy, PolicyWitness, parse_policy
 from tech7_tlog.witness import TLOG_SIZE_CONTENT_TYPE, add_cosignatures, format_add_checkpoint, parse_tlog_size
 
-from app.db import Database, utcnow
-from app.errors import NotFound
+from app.core.db import Database, utcnow
+from app.core.errors import NotFound
+from app.core.times import isoformat
 from app.ledger.models import WitnessCosignature, WitnessLease, WitnessState
 from app.ledger.service import TransparencyLog
-from app.times import isoformat
 
 LEASE_NAME = "witness-submitter"
 _ATTEMPTS = 3  # a first try, and retries after learning the witness's size from a 409

@@ -1,5 +1,6 @@
-"""Operations: health endpoints, structured logs with request IDs, database outages as 503s, and
-backups (:mod:`app.ops.backup`, used by the ``backup`` and ``restore`` commands)."""
+"""Operations: health endpoints, structured logs with request IDs, database outages as 503s,
+migrations (:mod:`app.ops.migrate`) and backups (:mod:`app.ops.backup`, used by the ``backup``
+and ``restore`` commands)."""
 
 from __future__ import annotations
 

@@ -31,10 +31,10 @@ import sqlalchemy as sa
 from alembic.util import CommandError
 from sqlalchemy.engine import URL, Connection
 
-from app.db import Database, create_database
-from app.files import create_private_file
-from app.migrate import upgrade
+from app.core.db import Database, create_database
+from app.core.files import create_private_file
 from app.models import metadata
+from app.ops.migrate import upgrade
 
 #: The first 16 bytes of every SQLite database file (SQLite file format, section 1.3.1,
 #: "Magic Header String").

@@ -20,8 +20,8 @@ import logging
 import sqlalchemy as sa
 from flask import Blueprint, Flask, current_app, jsonify
 
-from app.db import Database
-from app.errors import ServiceUnavailable
+from app.core.db import Database
+from app.core.errors import ServiceUnavailable
 from app.pki.authority import KeyMaterialError
 from app.pki.keyring import Keyring
 from app.provenance.service import ProvenanceService

@@ -1,7 +1,7 @@
 """Structured logs: one JSON object per line on stderr, a request ID on every request and record.
 
 :class:`RequestLog` wraps the whole WSGI application, outside the immutable-version fast path
-(:mod:`app.publishing.fastpath`), so that every response — Flask's, the fast path's, a problem, a
+(:mod:`app.http.fastpath`), so that every response — Flask's, the fast path's, a problem, a
 304 — carries ``X-Request-ID`` and is logged once on the ``tech7.access`` logger. The request ID is
 the client's ``X-Request-ID`` when it is 1–128 characters of ``[A-Za-z0-9._-]`` (a proxy's or a
 caller's correlation ID), otherwise a fresh uuid4 in hex. While a request runs, the ID is in a
@@ -29,7 +29,7 @@ from typing import Any, TextIO
 from flask import Flask, g, request
 from flask.logging import default_handler
 
-from app.times import isoformat
+from app.core.times import isoformat
 
 REQUEST_ID_HEADER = "X-Request-ID"
 #: Where the request ID and the principal's name travel in the WSGI environ.

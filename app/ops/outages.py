@@ -2,7 +2,7 @@
 
 An outage is a failure that retrying later may cure: the server is unreachable or went away, the
 connection pool is exhausted, the database file became read-only, the disk is full, a lock could
-not be had. Every service writes in one transaction (:meth:`app.db.Database.write`) that rolls back
+not be had. Every service writes in one transaction (:meth:`app.core.db.Database.write`) that rolls back
 on any exception, so a request refused this way changed nothing — except in the one case no
 client can rule out, a connection lost while ``COMMIT`` was in flight; a publish retried with the
 same ``Idempotency-Key`` is safe either way.
@@ -19,7 +19,7 @@ import sqlite3
 import sqlalchemy as sa
 from flask import Flask, Response, request
 
-from app.errors import ServiceUnavailable
+from app.core.errors import ServiceUnavailable
 from app.http.problems import render_registry_error, render_unexpected
 
 log = logging.getLogger(__name__)

@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from app.files import make_private_folder
+from app.core.files import make_private_folder
 
 ROOT_VALIDITY = timedelta(days=20 * 365)
 ISSUING_VALIDITY = timedelta(days=10 * 365)
@@ -63,8 +63,8 @@ _LOG_PUB = "log.pub"
 class KeyMaterialError(Exception):
     """A key or certificate file is missing, unreadable, malformed or inconsistent.
 
-    This is an operator error (found at start-up or by ``flask keys``), never a client error, so it
-    is deliberately not a :class:`app.errors.RegistryError`. ``path`` names the offending file.
+    This is an operator error (found at start-up or by ``tech7-registry keys``), never a client error, so it
+    is deliberately not a :class:`app.core.errors.RegistryError`. ``path`` names the offending file.
     """
 
     def __init__(self, path: Path, problem: str):

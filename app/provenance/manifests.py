@@ -50,8 +50,8 @@ import c2pa
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
+from app.core.times import isoformat
 from app.pki.authority import KeyStore, certificate_sha256
-from app.times import isoformat
 
 IDENTITY_LABEL = "org.tech7.document"
 #: The registry's assertion that links a version to its parent through the log (see above).
@@ -813,7 +813,7 @@ def _codes(entries: object) -> tuple[str, ...]:
 
 
 def _iso(value: object) -> str | None:
-    """c2pa's signing time in the registry's one time format (:func:`app.times.isoformat`).
+    """c2pa's signing time in the registry's one time format (:func:`app.core.times.isoformat`).
 
     The time comes from an RFC 3161 token, whose ``genTime`` is UTC (RFC 3161 §2.4.2), so one
     written without an offset is UTC; a string that is no time at all is passed on as it came.

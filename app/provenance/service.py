@@ -21,8 +21,8 @@ from typing import Any, ClassVar
 
 import c2pa
 
-from app.caching import BoundedCache
-from app.errors import Conflict, ServiceUnavailable
+from app.core.caching import BoundedCache
+from app.core.errors import Conflict, ServiceUnavailable
 from app.pki.authority import KeyStore, certificate_sha256
 from app.pki.keyring import REGISTRY_SIGNER, Keyring
 from app.pki.timestamping import QUERY_MEDIA_TYPE, REPLY_MEDIA_TYPE, LoopbackTSA, TimestampAuthority, _TSARequestHandler

@@ -11,21 +11,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
-from app.db import Base, UTCDateTime
-
-
-class RegistryHead(Base):
-    """The single row every publication locks: it serialises writers and numbers publications.
-
-    ``last_seq`` is the sequence number of the latest publication. Because it is taken under the
-    lock, sequence numbers are gap-free and in commit order, which is what the change feed's cursor
-    relies on (an autoincrement id may commit out of order on PostgreSQL).
-    """
-
-    __tablename__ = "registry_head"
-
-    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
-    last_seq: Mapped[int] = mapped_column(default=0)
+from app.core.db import Base, UTCDateTime
 
 
 class Document(Base):

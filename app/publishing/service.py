@@ -22,15 +22,15 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import TSQUERY, TSVECTOR
 from sqlalchemy.orm import Session, aliased
 
-from app.caching import BoundedCache
-from app.db import Database, utcnow
-from app.publishing.canonical import canonical_bytes
-from app.times import isoformat
+from app.core.caching import BoundedCache
+from app.core.canonical import canonical_bytes
+from app.core.db import Database, RegistryHead, utcnow
+from app.core.times import isoformat
 
 if TYPE_CHECKING:  # the registry logs through this module's lock, so it imports us
-    from app.pki.registry import CertificateRegistry
-from app.errors import Conflict, InvalidRequest, NotFound
-from app.http.conditional import SignedBytesValidators, require_if_match, require_if_none_match_star, strong_etag
+    from app.certificates.service import CertificateRegistry
+from app.core.errors import Conflict, InvalidRequest, NotFound
+from app.core.etags import SignedBytesValidators, require_if_match, require_if_none_match_star, strong_etag
 from app.ledger.service import TransparencyLog
 from app.pki.authority import certificate_sha256
 from app.pki.keyring import REGISTRY_SIGNER
@@ -39,7 +39,6 @@ from app.publishing.kinds import DocumentKind
 from app.publishing.models import (
     Document,
     Draft,
-    RegistryHead,
     Version,
     VersionLabel,
     VersionSearch,
@@ -288,8 +287,7 @@ class PublishingService:
     def create(self, kind: DocumentKind, slug: str, content: Mapping[str, Any], *,
                editor: str, association: str | None = None) -> DraftView:
         """Create a new document of ``kind`` with its first draft (publishing makes version 1)."""
-        with self.db.write() as session:
-            _lock_head(session)
+        with self.db.registry_transaction() as session:
             if _document(session, kind, slug) is not None:
                 raise Conflict(f"{kind.name} {slug!r} already exists; edit its draft instead.")
             _check_references(kind, session, content)
@@ -307,10 +305,9 @@ class PublishingService:
                   authorise: Callable[[Document], None]) -> tuple[DraftView, bool]:
         """Create (``If-None-Match: *``) or replace (``If-Match``) a draft; returns (draft, created)."""
         content = _load(kind, body)
-        with self.db.write() as session:
+        with self.db.registry_transaction() as session:
             # Drafts are checked and changed under the writer lock, as publish is: without it two
             # editors on PostgreSQL could both pass the same If-Match.
-            _lock_head(session)
             document = self._require_document(session, kind, slug)
             authorise(document)
             _check_references(kind, session, content)
@@ -332,8 +329,7 @@ class PublishingService:
         """Apply an RFC 7396 JSON Merge Patch to the draft under ``If-Match``."""
         if not isinstance(patch, dict):
             raise InvalidRequest("A merge patch on a draft must be a JSON object.")
-        with self.db.write() as session:
-            _lock_head(session)
+        with self.db.registry_transaction() as session:
             _, draft = self._matched_draft(session, kind, slug, authorise, if_match)
             merged = _load(kind, json_merge_patch.merge(json.loads(draft.body), patch))
             _check_references(kind, session, merged)
@@ -344,16 +340,14 @@ class PublishingService:
     def delete_draft(self, kind: DocumentKind, slug: str, *, if_match: str | None,
                      authorise: Callable[[Document], None]) -> None:
         """Discard the draft under ``If-Match``; published versions are untouched."""
-        with self.db.write() as session:
-            _lock_head(session)
+        with self.db.registry_transaction() as session:
             _, draft = self._matched_draft(session, kind, slug, authorise, if_match)
             session.delete(draft)
 
     def publish(self, kind: DocumentKind, slug: str, *, if_match: str | None, publisher: str,
                 authorise: Callable[[Document], None]) -> PublishedVersion:
         """Publish the draft as version N+1 in one transaction."""
-        with self.db.write() as session:
-            _lock_head(session)
+        with self.db.registry_transaction() as session:
             document, draft = self._matched_draft(session, kind, slug, authorise, if_match)
             version = self._append_version(session, kind, document,
                                            _content_of(draft), publisher=publisher)
@@ -368,7 +362,7 @@ class PublishingService:
         """Publish ``content`` directly as the next version, inside the caller's transaction.
 
         Used by seeding, and by own-key publishing with ``signed`` and ``published_at``
-        (see :meth:`_append_version`); the caller holds the head lock (:func:`lock_head`).
+        (see :meth:`_append_version`); the caller holds the head lock (:func:`~app.core.db.lock_head`).
         """
         document = _document(session, kind, slug)
         if document is None:
@@ -486,24 +480,6 @@ class PublishingService:
 
     def _remember(self, version: PublishedVersion) -> PublishedVersion:
         return self._versions.put((version.kind, version.slug, version.number), version)
-
-
-def lock_head(session: Session) -> RegistryHead:
-    """Take the registry's single-writer lock (a row lock on PostgreSQL; SQLite's writer lock is
-    already held by ``BEGIN IMMEDIATE``) and return the head row."""
-    head = session.execute(sa.select(RegistryHead).where(RegistryHead.id == 1)
-                           .with_for_update()).scalar_one_or_none()
-    if head is None:
-        head = RegistryHead(id=1, last_seq=0)
-        session.add(head)
-        session.flush()
-    # The session's identity map holds rows only while something references them: keeping the
-    # head here lets the transaction's later session.get() find it without another SELECT.
-    session.info["tech7.registry_head"] = head
-    return head
-
-
-_lock_head = lock_head
 
 
 def _index_version(session: Session, kind: DocumentKind, version: Version) -> None:

@@ -9,7 +9,7 @@ import marshmallow as ma
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from app.errors import InvalidRequest
+from app.core.errors import InvalidRequest
 from app.publishing.kinds import DocumentKind, register_kind
 from app.publishing.models import Document, Version
 from app.statements.schemas import StatementContent

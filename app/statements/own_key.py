@@ -52,17 +52,17 @@ from sqlalchemy.orm import Session
 
 from app.audit.verification import VerificationFailure, check_parent_link
 from app.auth.service import OPERATOR, Principal
-from app.db import utcnow
-from app.errors import Conflict, Forbidden, InvalidJSON, InvalidRequest, NotFound
+from app.core.canonical import canonical_bytes, strict_loads
+from app.core.db import utcnow
+from app.core.errors import Conflict, Forbidden, InvalidJSON, InvalidRequest, NotFound
+from app.core.times import isoformat
 from app.pki.authority import certificate_sha256
 from app.pki.models import AssociationCA
 from app.provenance.manifests import UNREADABLE, ManifestReport, read_manifest
 from app.provenance.service import JSON, SignedManifest
-from app.publishing.canonical import canonical_bytes, strict_loads
 from app.publishing.models import Document, Version
-from app.publishing.service import PublishedVersion, PublishingService, lock_head, version_identity
+from app.publishing.service import PublishedVersion, PublishingService, version_identity
 from app.statements.kinds import STATEMENT
-from app.times import isoformat
 
 #: How far the publication time an own-key version states may be from the registry's clock.
 PUBLISHED_AT_TOLERANCE = timedelta(minutes=10)
@@ -190,8 +190,7 @@ class OwnKeyService:
         if approver.role != OPERATOR:
             raise Forbidden("Only an operator approves an association's CA certificate.")
         now = utcnow()
-        with self.db.write() as session:
-            lock_head(session)
+        with self.db.registry_transaction() as session:
             row = self._row(session, association, sha256)
             if row.approved_at is not None:
                 raise CAAlreadyApproved(f"The CA certificate {sha256} was approved at "
@@ -237,8 +236,7 @@ class OwnKeyService:
         self.publishing.require_association(association)
         parsed = _canonical_json(document)
         stored_slug = STATEMENT.owned_slug(association, slug)
-        with self.db.write() as session:
-            lock_head(session)
+        with self.db.registry_transaction() as session:
             previous = session.scalar(
                 sa.select(Version).join(Document, Document.id == Version.document_id)
                 .where(Document.kind == STATEMENT.name, Document.slug == stored_slug)

@@ -1,21 +1,19 @@
-"""The content of a statement, and the query filters of the statements collections."""
+"""The content of a statement."""
 
 from __future__ import annotations
 
 import marshmallow as ma
 
 from app.catalog.schemas import WithdrawableContent, text_field
-from app.http.api import Integer, Schema
-from app.publishing.schemas import CollectionQuerySchema
+from app.core.fields import SLUG, Integer, Schema
 
 STATEMENT_TYPES = ("position", "endorsement", "progress-report")
-_SLUG = ma.validate.Regexp(r"^[a-z0-9]+(-[a-z0-9]+)*$", error="Use lowercase kebab-case.")
 
 
 class AddressedRecommendation(Schema):
     """A recommendation a statement addresses, pinned to the version it was written against."""
 
-    slug = ma.fields.String(required=True, validate=_SLUG)
+    slug = ma.fields.String(required=True, validate=SLUG)
     version = Integer(required=True, validate=ma.validate.Range(min=1, max=999_999_999))
 
 
@@ -35,13 +33,3 @@ class StatementContent(WithdrawableContent):
         slugs = [item["slug"] for item in value if "slug" in item]
         if len(slugs) != len(set(slugs)):
             raise ma.ValidationError("Address each recommendation once.")
-
-
-class StatementQuerySchema(CollectionQuerySchema):
-    """Filters of the statements collections."""
-
-    association = ma.fields.String(load_default=None, validate=_SLUG)
-    recommendation = ma.fields.String(load_default=None, validate=_SLUG, metadata={
-        "description": "Only statements that address this recommendation."})
-    statement_type = ma.fields.String(load_default=None,
-                                      validate=ma.validate.OneOf(STATEMENT_TYPES))

@@ -23,7 +23,7 @@ from tech7_tlog.note import parse_tlog_proof, verify_tlog_proof
 from tech7_tlog.policy import parse_policy
 from tech7_witness.testing import WitnessProcess, init
 
-from app.provenance.exports import ExportScope
+from app.exports.service import ExportScope
 from tests.support.serve import REGISTRY, serving, wait_for
 
 AUDIT = str(Path(sys.executable).with_name("tech7-audit"))

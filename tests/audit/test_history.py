@@ -12,12 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from app import config
 from app.audit.verification import HistoryVersion, VerificationFailure, audit_history, check_parent_link
 from app.catalog.kinds import RECOMMENDATION
+from app.core import config
 from app.provenance.manifests import CREATED, EDITED, read_manifest
 from app.provenance.service import JSON
-from app.publishing.service import lock_head
 
 SLUG = "long-history"
 VERSIONS = 50
@@ -31,8 +30,7 @@ def history(app) -> list[HistoryVersion]:
     content = {key: value for key, value in seed["recommendations"][0].items() if key != "slug"}
     log = publishing.log
     for number in range(1, VERSIONS + 1):
-        with publishing.db.write() as session:
-            lock_head(session)
+        with publishing.db.registry_transaction() as session:
             publishing.publish_content(session, RECOMMENDATION, SLUG,
                                        {**content, "title": f"{content['title']} ({number})"},
                                        publisher="test")
@@ -131,8 +129,7 @@ def test_a_publish_validates_one_manifest(app, monkeypatch):
     content = {key: value for key, value in seed["recommendations"][0].items() if key != "slug"}
 
     def publish(title: str) -> None:
-        with publishing.db.write() as session:
-            lock_head(session)
+        with publishing.db.registry_transaction() as session:
             publishing.publish_content(session, RECOMMENDATION, SLUG, {**content, "title": title},
                                        publisher="test")
 

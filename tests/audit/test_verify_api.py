@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from tech7_tlog.note import sign_note
 
-from app.audit import service as audit_service
 from app.audit.verification import parse_time
 from app.auth.service import ASSOCIATION, create_token
 from app.pki.keyring import REGISTRY_SIGNER
+from app.verifier import service as audit_service
 from tests.support.audit import (
     OTHER_VERSION,
     VERSION,

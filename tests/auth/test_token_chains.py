@@ -16,9 +16,9 @@ import sqlalchemy as sa
 from app.auth import service
 from app.auth.models import AccessToken
 from app.auth.service import ASSOCIATION, OPERATOR, create_token
-from app.db import utcnow
-from app.errors import Unauthenticated
-from app.times import isoformat
+from app.core.db import utcnow
+from app.core.errors import Unauthenticated
+from app.core.times import isoformat
 from tests.support.tokens import bearer
 
 

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from app.auth import service
 from app.auth.models import AccessToken
 from app.auth.service import OPERATOR, create_token
-from app.db import utcnow
+from app.core.db import utcnow
 from tests.support.tokens import bearer
 
 

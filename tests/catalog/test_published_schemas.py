@@ -15,7 +15,7 @@ import pytest
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-from app.config import SEED_FILE
+from app.core.config import SEED_FILE
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 COLLECTIONS = {"declaration": "declaration", "priority": "priorities",

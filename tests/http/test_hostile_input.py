@@ -1,6 +1,6 @@
 """Hostile input gets a clear 4xx problem, never a 500, and writes nothing but its activity entry.
 
-Every JSON body is read by one strict loader (:mod:`app.publishing.canonical`); integers refuse
+Every JSON body is read by one strict loader (:mod:`app.core.canonical`); integers refuse
 fractions; dates and log indices outside what Python and the database hold are refused;
 ``Idempotency-Key`` values are never cut; bodies over the limit are 413 however they arrive, and
 a body that cannot be read is a 4xx; so are a URL or a header field over the application's limits.

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 import re
 
-from app.errors import RegistryError
+from app.core.errors import RegistryError
 from app.http.problems import _HTTP_PROBLEMS
 
 DRAFT = "/v1/recommendations/key-risks/draft"

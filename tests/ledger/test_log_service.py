@@ -15,7 +15,6 @@ from tech7_tlog.note import open_note, parse_checkpoint, parse_verifier_key, ver
 
 from app.catalog.kinds import RECOMMENDATION
 from app.ledger.tiles import TILE_WIDTH, parse_entry_bundle
-from app.publishing.service import lock_head
 
 
 def _checkpoint(client):
@@ -128,8 +127,7 @@ def test_concurrent_publishers_leave_contiguous_indices(app):
 
     def publish(slug):
         try:
-            with publishing.db.write() as session:
-                lock_head(session)
+            with publishing.db.registry_transaction() as session:
                 publishing.publish_content(session, RECOMMENDATION, slug, {
                     "title": slug, "priority": 1, "text": ["Concurrent test text."]},
                     publisher="test")

@@ -27,7 +27,6 @@ from tech7_tlog.witness import format_add_checkpoint
 from app.catalog.kinds import RECOMMENDATION
 from app.ledger.models import WitnessLease
 from app.ledger.witnessing import Witnessing
-from app.publishing.service import lock_head
 from tests.support.witnesses import WITNESS_NAMES as NAMES
 
 
@@ -42,8 +41,7 @@ def witnessed(make_app, databases, tmp_path, policy_file):
 
 def publish(app, slug: str) -> None:
     publishing = app.extensions["tech7.publishing"]
-    with publishing.db.write() as session:
-        lock_head(session)
+    with publishing.db.registry_transaction() as session:
         publishing.publish_content(session, RECOMMENDATION, slug, {
             "title": slug, "priority": 1, "text": ["Witnessed test text."]}, publisher="test")
 

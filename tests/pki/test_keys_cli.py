@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from app import config
+from app import cli
 from app.composition import create_app
+from app.core import config
 from app.pki.authority import KeyMaterialError, KeyStore
 from app.pki.keyring import signer_names_from_seed
 from app.provenance.manifests import read_manifest
@@ -21,8 +22,10 @@ JSON = "application/json"
 
 def _cli_app(tmp_path: Path, keys: Path, **overrides):
     """An app as the command line builds it: no start-up checks, so commands run before keys."""
-    return create_app({"TESTING": True, "STARTUP_CHECKS": False, "KEYS_DIR": str(keys),
-                       "DATA_DIR": str(tmp_path / "data"), **overrides})
+    app = create_app({"TESTING": True, "STARTUP_CHECKS": False, "KEYS_DIR": str(keys),
+                      "DATA_DIR": str(tmp_path / "data"), **overrides})
+    cli.register(app)
+    return app
 
 
 def _mode(path: Path) -> int:

@@ -12,15 +12,15 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
-from app import config
-from app.db import utcnow
-from app.errors import InvalidRequest
+from app.certificates.service import CertificateAlreadyRevoked, UnknownCertificate, certificate_path
+from app.core import config
+from app.core.db import utcnow
+from app.core.errors import InvalidRequest
+from app.core.times import isoformat
+from app.exports.service import ExportScope
 from app.pki.authority import KeyMaterialError, KeyStore, certificate_sha256, rotate_signer
 from app.pki.keyring import Keyring, signer_names_from_seed
-from app.pki.registry import CertificateAlreadyRevoked, UnknownCertificate, certificate_path
-from app.provenance.exports import ExportScope
 from app.publishing.service import SignerRevoked
-from app.times import isoformat
 
 
 def registry(app):

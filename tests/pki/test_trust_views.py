@@ -12,9 +12,9 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from app import config
+from app.core import config
+from app.core.times import isoformat
 from app.pki.keyring import signer_names_from_seed
-from app.times import isoformat
 
 
 def revoke(app, signer: str, reason: str = "keyCompromise", at: datetime | None = None):

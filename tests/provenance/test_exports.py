@@ -14,14 +14,13 @@ import rfc8785
 import sqlalchemy as sa
 from pypdf import PdfReader
 
-from app.auth import Permission
+from app.auth.scopes import Permission
 from app.auth.service import ASSOCIATION, OPERATOR, create_token
 from app.catalog.kinds import PRIORITY, RECOMMENDATION
-from app.provenance.exports import CSV_COLUMNS, MAX_VERSIONS
+from app.exports.pdf import render_export_pdf
+from app.exports.service import CSV_COLUMNS, MAX_VERSIONS
 from app.provenance.manifests import read_manifest
-from app.provenance.pdf import render_export_pdf
 from app.publishing.kinds import KINDS
-from app.publishing.service import lock_head
 
 DECLARATION_TITLE = "TECH7 Declaration for the AI Action Summit"
 SEEDED_VERSIONS = 32  # 1 declaration + 7 priorities + 14 recommendations + 10 associations
@@ -291,8 +290,7 @@ def test_pdf_layout_depends_only_on_its_inputs_and_falls_back_to_latin_1(untouch
 def test_a_csv_export_of_a_priority_leaves_withdrawn_recommendations_out(app, client, operator):
     publishing = app.extensions["tech7.publishing"]
     withdrawn = publishing.latest(RECOMMENDATION, "leverage-existing-organisations").document()
-    with publishing.db.write() as session:
-        lock_head(session)
+    with publishing.db.registry_transaction() as session:
         publishing.publish_content(
             session, RECOMMENDATION, "leverage-existing-organisations",
             {**withdrawn, "withdrawn": True, "withdrawal_reason": "Superseded."},
@@ -339,8 +337,7 @@ def test_a_csv_export_of_a_priority_leaves_withdrawn_recommendations_out(app, cl
 def test_an_association_export_holds_its_document_and_its_statements(app, client, operator):
     publishing = app.extensions["tech7.publishing"]
     statement = KINDS["statement"]
-    with publishing.db.write() as session:
-        lock_head(session)
+    with publishing.db.registry_transaction() as session:
         publishing.publish_content(
             session, statement, "bitkom/ai-skills",
             {"statement_type": "position", "title": "Skills for AI", "text": ["We support it."]},

@@ -20,7 +20,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from app.db import Database
+from app.core.db import Database
 from app.models import metadata
 from tests.support.processes import (
     Client,

@@ -27,8 +27,8 @@ from tech7_tlog.policy import parse_policy
 from tech7_tlog.witness import format_add_checkpoint, parse_tlog_size
 from tech7_witness.testing import WitnessProcess, free_port, init
 
-from app import config
 from app.audit.cli import audit
+from app.core import config
 from app.pki.keyring import Keyring
 from tests.support.processes import ASSOCIATIONS, Client, RetryingClient, Server, StatementPublisher, association_token
 

@@ -38,7 +38,7 @@ from tech7_tlog.note import open_note, parse_checkpoint, parse_verifier_key
 from app.audit.cli import audit
 from app.auth.service import ASSOCIATION, create_token
 from app.cli import prepare
-from app.db import Database
+from app.core.db import Database
 from app.provenance.manifests import read_manifest
 
 ENGINES = ("sqlite", "postgresql")

@@ -9,11 +9,13 @@ import marshmallow as ma
 from cryptography import x509
 from flask import Response, current_app, request
 
-from app.db import utcnow
-from app.http.api import Blueprint, Integer, Schema
+from app.certificates.service import CertificateRecord, CertificateRegistry
+from app.core.db import utcnow
+from app.core.fields import Integer, Schema
+from app.core.times import isoformat
+from app.http.api import Blueprint
 from app.http.bodies import json_response
 from app.pki.authority import certificate_sha256
-from app.pki.registry import CertificateRecord, CertificateRegistry
 from app.provenance.manifests import (
     MANIFEST_TRUST,
     TSA_TRUST,
@@ -21,7 +23,6 @@ from app.provenance.manifests import (
     verifier_settings,
 )
 from app.provenance.service import ProvenanceService
-from app.times import isoformat
 
 blp = Blueprint("trust", __name__, url_prefix="/v1",
                 description="What verifiers need: trust anchors, signing certificates and their "

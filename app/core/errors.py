@@ -47,7 +47,7 @@ class InvalidRequest(RegistryError):
 
 class InvalidJSON(RegistryError):
     """The body is not I-JSON (RFC 7493) that the registry can canonicalise (RFC 8785); ``reason``
-    names the rule it broke (:mod:`app.publishing.canonical`)."""
+    names the rule it broke (:mod:`app.core.canonical`)."""
 
     status = 400
     problem = "invalid-json"

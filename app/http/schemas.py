@@ -7,9 +7,10 @@ import functools
 
 import marshmallow as ma
 
-from app.http.api import DateTime, Integer, Schema
+from app.core.fields import SLUG, DateTime, Integer, Schema
 from app.http.pagination import PageQuerySchema, since_field
 from app.publishing.kinds import DocumentKind
+from app.statements.schemas import STATEMENT_TYPES
 
 
 class AsOfQuerySchema(Schema):
@@ -182,3 +183,13 @@ def collection_schema(kind: DocumentKind) -> type[ma.Schema]:
                                               metadata={"description": "Items on all "
                                                                   "pages together."})},
                             name=f"{kind.name.title()}Collection")
+
+
+class StatementQuerySchema(CollectionQuerySchema):
+    """Filters of the statements collections."""
+
+    association = ma.fields.String(load_default=None, validate=SLUG)
+    recommendation = ma.fields.String(load_default=None, validate=SLUG, metadata={
+        "description": "Only statements that address this recommendation."})
+    statement_type = ma.fields.String(load_default=None,
+                                      validate=ma.validate.OneOf(STATEMENT_TYPES))

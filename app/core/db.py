@@ -16,9 +16,9 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
-from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
-from app.files import create_private_file, make_private_folder
+from app.core.files import create_private_file, make_private_folder
 
 # A naming convention makes constraint names deterministic, so migrations can refer to them and
 # `alembic check` compares like with like on both engines.
@@ -123,6 +123,47 @@ class Database:
                 yield session
             finally:
                 _JOINED.reset(joined)
+
+    @contextlib.contextmanager
+    def registry_transaction(self) -> Iterator[Session]:
+        """A :meth:`write` that holds the registry's single-writer lock (:func:`lock_head`).
+
+        Every change to what the registry publishes or signs (documents, drafts, versions,
+        exports, certificates, approvals) runs in one: writers then queue in one order, and the
+        head row numbers publications without gaps.
+        """
+        with self.write() as session:
+            lock_head(session)
+            yield session
+
+
+class RegistryHead(Base):
+    """The single row every publication locks: it serialises writers and numbers publications.
+
+    ``last_seq`` is the sequence number of the latest publication. Because it is taken under the
+    lock, sequence numbers are gap-free and in commit order, which is what the change feed's cursor
+    relies on (an autoincrement id may commit out of order on PostgreSQL).
+    """
+
+    __tablename__ = "registry_head"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    last_seq: Mapped[int] = mapped_column(default=0)
+
+
+def lock_head(session: Session) -> RegistryHead:
+    """Take the registry's single-writer lock (a row lock on PostgreSQL; SQLite's writer lock is
+    already held by ``BEGIN IMMEDIATE``) and return the head row."""
+    head = session.execute(sa.select(RegistryHead).where(RegistryHead.id == 1)
+                           .with_for_update()).scalar_one_or_none()
+    if head is None:
+        head = RegistryHead(id=1, last_seq=0)
+        session.add(head)
+        session.flush()
+    # The session's identity map holds rows only while something references them: keeping the
+    # head here lets the transaction's later session.get() find it without another SELECT.
+    session.info["tech7.registry_head"] = head
+    return head
 
 
 def create_engine(url: str) -> Engine:

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import platformdirs
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+#: The ``app`` package, and the checkout that holds it.
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = PACKAGE_ROOT.parent
 
 #: Folder for the embedded SQLite database, made owner-only (0700) by the commands that make a
 #: registry: the user's data folder (``~/.local/share/tech7-registry`` on Linux), so that every
@@ -52,7 +54,7 @@ WITNESS_INTERVAL = 5.0
 #: Load the keys and sign a probe when the app is built; the server refuses to start otherwise.
 STARTUP_CHECKS = True
 #: The JSON data file seeded as version 1 of every catalogue document at first start.
-SEED_FILE = str(Path(__file__).resolve().parent / "catalog" / "content" / "tech7-declaration.json")
+SEED_FILE = str(PACKAGE_ROOT / "catalog" / "content" / "tech7-declaration.json")
 #: Rate limits (see app/http/ratelimit.py): per client IP address for anonymous requests, per
 #: bearer token for authenticated ones, counted across the whole API.
 RATELIMIT_ENABLED = True
@@ -78,7 +80,7 @@ def database_url(data_dir: str | os.PathLike, configured: str = "") -> str:
     """The database URL to use: the configured one, or SQLite in ``data_dir``.
 
     Nothing is created here: only the commands that make a registry (``serve``, ``seed``,
-    ``migrate``, ``restore``) make its folder (:func:`app.db.create_database`).
+    ``migrate``, ``restore``) make its folder (:func:`app.core.db.create_database`).
     """
     if configured:
         return configured

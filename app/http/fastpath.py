@@ -15,11 +15,11 @@ import re
 from collections.abc import Callable, Iterable
 from typing import cast
 
-from app.caching import BoundedCache
+from app.core.caching import BoundedCache
 from app.http.conditional import client_copy_current
+from app.http.views.documents import version_headers
 from app.publishing.kinds import KINDS, DocumentKind
 from app.publishing.service import VERSION_CACHE_SIZE, PublishedVersion, PublishingService
-from app.publishing.views import version_headers
 
 _VERSION_PATH = re.compile(r"/v1/(?P<collection>[a-z]+)(?:/(?P<slug>[a-z0-9]+(?:-[a-z0-9]+)*))?"
                            r"/versions/(?P<number>[1-9][0-9]{0,8})")

@@ -13,11 +13,13 @@ from typing import Any, cast
 import marshmallow as ma
 from flask import Response, current_app, request
 
-from app.auth import Permission, current_principal, requires
+from app.auth.scopes import Permission
 from app.auth.service import Principal, may_edit, may_publish_as
+from app.core.etags import none_match
+from app.core.times import isoformat
 from app.http.api import LAST_MODIFIED, Blueprint
 from app.http.bodies import json_response
-from app.http.conditional import client_copy_current, last_modified, none_match, not_modified
+from app.http.conditional import client_copy_current, last_modified, not_modified
 from app.http.idempotency import idempotent
 from app.http.pagination import (
     CURSOR_LINK_HEADER,
@@ -27,10 +29,8 @@ from app.http.pagination import (
     cursor_link_header,
     page_from,
 )
-from app.ledger.views import RECEIPT_DOC, receipt_response
-from app.publishing.kinds import KINDS, DocumentKind
-from app.publishing.models import Document
-from app.publishing.schemas import (
+from app.http.permissions import current_principal, requires
+from app.http.schemas import (
     AsOfQuerySchema,
     ChangesQuerySchema,
     ChangesSchema,
@@ -42,8 +42,10 @@ from app.publishing.schemas import (
     draft_schema,
     version_schema,
 )
+from app.http.views.log import RECEIPT_DOC, receipt_response
+from app.publishing.kinds import KINDS, DocumentKind
+from app.publishing.models import Document
 from app.publishing.service import CollectionFilter, DraftView, PublishedVersion, PublishingService
-from app.times import isoformat
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"

@@ -25,19 +25,20 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.catalog.kinds import ASSOCIATION, DECLARATION, PRIORITY, RECOMMENDATION
-from app.db import Database, utcnow
-from app.errors import Conflict, Forbidden, InvalidRequest, NotFound
-from app.http.conditional import SignedBytesValidators
+from app.core.canonical import canonical_bytes
+from app.core.db import Database, utcnow
+from app.core.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from app.core.etags import SignedBytesValidators
+from app.core.times import isoformat
+from app.exports.models import Export
+from app.exports.pdf import render_export_pdf, version_href
 from app.ledger.service import TransparencyLog
 from app.pki.keyring import REGISTRY_SIGNER
 from app.provenance.manifests import Ingredient, IngredientNotTrustedError
-from app.provenance.models import Export
-from app.provenance.pdf import render_export_pdf, version_href
 from app.provenance.service import JSON, ProvenanceService
 from app.publishing.kinds import KINDS
 from app.publishing.models import Document, Version
-from app.publishing.service import PublishedVersion, PublishingService, canonical_bytes, lock_head
-from app.times import isoformat
+from app.publishing.service import PublishedVersion, PublishingService
 
 #: Export formats and the media type each is served (and signed) as.
 MEDIA_TYPES = {"pdf": "application/pdf", "json": JSON, "csv": "text/csv"}
@@ -183,9 +184,9 @@ class ExportService:
 
         ``association`` is the association asking, or None for an operator (or the command line),
         who may export anything. An association exports only what is its own
-        (:func:`_require_own_scope`), else :class:`~app.errors.Forbidden`, nothing written.
+        (:func:`_require_own_scope`), else :class:`~app.core.errors.Forbidden`, nothing written.
 
-        Raises :class:`~app.errors.InvalidRequest` (nothing written) when the format is unknown,
+        Raises :class:`~app.core.errors.InvalidRequest` (nothing written) when the format is unknown,
         a version path names nothing, or the scope selects no version or more than
         :data:`MAX_VERSIONS`; :class:`ComponentNotTrusted` when a selected version no longer
         verifies; :class:`~app.publishing.service.SignerRevoked` when the registry's certificate
@@ -199,8 +200,7 @@ class ExportService:
             raise InvalidRequest("A PDF export names the registry's public URL in its \"How to "
                                  "verify\" section, and this registry has none: its operator "
                                  "sets TECH7_PUBLIC_URL. JSON and CSV exports need none.")
-        with self.db.write() as session:
-            lock_head(session)
+        with self.db.registry_transaction() as session:
             versions = self._select(session, scope)
             if association is not None:
                 _require_own_scope(association, scope, versions)
@@ -242,7 +242,7 @@ class ExportService:
             return _stored(row)
 
     def get(self, export_id: str) -> StoredExport:
-        """One stored export, or :class:`~app.errors.NotFound`."""
+        """One stored export, or :class:`~app.core.errors.NotFound`."""
         with self.db.sessions() as session:
             row = session.get(Export, export_id)
         if row is None:
@@ -250,7 +250,7 @@ class ExportService:
         return _stored(row)
 
     def with_sidecar(self, export_id: str) -> StoredExport:
-        """A stored JSON or CSV export; :class:`~app.errors.NotFound` for a PDF, whose manifest
+        """A stored JSON or CSV export; :class:`~app.core.errors.NotFound` for a PDF, whose manifest
         is embedded."""
         export = self.get(export_id)
         if export.manifest is None:

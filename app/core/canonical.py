@@ -2,7 +2,7 @@
 
 A published version is served as its RFC 8785 canonical bytes, so anything the registry accepts
 must be JSON that RFC 8785 can canonicalise: I-JSON (RFC 7493). :func:`strict_loads` refuses, as
-:class:`~app.errors.InvalidJSON`, what Python's ``json`` would otherwise take silently or fail on
+:class:`~app.core.errors.InvalidJSON`, what Python's ``json`` would otherwise take silently or fail on
 later with a 500:
 
 - bytes that are not UTF-8, and text that is not JSON;
@@ -27,7 +27,7 @@ from typing import Any
 
 import rfc8785
 
-from app.errors import InvalidJSON
+from app.core.errors import InvalidJSON
 
 #: The deepest nesting of arrays and objects a body may have.
 MAX_DEPTH = 64
@@ -43,7 +43,7 @@ def canonical_bytes(value: Any) -> bytes:
 
 def strict_loads(data: bytes | str) -> Any:
     """Parse ``data`` as I-JSON (RFC 7493) nested at most :data:`MAX_DEPTH` deep, or raise
-    :class:`~app.errors.InvalidJSON` saying why not."""
+    :class:`~app.core.errors.InvalidJSON` saying why not."""
     try:
         text = data.decode("utf-8") if isinstance(data, (bytes, bytearray)) else data
         value = json.loads(text, object_pairs_hook=_unique_members,

@@ -6,8 +6,8 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy.engine import Connection
 
-from app.config import PROJECT_ROOT
-from app.db import create_database
+from app.core.config import PROJECT_ROOT
+from app.core.db import create_database
 
 
 def alembic_config(database_url: str) -> Config:

@@ -5,17 +5,19 @@ from __future__ import annotations
 import marshmallow as ma
 from flask import current_app, request
 
-from app.auth import Permission, current_principal, requires
+from app.auth.scopes import Permission
 from app.auth.service import may_publish_as
-from app.http.api import Blueprint, Integer, Schema
+from app.core.fields import Integer, Schema
+from app.core.times import isoformat
+from app.http.api import Blueprint
 from app.http.idempotency import idempotent
 from app.http.pagination import LINK_HEADER, PageQuerySchema, page_of
-from app.pki.views import CertificatePathSchema, CertificateSchema, describe_certificate
-from app.publishing.schemas import version_schema
-from app.publishing.views import version_response
+from app.http.permissions import current_principal, requires
+from app.http.schemas import version_schema
+from app.http.views.documents import version_response
+from app.http.views.trust import CertificatePathSchema, CertificateSchema, describe_certificate
 from app.statements.kinds import STATEMENT
 from app.statements.own_key import APPROVED, PENDING, CARecord, InvalidCACertificate, OwnKeyService
-from app.times import isoformat
 
 blp = Blueprint("own-key", __name__, url_prefix="/v1/associations/<string:association>",
                 description="Statements an association signs with its own key: the CA "

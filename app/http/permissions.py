@@ -9,41 +9,16 @@ without a declared permission, so forgetting one fails at start-up rather than i
 
 from __future__ import annotations
 
-import enum
 import functools
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
-from flask import g, request
+from flask import current_app, g, request
 
-if TYPE_CHECKING:
-    from app.auth.service import Principal
+from app.auth import service
+from app.auth.scopes import Permission
+from app.auth.service import Principal
 
 _ATTRIBUTE = "_tech7_permission"
-
-
-class Permission(enum.StrEnum):
-    """What a token may be scoped to."""
-
-    READ_DRAFTS = "read-drafts"
-    PUBLISH = "publish"
-    MANAGE_TOKENS = "manage-tokens"
-    READ_ACTIVITY = "read-activity"
-    #: Make an association's first token: the one act in which an operator hands over a token
-    #: that acts in an association's name. Never an association's, and never a default.
-    ONBOARD_ASSOCIATIONS = "onboard-associations"
-
-
-#: What an operator's token holds unless its maker asks for something else: everything but
-#: onboarding.
-DEFAULT_SCOPES = frozenset(Permission) - {Permission.ONBOARD_ASSOCIATIONS}
-
-#: Scopes only operators use: an association's token never holds them, since every request
-#: made with them in an association's name would be refused.
-OPERATOR_ONLY_SCOPES = frozenset({Permission.ONBOARD_ASSOCIATIONS, Permission.READ_ACTIVITY})
-
-#: What an association's token holds unless its maker asks for something else.
-ASSOCIATION_DEFAULT_SCOPES = DEFAULT_SCOPES - OPERATOR_ONLY_SCOPES
 
 
 def requires(permission: Permission) -> Callable[[Callable], Callable]:
@@ -52,10 +27,9 @@ def requires(permission: Permission) -> Callable[[Callable], Callable]:
     def decorator(view: Callable) -> Callable:
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
-            from app.auth import service  # noqa: PLC0415 - service imports models, which need the app
-
-            g.activity_permission = permission  # app.auth.activity records the outcome
-            principal = service.authenticate(request.headers.get("Authorization"))
+            g.activity_permission = permission  # app.http.activity records the outcome
+            principal = service.authenticate(current_app.extensions["tech7.db"],
+                                             request.headers.get("Authorization"))
             service.authorise(principal, permission)
             g.principal = principal
             return view(*args, **kwargs)

@@ -9,8 +9,9 @@ from urllib.parse import quote
 import marshmallow as ma
 from flask import Response, current_app
 
-from app.errors import NotFound
-from app.http.api import Blueprint, Integer, Schema
+from app.core.errors import NotFound
+from app.core.fields import Integer, Schema
+from app.http.api import Blueprint
 from app.http.bodies import json_response
 from app.http.pagination import LINK_HEADER, PageQuerySchema, page_of
 from app.ledger.service import Entry, TransparencyLog

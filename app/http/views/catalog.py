@@ -6,7 +6,8 @@ from __future__ import annotations
 import marshmallow as ma
 from flask_swagger_ui import get_swaggerui_blueprint
 
-from app.http.api import Blueprint, Schema
+from app.core.fields import Schema
+from app.http.api import Blueprint
 from app.publishing.kinds import KINDS
 
 blp = Blueprint("index", __name__, url_prefix="/v1", description="Where to start.")

@@ -13,15 +13,18 @@ from __future__ import annotations
 import marshmallow as ma
 from flask import Response, current_app, request
 
-from app.auth import Permission, current_principal, requires
-from app.http.api import Blueprint, Integer, Schema
+from app.auth.scopes import Permission
+from app.core.etags import none_match
+from app.core.fields import Integer, Schema
+from app.exports.service import MAX_VERSIONS, MEDIA_TYPES, ExportScope, ExportService
+from app.http.api import Blueprint
 from app.http.bodies import json_response
-from app.http.conditional import none_match, not_modified
+from app.http.conditional import not_modified
 from app.http.idempotency import idempotent
+from app.http.permissions import current_principal, requires
 from app.http.ratelimit import limited_by
-from app.ledger.views import RECEIPT_DOC, receipt_response
-from app.provenance.exports import MAX_VERSIONS, MEDIA_TYPES, ExportScope, ExportService
-from app.publishing.views import C2PA_MEDIA_TYPE, IMMUTABLE
+from app.http.views.documents import C2PA_MEDIA_TYPE, IMMUTABLE
+from app.http.views.log import RECEIPT_DOC, receipt_response
 
 blp = Blueprint("exports", __name__, url_prefix="/v1",
                 description="Signed exports (PDF with an embedded C2PA manifest; JSON and CSV "

@@ -45,17 +45,17 @@ from app.audit.verification import (
     verify_checkpoint,
     verify_manifest,
 )
-from app.caching import BoundedCache
-from app.errors import NotFound
+from app.certificates.service import CertificateRegistry
+from app.core.caching import BoundedCache
+from app.core.errors import NotFound
+from app.core.times import isoformat
 from app.ledger.service import Entry
 from app.ledger.witnessing import Witnessing
-from app.pki.registry import CertificateRegistry
 from app.provenance.manifests import INVALID, TRUSTED, VALID, ManifestReport, verification_context
 from app.publishing.kinds import KINDS
 from app.publishing.models import Document, Version
 from app.publishing.service import PublishingService
 from app.statements.own_key import APPROVED, OwnKeyService
-from app.times import isoformat
 
 REVOKED = "Revoked"
 RECORD = "record"
@@ -375,7 +375,7 @@ class VerificationService:
         """The certificate's revocation, if the registry recorded one by ``checkpoint``'s tree.
 
         A revocation is recorded in the same transaction as its log entry
-        (:meth:`~app.pki.registry.CertificateRegistry.revoke`), so none can appear while the log
+        (:meth:`~app.certificates.service.CertificateRegistry.revoke`), so none can appear while the log
         keeps its size: an answer read after ``checkpoint`` was current holds for as long as it
         is. And a revocation is final, so an answer that already includes a later one is right
         too. The answer is therefore remembered per certificate and tree size.

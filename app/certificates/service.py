@@ -30,8 +30,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy.orm import Session
 
-from app.db import Database, utcnow
-from app.errors import Conflict, InvalidRequest, NotFound
+from app.core.db import Database, utcnow
+from app.core.errors import Conflict, InvalidRequest, NotFound
+from app.core.times import isoformat
 from app.ledger.service import TransparencyLog
 
 # The key folder's layout belongs to authority.py; its readers raise KeyMaterialError naming the
@@ -47,8 +48,6 @@ from app.pki.authority import (
 )
 from app.pki.keyring import REGISTRY_SIGNER, Keyring
 from app.pki.models import AssociationCA, Revocation, SigningCertificate
-from app.publishing.service import lock_head
-from app.times import isoformat
 
 #: RFC 5280 §5.3.1 CRLReason names a registry signing certificate may be revoked for. The CA
 #: reasons (cACompromise, aACompromise) do not apply to an end-entity certificate, and
@@ -195,7 +194,7 @@ class CertificateRegistry:
         """The certificate ``signer`` signs with from now on, recorded before anything is signed.
 
         Runs in the caller's transaction, which holds the registry lock
-        (:func:`~app.publishing.service.lock_head`), so it sees every rotation committed before
+        (:func:`~app.core.db.lock_head`), so it sees every rotation committed before
         it. A certificate found in the folder but not yet recorded (its ``keys rotate`` is
         between writing the files and recording them) is recorded here, so that no manifest
         names a certificate the log has not announced. ``KeyError`` if there is no such signer.
@@ -211,7 +210,7 @@ class CertificateRegistry:
         """Record every signing certificate in the key folder that is not recorded yet.
 
         Runs inside the caller's transaction, which must hold the registry lock
-        (:func:`~app.publishing.service.lock_head`). Each new certificate gets a
+        (:func:`~app.core.db.lock_head`). Each new certificate gets a
         ``certificate-issue`` log entry; they are recorded oldest first (by ``not_before``), so
         a rotated-out certificate precedes its successor in the log. Returns the new rows.
         Raises :class:`~app.pki.authority.KeyMaterialError` when a retired certificate cannot be
@@ -231,8 +230,7 @@ class CertificateRegistry:
 
     def sync_now(self) -> list[SigningCertificate]:
         """:meth:`sync` in a transaction of its own (after ``keys rotate``, for instance)."""
-        with self.db.write() as session:
-            lock_head(session)
+        with self.db.registry_transaction() as session:
             return self.sync(session)
 
     def revoke(self, sha256_or_signer_name: str, reason: str, at: datetime | None = None
@@ -244,7 +242,7 @@ class CertificateRegistry:
         :data:`REVOCATION_REASONS`. ``at`` must be timezone-aware and not in the future: a
         revocation states a fact, it does not schedule one. The key folder is synced first, so a
         current certificate not yet recorded can be revoked too; its ``certificate-issue`` entry
-        then precedes the ``revocation`` entry. Raises :class:`~app.errors.InvalidRequest`,
+        then precedes the ``revocation`` entry. Raises :class:`~app.core.errors.InvalidRequest`,
         :class:`UnknownCertificate` (404) or :class:`CertificateAlreadyRevoked` (409), having
         written nothing.
         """
@@ -256,8 +254,7 @@ class CertificateRegistry:
         if revoked_at > now:
             raise InvalidRequest(f"The revocation time {isoformat(revoked_at)} is in the future; "
                                  f"a revocation takes effect now or at a past instant.")
-        with self.db.write() as session:
-            lock_head(session)
+        with self.db.registry_transaction() as session:
             # A signer's name means its certificate now, whoever rotated it last.
             self.current_keys(session)
             self.sync(session)

@@ -5,9 +5,8 @@ from __future__ import annotations
 import marshmallow as ma
 from flask import Response, current_app
 
-from app.auth import activity
 from app.auth.models import AccessToken, ActivityEvent
-from app.auth.permissions import Permission, current_principal, record_activity_as, requires
+from app.auth.scopes import Permission
 from app.auth.service import (
     ASSOCIATION,
     COMMAND_LINE,
@@ -18,8 +17,11 @@ from app.auth.service import (
     onboards,
     revoke_token,
 )
-from app.errors import Forbidden
-from app.http.api import Blueprint, DateTime, Integer, Schema
+from app.core.errors import Forbidden
+from app.core.fields import SLUG, DateTime, Integer, Schema
+from app.core.times import isoformat
+from app.http import activity
+from app.http.api import Blueprint
 from app.http.idempotency import idempotent
 from app.http.pagination import (
     CURSOR_LINK_HEADER,
@@ -29,16 +31,15 @@ from app.http.pagination import (
     page_of,
     since_field,
 )
-from app.times import isoformat
+from app.http.permissions import current_principal, record_activity_as, requires
 
 blp = Blueprint("tokens", __name__, url_prefix="/v1",
                 description="Access tokens and the activity trail of every write.")
 
-_SLUG = ma.validate.Regexp(r"^[a-z0-9]+(-[a-z0-9]+)*$", error="Use lowercase kebab-case.")
 
 
 class TokenRequestSchema(Schema):
-    association = ma.fields.String(load_default=None, validate=_SLUG, metadata={
+    association = ma.fields.String(load_default=None, validate=SLUG, metadata={
         "description": "The association the token publishes for. Omitted, an operator's token "
                        "makes an operator token and an association's token one for itself."})
     scopes = ma.fields.List(ma.fields.String(validate=ma.validate.OneOf(

@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from flask import Flask, Response, current_app, g, request
 
 from app.auth.models import ActivityEvent
-from app.db import Database, utcnow
-from app.errors import NotFound
+from app.core.db import Database, utcnow
+from app.core.errors import NotFound
 
 log = logging.getLogger(__name__)
 _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

@@ -1,0 +1,2 @@
+"""The registry's verifier behind ``POST /v1/verify``: the auditor's checks (:mod:`app.audit`), plus
+what only the registry knows, its database's log and its trust list."""
