@@ -8,7 +8,7 @@ and prints the median in milliseconds, answering ``hash_at`` two ways:
 
 * ``inclusion_proof_ms_<size>``: from the stored complete-subtree hashes (one lookup per node);
 * ``inclusion_proof_ms_<size>_tiles``: from the tiles only, rebuilding each node from up to 128
-  tile hashes as a tiles-only store must (:func:`app.ledger.tiles.hash_from_tile`).
+  tile hashes as a tiles-only store must (:func:`tech7_tlog.tiles.hash_from_tile`).
 
 A proof has ceil(log2 n) hashes, so the cost should grow like log2 n: the growth line compares
 the 10^6 and 10^3 medians with log2(10^6) / log2(10^3) = 2. The goal is at most 1 ms at 10^6.
@@ -33,8 +33,7 @@ from tech7_tlog.merkle import (
     tree_root,
     verify_inclusion,
 )
-
-from app.ledger.tiles import hash_from_tile, tile_hashes, tile_span, tiles_for_size
+from tech7_tlog.tiles import hash_from_tile, tile_hashes, tile_span, tiles_for_size
 
 SIZES = {"1e3": 10**3, "1e5": 10**5, "1e6": 10**6}
 SAMPLES = 300

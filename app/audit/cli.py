@@ -43,6 +43,7 @@ from typing import Any
 import click
 from tech7_tlog.note import NoteError, parse_verifier_key
 from tech7_tlog.policy import Policy, PolicyError, parse_policy
+from tech7_tlog.tiles import TILE_WIDTH, entries_path, parse_entry_bundle, tile_path
 
 from app.audit.verification import (
     CHECKPOINT,
@@ -60,7 +61,6 @@ from app.audit.verification import (
     read_receipt,
     verify_checkpoint,
 )
-from app.ledger.tiles import TILE_WIDTH, entries_path, parse_entry_bundle, tile_path
 from app.provenance.manifests import legacy_trust_settings, trust_settings, verifier_settings
 
 USAGE_ERROR = 2

@@ -62,8 +62,8 @@ from tech7_tlog.merkle import (
 )
 from tech7_tlog.note import Checkpoint, NoteError, open_note, parse_checkpoint, parse_tlog_proof, parse_verifier_key
 from tech7_tlog.policy import NONE, Policy
+from tech7_tlog.tiles import TILE_WIDTH, tile_hashes, tiles_for_size
 
-from app.ledger.tiles import TILE_WIDTH, tile_hashes, tiles_for_size
 from app.provenance.manifests import INVALID, TRUSTED, UNREADABLE, ManifestReport, read_manifest
 
 RECEIPT = "receipt"

@@ -19,12 +19,12 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from tech7_tlog.merkle import HASH_SIZE, consistency_proof, inclusion_proof, leaf_hash, parent_level, tree_root
 from tech7_tlog.note import format_checkpoint, format_tlog_proof, sign_note, verifier_key
+from tech7_tlog.tiles import TILE_HEIGHT, TILE_WIDTH, entry_bundle, hash_from_tile, tile_span
 
 from app.core.caching import BoundedCache
 from app.core.db import Database, utcnow
 from app.core.errors import InvalidRequest, NotFound
 from app.ledger.models import MAX_INDEX, LogCheckpoint, LogEntry, LogTile
-from app.ledger.tiles import TILE_HEIGHT, TILE_WIDTH, entry_bundle, hash_from_tile, tile_span
 from app.pki.keyring import Keyring
 
 _FULL_TILE_BYTES = TILE_WIDTH * HASH_SIZE

@@ -12,9 +12,9 @@ import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 from tech7_tlog.merkle import leaf_hash, verify_consistency, verify_inclusion
 from tech7_tlog.note import open_note, parse_checkpoint, parse_verifier_key, verify_tlog_proof
+from tech7_tlog.tiles import TILE_WIDTH, parse_entry_bundle
 
 from app.catalog.kinds import RECOMMENDATION
-from app.ledger.tiles import TILE_WIDTH, parse_entry_bundle
 
 
 def _checkpoint(client):

@@ -8,6 +8,7 @@ from urllib.parse import quote
 
 import marshmallow as ma
 from flask import Response, current_app
+from tech7_tlog.tiles import TILE_WIDTH, parse_entries_path, parse_tile_path
 
 from app.core.errors import NotFound
 from app.core.fields import Integer, Schema
@@ -15,7 +16,6 @@ from app.http.api import Blueprint
 from app.http.bodies import json_response
 from app.http.pagination import LINK_HEADER, PageQuerySchema, page_of
 from app.ledger.service import Entry, TransparencyLog
-from app.ledger.tiles import TILE_WIDTH, parse_entries_path, parse_tile_path
 from app.ledger.witnessing import WitnessReport
 
 blp = Blueprint("log", __name__, url_prefix="/v1/log",

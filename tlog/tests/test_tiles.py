@@ -16,8 +16,7 @@ from tech7_tlog.merkle import (
     verify_consistency,
     verify_inclusion,
 )
-
-from app.ledger.tiles import (
+from tech7_tlog.tiles import (
     TILE_HEIGHT,
     TILE_WIDTH,
     TileSpan,
