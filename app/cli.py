@@ -25,18 +25,18 @@ import sqlalchemy as sa
 from flask import Flask, current_app
 from flask.cli import ScriptInfo, with_appcontext
 from flask_smorest.spec import openapi_cli
+from tech7_audit.times import isoformat
 
 from app.auth.scopes import ASSOCIATION_DEFAULT_SCOPES, DEFAULT_SCOPES, Permission
 from app.auth.service import COMMAND_LINE, OPERATOR, issue_token, list_tokens, revoke_token
 from app.certificates.service import REVOCATION_REASONS
 from app.core.db import utcnow
 from app.core.errors import RegistryError
-from app.core.times import isoformat
 from app.exports.service import MEDIA_TYPES, ExportScope
 from app.ops import backup as backups
 from app.pki.authority import KeyMaterialError, rotate_signer
 from app.pki.keyring import ensure_keys
-from app.provenance.manifests import SelfCheckError
+from app.provenance.signing import SelfCheckError
 
 # What ``serve`` and ``seed`` report goes to the JSON log like the server's own lines; what a
 # person asked for (a token, a listing) is printed on stdout.

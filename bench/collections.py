@@ -51,11 +51,12 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from tech7_audit.times import isoformat
+
 from app.cli import prepare
 from app.composition import create_app
 from app.core import config as default_config
 from app.core.canonical import canonical_bytes
-from app.core.times import isoformat
 from app.pki.keyring import ensure_keys
 from app.publishing.kinds import KINDS
 from app.publishing.search import facets, labels

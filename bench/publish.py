@@ -80,8 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     from app.composition import create_app  # noqa: PLC0415
     from app.core import config  # noqa: PLC0415 - keep --help fast
     from app.pki.keyring import REGISTRY_SIGNER, ensure_keys  # noqa: PLC0415
-    from app.provenance.manifests import CREATED, ManifestSigner  # noqa: PLC0415
     from app.provenance.service import JSON  # noqa: PLC0415
+    from app.provenance.signing import CREATED, ManifestSigner  # noqa: PLC0415
 
     logging.getLogger("alembic").setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="tech7-bench-") as folder:

@@ -39,12 +39,13 @@ import c2pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from app.audit.verification import verify_manifest
+from tech7_audit.manifests import verification_context
+from tech7_audit.verification import verify_manifest
+
 from app.cli import prepare
 from app.composition import create_app
 from app.core import config
 from app.pki.keyring import ensure_keys
-from app.provenance.manifests import verification_context
 
 GOAL = 0.7
 PATH = "/v1/recommendations/sme-participation/versions/1"

@@ -14,12 +14,12 @@ from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, joinedload
+from tech7_audit.times import isoformat
 
 from app.auth.models import AccessToken, ActivityEvent
 from app.auth.scopes import ASSOCIATION_DEFAULT_SCOPES, DEFAULT_SCOPES, OPERATOR_ONLY_SCOPES, Permission
 from app.core.db import Database, utcnow
 from app.core.errors import Forbidden, InvalidRequest, NotFound, Unauthenticated
-from app.core.times import isoformat
 from app.publishing.models import is_member_association
 
 TOKEN_PREFIX = "t7_"

@@ -29,23 +29,16 @@ import sqlalchemy as sa
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy.orm import Session
+from tech7_audit.manifests import certificate_sha256
+from tech7_audit.times import isoformat
 
 from app.core.db import Database, utcnow
 from app.core.errors import Conflict, InvalidRequest, NotFound
-from app.core.times import isoformat
 from app.ledger.service import TransparencyLog
 
 # The key folder's layout belongs to authority.py; its readers raise KeyMaterialError naming the
 # bad file, which is what an operator needs when a retired certificate is unreadable.
-from app.pki.authority import (
-    _RETIRED,
-    _SIGNERS,
-    KeyMaterialError,
-    KeyStore,
-    _check_issued_by,
-    _read_certificate,
-    certificate_sha256,
-)
+from app.pki.authority import _RETIRED, _SIGNERS, KeyMaterialError, KeyStore, _check_issued_by, _read_certificate
 from app.pki.keyring import REGISTRY_SIGNER, Keyring
 from app.pki.models import AssociationCA, Revocation, SigningCertificate
 

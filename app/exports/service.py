@@ -23,19 +23,19 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
+from tech7_audit.times import isoformat
 
 from app.catalog.kinds import ASSOCIATION, DECLARATION, PRIORITY, RECOMMENDATION
 from app.core.canonical import canonical_bytes
 from app.core.db import Database, utcnow
 from app.core.errors import Conflict, Forbidden, InvalidRequest, NotFound
 from app.core.etags import SignedBytesValidators
-from app.core.times import isoformat
 from app.exports.models import Export
 from app.exports.pdf import render_export_pdf, version_href
 from app.ledger.service import TransparencyLog
 from app.pki.keyring import REGISTRY_SIGNER
-from app.provenance.manifests import Ingredient, IngredientNotTrustedError
 from app.provenance.service import JSON, ProvenanceService
+from app.provenance.signing import Ingredient, IngredientNotTrustedError
 from app.publishing.kinds import KINDS
 from app.publishing.models import Document, Version
 from app.publishing.service import PublishedVersion, PublishingService

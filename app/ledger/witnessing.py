@@ -35,6 +35,7 @@ from typing import cast
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from tech7_audit.times import isoformat
 from tech7_tlog.cosignature import verify_cosignatures
 from tech7_tlog.note import NoteError
 from tech7_tlog.policy import Policy, PolicyWitness, parse_policy
@@ -42,7 +43,6 @@ from tech7_tlog.witness import TLOG_SIZE_CONTENT_TYPE, add_cosignatures, format_
 
 from app.core.db import Database, utcnow
 from app.core.errors import NotFound
-from app.core.times import isoformat
 from app.ledger.models import WitnessCosignature, WitnessLease, WitnessState
 from app.ledger.service import TransparencyLog
 

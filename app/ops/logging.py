@@ -28,8 +28,7 @@ from typing import Any, TextIO
 
 from flask import Flask, g, request
 from flask.logging import default_handler
-
-from app.core.times import isoformat
+from tech7_audit.times import isoformat
 
 REQUEST_ID_HEADER = "X-Request-ID"
 #: Where the request ID and the principal's name travel in the WSGI environ.

@@ -22,7 +22,6 @@ EKU that RFC 3161 §2.3 requires.
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -71,11 +70,6 @@ class KeyMaterialError(Exception):
         super().__init__(f"{path}: {problem}")
         self.path = path
         self.problem = problem
-
-
-def certificate_sha256(certificate: x509.Certificate) -> str:
-    """The SHA-256 of a certificate's DER, in lowercase hex: how the registry names it."""
-    return hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).hexdigest()
 
 
 def init_keys(

@@ -20,24 +20,14 @@ from http.server import ThreadingHTTPServer
 from typing import Any, ClassVar
 
 import c2pa
+from tech7_audit.manifests import ManifestReport, certificate_sha256, read_manifest, verification_context
 
 from app.core.caching import BoundedCache
 from app.core.errors import Conflict, ServiceUnavailable
-from app.pki.authority import KeyStore, certificate_sha256
+from app.pki.authority import KeyStore
 from app.pki.keyring import REGISTRY_SIGNER, Keyring
 from app.pki.timestamping import QUERY_MEDIA_TYPE, REPLY_MEDIA_TYPE, LoopbackTSA, TimestampAuthority, _TSARequestHandler
-from app.provenance.manifests import (
-    CREATED,
-    EDITED,
-    Ingredient,
-    ManifestReport,
-    ManifestSigner,
-    ParentLink,
-    SigningError,
-    read_manifest,
-    self_check,
-    verification_context,
-)
+from app.provenance.signing import CREATED, EDITED, Ingredient, ManifestSigner, ParentLink, SigningError, self_check
 
 JSON = "application/json"
 
@@ -152,7 +142,7 @@ class ProvenanceService:
         """Load the keys and prove, with a signed probe, that manifests read Trusted.
 
         Raises :class:`~app.pki.authority.KeyMaterialError` or
-        :class:`~app.provenance.manifests.SelfCheckError`; the server refuses to start on either.
+        :class:`~app.provenance.signing.SelfCheckError`; the server refuses to start on either.
         """
         signer, _ = self._process_objects()
         self_check(signer, self.keyring.store.trust_anchors_pem, signer_names=[REGISTRY_SIGNER])

@@ -21,18 +21,19 @@ import marshmallow as ma
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import TSQUERY, TSVECTOR
 from sqlalchemy.orm import Session, aliased
+from tech7_audit.times import isoformat
 
 from app.core.caching import BoundedCache
 from app.core.canonical import canonical_bytes
 from app.core.db import Database, RegistryHead, utcnow
-from app.core.times import isoformat
 
 if TYPE_CHECKING:  # the registry logs through this module's lock, so it imports us
     from app.certificates.service import CertificateRegistry
+from tech7_audit.manifests import certificate_sha256
+
 from app.core.errors import Conflict, InvalidRequest, NotFound
 from app.core.etags import SignedBytesValidators, require_if_match, require_if_none_match_star, strong_etag
 from app.ledger.service import TransparencyLog
-from app.pki.authority import certificate_sha256
 from app.pki.keyring import REGISTRY_SIGNER
 from app.provenance.service import PreviousVersion, ProvenanceService, SignedManifest
 from app.publishing.kinds import DocumentKind

@@ -49,16 +49,15 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy.orm import Session
+from tech7_audit.manifests import UNREADABLE, ManifestReport, certificate_sha256, read_manifest
+from tech7_audit.times import isoformat
+from tech7_audit.verification import VerificationFailure, check_parent_link
 
-from app.audit.verification import VerificationFailure, check_parent_link
 from app.auth.service import OPERATOR, Principal
 from app.core.canonical import canonical_bytes, strict_loads
 from app.core.db import utcnow
 from app.core.errors import Conflict, Forbidden, InvalidJSON, InvalidRequest, NotFound
-from app.core.times import isoformat
-from app.pki.authority import certificate_sha256
 from app.pki.models import AssociationCA
-from app.provenance.manifests import UNREADABLE, ManifestReport, read_manifest
 from app.provenance.service import JSON, SignedManifest
 from app.publishing.models import Document, Version
 from app.publishing.service import PublishedVersion, PublishingService, version_identity
@@ -448,7 +447,7 @@ def _check_parent(report: ManifestReport, previous: Version | None, verifier_key
     """Every version after the first links its parent, and the link must name the previous
     version exactly: in the bounded form by its hashes and its log entry's inclusion proof, in
     the older one by embedding its manifest, Trusted
-    (:func:`~app.audit.verification.check_parent_link`). Without a link, the document's history
+    (:func:`~tech7_audit.verification.check_parent_link`). Without a link, the document's history
     could never be audited as one chain, and versions are immutable."""
     names_a_parent = any(i.relationship == "parentOf" for i in report.ingredients) \
         or report.parent_proof is not None

@@ -1,7 +1,7 @@
 """Verifying an uploaded document against the registry: its manifest, its log entry, its
 certificate's standing.
 
-The checks are those of :mod:`app.audit.verification`, which the offline ``tech7-audit`` command
+The checks are those of :mod:`tech7_audit.verification`, which the offline ``tech7-audit`` command
 runs too; here the registry supplies what an auditor would bring: its trust anchors (with the
 approved CAs of an association that signs with its own key), the log entry recording the file
 (found by the file's SHA-256), the *current* signed checkpoint with an inclusion proof in it, and
@@ -22,9 +22,9 @@ from typing import Any
 
 import c2pa
 import sqlalchemy as sa
-from tech7_tlog.note import Checkpoint
-
-from app.audit.verification import (
+from tech7_audit.manifests import INVALID, TRUSTED, VALID, ManifestReport, verification_context
+from tech7_audit.times import isoformat
+from tech7_audit.verification import (
     CHECKPOINT,
     HASHES,
     INCLUSION,
@@ -45,13 +45,13 @@ from app.audit.verification import (
     verify_checkpoint,
     verify_manifest,
 )
+from tech7_tlog.note import Checkpoint
+
 from app.certificates.service import CertificateRegistry
 from app.core.caching import BoundedCache
 from app.core.errors import NotFound
-from app.core.times import isoformat
 from app.ledger.service import Entry
 from app.ledger.witnessing import Witnessing
-from app.provenance.manifests import INVALID, TRUSTED, VALID, ManifestReport, verification_context
 from app.publishing.kinds import KINDS
 from app.publishing.models import Document, Version
 from app.publishing.service import PublishingService

@@ -12,7 +12,7 @@ import pytest
 
 from app.pki.authority import KeyStore
 from app.pki.timestamping import LoopbackTSA, TimestampAuthority
-from app.provenance.manifests import ManifestSigner
+from app.provenance.signing import ManifestSigner
 from tests.support.audit import VERSION, Materials, fetch_materials
 
 # --- fixtures -------------------------------------------------------------------------------------

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from tech7_audit.cli import Fetcher, FetchError, audit
 from tech7_tlog.cosignature import Ed25519Cosigner
 from tech7_tlog.note import format_tlog_proof, parse_tlog_proof
 
-from app.audit.cli import Fetcher, FetchError, audit
 from tests.support.audit import OTHER_VERSION, VERSION, Materials, one_byte_changed, publish_new_version
 from tests.support.serve import REGISTRY, registry_env, serving, wait_for
 

@@ -11,12 +11,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from tech7_audit.manifests import read_manifest
+from tech7_audit.verification import HistoryVersion, VerificationFailure, audit_history, check_parent_link
 
-from app.audit.verification import HistoryVersion, VerificationFailure, audit_history, check_parent_link
 from app.catalog.kinds import RECOMMENDATION
 from app.core import config
-from app.provenance.manifests import CREATED, EDITED, read_manifest
 from app.provenance.service import JSON
+from app.provenance.signing import CREATED, EDITED
 
 SLUG = "long-history"
 VERSIONS = 50

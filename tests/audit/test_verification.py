@@ -1,4 +1,4 @@
-"""The auditor's chain (app.audit.verification): it passes for every published version, and fails
+"""The auditor's chain (tech7_audit.verification): it passes for every published version, and fails
 at exactly the step that was tampered with, saying why."""
 
 from __future__ import annotations
@@ -10,10 +10,7 @@ from datetime import timedelta
 import pytest
 import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from tech7_tlog.merkle import leaf_hash, merkle_tree_hash
-from tech7_tlog.note import Checkpoint, format_checkpoint, format_tlog_proof, parse_tlog_proof, sign_note, verifier_key
-
-from app.audit.verification import (
+from tech7_audit.verification import (
     CHECKPOINT,
     CONSISTENCY,
     HASHES,
@@ -33,6 +30,9 @@ from app.audit.verification import (
     parse_time,
     verify_receipt,
 )
+from tech7_tlog.merkle import leaf_hash, merkle_tree_hash
+from tech7_tlog.note import Checkpoint, format_checkpoint, format_tlog_proof, parse_tlog_proof, sign_note, verifier_key
+
 from app.pki.keyring import REGISTRY_SIGNER
 from tests.support.audit import (
     OTHER_VERSION,

@@ -14,9 +14,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from tech7_audit.verification import parse_time
 from tech7_tlog.note import sign_note
 
-from app.audit.verification import parse_time
 from app.auth.service import ASSOCIATION, create_token
 from app.pki.keyring import REGISTRY_SIGNER
 from app.verifier import service as audit_service

@@ -12,13 +12,13 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
+from tech7_audit.times import isoformat
 
 from app.auth import service
 from app.auth.models import AccessToken
 from app.auth.service import ASSOCIATION, OPERATOR, create_token
 from app.core.db import utcnow
 from app.core.errors import Unauthenticated
-from app.core.times import isoformat
 from tests.support.tokens import bearer
 
 

@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from tech7_audit.manifests import read_manifest
 
 from app import cli
 from app.composition import create_app
 from app.core import config
 from app.pki.authority import KeyMaterialError, KeyStore
 from app.pki.keyring import signer_names_from_seed
-from app.provenance.manifests import read_manifest
 
 JSON = "application/json"
 

@@ -11,14 +11,15 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
+from tech7_audit.manifests import certificate_sha256
+from tech7_audit.times import isoformat
 
 from app.certificates.service import CertificateAlreadyRevoked, UnknownCertificate, certificate_path
 from app.core import config
 from app.core.db import utcnow
 from app.core.errors import InvalidRequest
-from app.core.times import isoformat
 from app.exports.service import ExportScope
-from app.pki.authority import KeyMaterialError, KeyStore, certificate_sha256, rotate_signer
+from app.pki.authority import KeyMaterialError, KeyStore, rotate_signer
 from app.pki.keyring import Keyring, signer_names_from_seed
 from app.publishing.service import SignerRevoked
 

@@ -11,9 +11,9 @@ import c2pa
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from tech7_audit.times import isoformat
 
 from app.core import config
-from app.core.times import isoformat
 from app.pki.keyring import signer_names_from_seed
 
 

@@ -13,13 +13,13 @@ import pytest
 import rfc8785
 import sqlalchemy as sa
 from pypdf import PdfReader
+from tech7_audit.manifests import read_manifest
 
 from app.auth.scopes import Permission
 from app.auth.service import ASSOCIATION, OPERATOR, create_token
 from app.catalog.kinds import PRIORITY, RECOMMENDATION
 from app.exports.pdf import render_export_pdf
 from app.exports.service import CSV_COLUMNS, MAX_VERSIONS
-from app.provenance.manifests import read_manifest
 from app.publishing.kinds import KINDS
 
 DECLARATION_TITLE = "TECH7 Declaration for the AI Action Summit"

@@ -20,11 +20,13 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from fpdf import FPDF
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tech7_audit import manifests
+from tech7_audit.manifests import read_manifest, verification_context
 
 from app.pki.authority import KeyStore, init_keys, rotate_signer
 from app.pki.timestamping import LoopbackTSA, TimestampAuthority
-from app.provenance import manifests
-from app.provenance.manifests import (
+from app.provenance import signing
+from app.provenance.signing import (
     CREATED,
     DIGITAL_CREATION,
     EDITED,
@@ -35,9 +37,7 @@ from app.provenance.manifests import (
     ManifestSigner,
     SelfCheckError,
     SigningError,
-    read_manifest,
     self_check,
-    verification_context,
 )
 
 SIGNERS = ("registry", "bitkom", "hsm")
@@ -552,7 +552,7 @@ def test_a_callback_signer_needs_a_certificate_chain(keys):
 
 def test_a_signer_refuses_to_work_in_another_process(keys, monkeypatch):
     signer = ManifestSigner(keys)
-    monkeypatch.setattr(manifests.os, "getpid", lambda: -1)
+    monkeypatch.setattr(signing.os, "getpid", lambda: -1)
     with pytest.raises(RuntimeError, match="per worker"):
         signer.sign_sidecar(V1, JSON, signer_name="registry", title="v1", action=CREATED,
                             identity=_identity(1, V1))
@@ -637,7 +637,7 @@ def test_every_context_uses_the_split_trust_settings(anchors):
     # older single trust.trust_anchors it reads our timestamps as timeStamp.untrusted.
     pem = anchors.decode("ascii")
     for verify_after_sign in (True, False):
-        settings = manifests._settings(anchors, verify_after_sign=verify_after_sign)
+        settings = signing._settings(anchors, verify_after_sign=verify_after_sign)
         assert settings["trust"] == {"anchors": [
             {"trust_anchors": pem, "trust_kind": "manifest"},
             {"trust_anchors": pem, "trust_kind": "tsa"}]}

@@ -18,12 +18,13 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
+from tech7_audit.manifests import read_manifest
+from tech7_audit.verification import VerificationFailure, check_parent_link
 
-from app.audit.verification import VerificationFailure, check_parent_link
 from app.auth.service import OPERATOR, create_token
 from app.pki.authority import KeyStore, init_keys
 from app.pki.timestamping import TimestampAuthority
-from app.provenance.manifests import CREATED, EDITED, SelfCheckError, read_manifest
+from app.provenance.signing import CREATED, EDITED, SelfCheckError
 
 JSON = "application/json"
 C2PA = "application/c2pa"

@@ -19,9 +19,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from tech7_audit.manifests import certificate_sha256, read_manifest
 
-from app.pki.authority import KeyStore, certificate_sha256
-from app.provenance.manifests import read_manifest
+from app.pki.authority import KeyStore
 from tests.support.processes import Client, Reply, RetryingClient, Server, StatementPublisher, association_token
 
 # helpers.py's fixtures, registered once as a plugin (see test_concurrent_publish.py).

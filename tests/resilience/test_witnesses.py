@@ -22,12 +22,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from click.testing import CliRunner
+from tech7_audit.cli import audit
 from tech7_tlog.note import format_checkpoint, sign_note, verifier_key
 from tech7_tlog.policy import parse_policy
 from tech7_tlog.witness import format_add_checkpoint, parse_tlog_size
 from tech7_witness.testing import WitnessProcess, free_port, init
 
-from app.audit.cli import audit
 from app.core import config
 from app.pki.keyring import Keyring
 from tests.support.processes import ASSOCIATIONS, Client, RetryingClient, Server, StatementPublisher, association_token

@@ -20,10 +20,11 @@ import pytest
 import rfc8785
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from tech7_audit.manifests import read_manifest
+from tech7_audit.verification import audit_document
 from werkzeug.serving import make_server
 
-from app.audit.verification import audit_document
-from app.provenance.manifests import CREATED, ManifestSigner, read_manifest
+from app.provenance.signing import CREATED, ManifestSigner
 from tests.support.own_pki import OwnPKI, leaf_only, make_own_pki
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,8 +6,7 @@ import hashlib
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
-
-from app.provenance.manifests import read_manifest
+from tech7_audit.manifests import read_manifest
 
 BITKOM = "/v1/associations/bitkom/statements"
 STATEMENT = {"slug": "ai-act-position", "statement_type": "position",

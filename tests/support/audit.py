@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from app.provenance.manifests import CREATED, ManifestSigner
+from app.provenance.signing import CREATED, ManifestSigner
 
 JSON = "application/json"
 VERSION = "/v1/recommendations/sme-participation/versions/1"
@@ -34,7 +34,7 @@ class Materials:
         return hashlib.sha256(self.body).hexdigest()
 
     def audit_inputs(self) -> dict[str, Any]:
-        """Keyword arguments of :func:`~app.audit.verification.audit_document` after the file."""
+        """Keyword arguments of :func:`~tech7_audit.verification.audit_document` after the file."""
         return {"trust_anchors_pem": self.anchors, "verifier_key": self.verifier_key}
 
 

@@ -13,6 +13,7 @@ import socket
 from typing import Any
 
 import sqlalchemy as sa
+from tech7_audit.manifests import read_manifest
 from tech7_tlog.merkle import leaf_hash, merkle_tree_hash, verify_inclusion
 from tech7_tlog.note import (
     Checkpoint,
@@ -22,8 +23,6 @@ from tech7_tlog.note import (
     parse_verifier_key,
     verify_tlog_proof,
 )
-
-from app.provenance.manifests import read_manifest
 
 KEY_RISKS = "/v1/recommendations/key-risks"
 

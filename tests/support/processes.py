@@ -32,14 +32,14 @@ from urllib.parse import urlsplit
 import psycopg
 from click.testing import CliRunner
 from sqlalchemy.engine import make_url
+from tech7_audit.cli import audit
+from tech7_audit.manifests import read_manifest
 from tech7_tlog.merkle import merkle_tree_hash
 from tech7_tlog.note import open_note, parse_checkpoint, parse_verifier_key
 
-from app.audit.cli import audit
 from app.auth.service import ASSOCIATION, create_token
 from app.cli import prepare
 from app.core.db import Database
-from app.provenance.manifests import read_manifest
 
 ENGINES = ("sqlite", "postgresql")
 #: The local PostgreSQL server the tests use unless TEST_DATABASE_URL names another.

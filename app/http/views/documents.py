@@ -12,11 +12,11 @@ from typing import Any, cast
 
 import marshmallow as ma
 from flask import Response, current_app, request
+from tech7_audit.times import isoformat
 
 from app.auth.scopes import Permission
 from app.auth.service import Principal, may_edit, may_publish_as
 from app.core.etags import none_match
-from app.core.times import isoformat
 from app.http.api import LAST_MODIFIED, Blueprint
 from app.http.bodies import json_response
 from app.http.conditional import client_copy_current, last_modified, not_modified

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import marshmallow as ma
 from flask import current_app, request
+from tech7_audit.times import isoformat
 
 from app.auth.scopes import Permission
 from app.auth.service import may_publish_as
 from app.core.fields import Integer, Schema
-from app.core.times import isoformat
 from app.http.api import Blueprint
 from app.http.idempotency import idempotent
 from app.http.pagination import LINK_HEADER, PageQuerySchema, page_of

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import marshmallow as ma
 from flask import Response, current_app
+from tech7_audit.times import isoformat
 
 from app.auth.models import AccessToken, ActivityEvent
 from app.auth.scopes import Permission
@@ -19,7 +20,6 @@ from app.auth.service import (
 )
 from app.core.errors import Forbidden
 from app.core.fields import SLUG, DateTime, Integer, Schema
-from app.core.times import isoformat
 from app.http import activity
 from app.http.api import Blueprint
 from app.http.idempotency import idempotent

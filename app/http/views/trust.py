@@ -8,20 +8,14 @@ from datetime import datetime
 import marshmallow as ma
 from cryptography import x509
 from flask import Response, current_app, request
+from tech7_audit.manifests import MANIFEST_TRUST, TSA_TRUST, certificate_sha256, trust_settings, verifier_settings
+from tech7_audit.times import isoformat
 
 from app.certificates.service import CertificateRecord, CertificateRegistry
 from app.core.db import utcnow
 from app.core.fields import Integer, Schema
-from app.core.times import isoformat
 from app.http.api import Blueprint
 from app.http.bodies import json_response
-from app.pki.authority import certificate_sha256
-from app.provenance.manifests import (
-    MANIFEST_TRUST,
-    TSA_TRUST,
-    trust_settings,
-    verifier_settings,
-)
 from app.provenance.service import ProvenanceService
 
 blp = Blueprint("trust", __name__, url_prefix="/v1",

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import marshmallow as ma
 from flask import current_app, request
+from tech7_audit.manifests import INVALID, TRUSTED, VALID
 
 from app.core.fields import Integer, Schema
 from app.http.api import Blueprint
 from app.http.bodies import json_response
-from app.provenance.manifests import INVALID, TRUSTED, VALID
 from app.verifier.service import REVOKED, VerificationService
 
 blp = Blueprint("verify", __name__, url_prefix="/v1",

@@ -1,6 +1,6 @@
 """``tech7-audit``: verify a registry document offline, fetch what that needs, monitor the log.
 
-* ``verify`` runs :func:`~app.audit.verification.audit_document` on files only — no network —
+* ``verify`` runs :func:`~tech7_audit.verification.audit_document` on files only — no network —
   and prints each step with its reason. Exit status 0 when every step passes, 1 when one fails,
   2 on a usage error.
 * ``fetch`` downloads a version or an export, its manifest and receipt, the trust anchors, the
@@ -9,7 +9,7 @@
   list), then prints the ``verify`` command to run. It talks to the given URL's host only, and
   writes its folder whole or not at all.
 * ``history`` fetches every version of a document, newest back to 1, with their manifests and
-  receipts, and verifies them all (:func:`~app.audit.verification.audit_history`): each version as
+  receipts, and verifies them all (:func:`~tech7_audit.verification.audit_history`): each version as
   ``verify`` would, each link naming its parent exactly, every checkpoint consistent with the
   log's current one. A broken link is named.
 * ``monitor`` follows the log: it checks the new checkpoint against the pinned log key, its
@@ -45,7 +45,8 @@ from tech7_tlog.note import NoteError, parse_verifier_key
 from tech7_tlog.policy import Policy, PolicyError, parse_policy
 from tech7_tlog.tiles import TILE_WIDTH, entries_path, parse_entry_bundle, tile_path
 
-from app.audit.verification import (
+from tech7_audit.manifests import legacy_trust_settings, trust_settings, verifier_settings
+from tech7_audit.verification import (
     CHECKPOINT,
     CONSISTENCY,
     LOG,
@@ -61,7 +62,6 @@ from app.audit.verification import (
     read_receipt,
     verify_checkpoint,
 )
-from app.provenance.manifests import legacy_trust_settings, trust_settings, verifier_settings
 
 USAGE_ERROR = 2
 FAILED = 1
@@ -641,7 +641,7 @@ def _all_entries(fetcher: Fetcher, tree_size: int) -> list[bytes]:
 
 
 def _tile_reader(fetcher: Fetcher) -> Callable[[int, int, int], bytes]:
-    """``tile(level, index, width)`` for :func:`~app.audit.verification.check_log`, over HTTP."""
+    """``tile(level, index, width)`` for :func:`~tech7_audit.verification.check_log`, over HTTP."""
 
     def tile(level: int, index: int, width: int) -> bytes:
         return fetcher.get("/v1/log/" + tile_path(level, index, width))[0]

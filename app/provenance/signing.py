@@ -1,4 +1,4 @@
-"""C2PA manifests: signing published documents and exports, and reading manifests back.
+"""C2PA manifests: signing published documents and exports (reading them is :mod:`tech7_audit.manifests`).
 
 Published versions are JSON (and exports JSON bundles or CSV), which cannot carry a manifest, so
 they get a *sidecar*: a standalone manifest store (``application/c2pa``) whose ``c2pa.hash.data``
@@ -38,24 +38,27 @@ from __future__ import annotations
 import io
 import json
 import os
-import struct
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from types import MappingProxyType
+from dataclasses import dataclass
 from typing import Any
 
 import c2pa
-from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from tech7_audit.manifests import (
+    IDENTITY_LABEL,
+    INVALID,
+    PARENT_PROOF_LABEL,
+    VERIFY_SETTINGS,
+    ManifestReport,
+    read_manifest,
+    reason_of,
+    trust_settings,
+    verification_context,
+)
 
-from app.core.times import isoformat
-from app.pki.authority import KeyStore, certificate_sha256
+from app.pki.authority import KeyStore
 
-IDENTITY_LABEL = "org.tech7.document"
-#: The registry's assertion that links a version to its parent through the log (see above).
-PARENT_PROOF_LABEL = "org.tech7.parent-proof"
 SIDECAR_MEDIA_TYPE = "application/c2pa"
 
 # IPTC Digital Source Type NewsCodes, the vocabulary the C2PA "Actions" assertion points to.
@@ -70,9 +73,6 @@ CREATED = "c2pa.created"
 EDITED = "c2pa.edited"
 PUBLISHED = "c2pa.published"
 _FOLLOW_UP_ACTIONS = frozenset({EDITED, PUBLISHED})
-
-UNREADABLE = "manifest.unreadable"
-TRUSTED, VALID, INVALID = "Trusted", "Valid", "Invalid"
 
 _GENERATOR_NAME = "tech7-registry"
 _PARENT_ID = "parent"
@@ -149,130 +149,6 @@ class ParentLink:
         return {"version": self.version, "sha256": self.sha256,
                 "manifest_label": self.manifest_label, "manifest_sha256": self.manifest_sha256,
                 "log_index": self.log_index, "tlog_proof": self.tlog_proof}
-
-
-@dataclass(frozen=True)
-class IngredientReport:
-    """What a manifest records about one of its ingredients.
-
-    ``state`` is derived from the validation results recorded when the ingredient was added,
-    amended by the deltas c2pa finds when it re-validates the ingredient's manifest now. An
-    ingredient without a manifest (a :class:`ParentLink`) has only its recorded results, so its
-    state says what the signer found; ``None`` when it records none either. ``instance_id`` is
-    the ingredient's instance ID (``sha256:<hex>`` of the parent's bytes for a linked parent).
-    """
-
-    title: str | None
-    relationship: str | None
-    state: str | None
-    active_manifest: str | None
-    codes: tuple[str, ...] = ()
-    instance_id: str | None = None
-
-
-@dataclass(frozen=True)
-class ManifestReport:
-    """The outcome of reading one asset's manifest: trust state, signer, time, and contents.
-
-    ``state`` is c2pa's verdict: ``Trusted`` (valid and chaining to a trust anchor), ``Valid``
-    (intact but not trusted) or ``Invalid``. ``codes`` are C2PA validation failure codes
-    (C2PA 2.2 §15.2, e.g. ``assertion.dataHash.mismatch``, ``signingCredential.expired``): the
-    active manifest's own, then those c2pa finds re-validating its ingredients' manifests; or
-    ``manifest.unreadable`` when no manifest could be parsed at all (``error`` then says why).
-    ``identity``, ``parent_proof`` and ``actions`` are the ``org.tech7.document``,
-    ``org.tech7.parent-proof`` and ``c2pa.actions`` payloads; treat these dicts as read-only.
-    """
-
-    state: str
-    codes: tuple[str, ...] = ()
-    success_codes: tuple[str, ...] = ()
-    informational_codes: tuple[str, ...] = ()
-    label: str | None = None
-    title: str | None = None
-    signer_common_name: str | None = None
-    signer_organization: str | None = None
-    signer_serial_number: str | None = None
-    signer_certificate_sha256: str | None = None
-    signed_at: str | None = None
-    timestamped: bool = False
-    timestamp_trusted: bool = False
-    identity: Mapping[str, Any] | None = None
-    parent_proof: Mapping[str, Any] | None = None
-    actions: tuple[Mapping[str, Any], ...] = ()
-    ingredients: tuple[IngredientReport, ...] = ()
-    error: str | None = None
-    validation_results: Mapping[str, Any] | None = field(default=None, repr=False)
-
-    @property
-    def trusted(self) -> bool:
-        """Whether c2pa says Trusted."""
-        return self.state == TRUSTED
-
-
-def verification_context(trust_anchors_pem: bytes) -> c2pa.Context:
-    """A c2pa ``Context`` that verifies offline against exactly ``trust_anchors_pem``.
-
-    Cheap (~0.3 ms) but not free: a worker that verifies often keeps one (per process, never
-    across a fork) and passes it to :func:`read_manifest`.
-    """
-    return c2pa.Context.from_dict(_settings(trust_anchors_pem, verify_after_sign=False))
-
-
-#: The two kinds of trust anchor c2pa-rs's split trust settings know: roots for the certificates
-#: that sign claims, and roots for RFC 3161 timestamp authorities. Since C2PA 2.1 a validator
-#: keeps the timestamp authorities' trust list apart from the signers' (the specification's
-#: "Time-stamp Authorities" section).
-MANIFEST_TRUST, TSA_TRUST = "manifest", "tsa"
-TRUST_KINDS = (MANIFEST_TRUST, TSA_TRUST)
-
-#: What every verifying context here checks, and never does: trust on, the network off (uploads
-#: are untrusted input, and an auditor's verification must not depend on a server).
-VERIFY_SETTINGS: Mapping[str, bool] = MappingProxyType({
-    "verify_after_reading": True,
-    "verify_trust": True,
-    "verify_timestamp_trust": True,
-    "remote_manifest_fetch": False,
-    "ocsp_fetch": False,
-})
-
-
-def trust_settings(anchors_pem: bytes, tsa_anchors_pem: bytes | None = None, *,
-                   trust_uri: str | None = None) -> dict[str, Any]:
-    """The ``trust`` section of c2pa settings in the split form: one ``trust.anchors`` entry per
-    kind, ``trust_kind`` ``"manifest"`` with ``anchors_pem`` and ``"tsa"`` with
-    ``tsa_anchors_pem`` (by default the same anchors: the registry's root issues both its
-    signers' and its timestamp authority's certificates, and an association's own CA may vouch
-    for its own authority). ``trust_uri`` names where a verifier got the anchors.
-
-    c2pa-rs 0.91.3 (c2pa-python 0.38.1) accepts this form; 0.92 needs it, because there the
-    older single ``trust.trust_anchors`` (:func:`legacy_trust_settings`) only vouches for
-    signers and leaves every timestamp ``timeStamp.untrusted``.
-
-    Raises ``ValueError`` unless each bundle holds X.509 certificates: c2pa skips an anchor it
-    cannot parse in this form, which would turn a broken bundle into a silent "untrusted".
-    """
-    pems = {MANIFEST_TRUST: anchors_pem,
-            TSA_TRUST: anchors_pem if tsa_anchors_pem is None else tsa_anchors_pem}
-    entries = []
-    for kind in TRUST_KINDS:
-        x509.load_pem_x509_certificates(pems[kind])
-        entry = {"trust_anchors": pems[kind].decode("ascii"), "trust_kind": kind}
-        if trust_uri is not None:
-            entry["trust_uri"] = trust_uri
-        entries.append(entry)
-    return {"anchors": entries}
-
-
-def legacy_trust_settings(anchors_pem: bytes) -> dict[str, Any]:
-    """The ``trust`` section for c2pa releases older than the split form: one PEM bundle that
-    vouches for signers and timestamp authorities alike (c2pa-rs up to 0.91)."""
-    return {"trust_anchors": anchors_pem.decode("ascii")}
-
-
-def verifier_settings(trust: Mapping[str, Any]) -> dict[str, Any]:
-    """Complete c2pa settings for an offline verifier with the given ``trust`` section: what the
-    auditor kit hands out, ready for ``c2pa.Context.from_dict`` or a c2patool settings file."""
-    return {"version": 1, "trust": dict(trust), "verify": dict(VERIFY_SETTINGS)}
 
 
 def _settings(trust_anchors_pem: bytes, *, verify_after_sign: bool) -> dict[str, Any]:
@@ -443,7 +319,7 @@ class ManifestSigner:
             manifest = builder.sign(self._signer(signer_name), media_type,
                                     io.BytesIO(content), destination)
         except c2pa.C2paError as exc:
-            raise SigningError(f"c2pa could not sign {title!r}: {_reason(exc)}") from exc
+            raise SigningError(f"c2pa could not sign {title!r}: {reason_of(exc)}") from exc
         finally:
             builder.close()
         return manifest, destination.getvalue() if embed else content
@@ -531,7 +407,7 @@ class ManifestSigner:
         try:
             builder = c2pa.Builder(definition, context=self._context)
         except c2pa.C2paError as exc:
-            raise SigningError(f"c2pa could not build the manifest for {title!r}: {_reason(exc)}") from exc
+            raise SigningError(f"c2pa could not build the manifest for {title!r}: {reason_of(exc)}") from exc
         try:
             for item in staged:
                 if item.manifest is not None:
@@ -542,7 +418,7 @@ class ManifestSigner:
                     )
         except c2pa.C2paError as exc:
             builder.close()
-            raise SigningError(f"c2pa could not add the ingredients of {title!r}: {_reason(exc)}") from exc
+            raise SigningError(f"c2pa could not add the ingredients of {title!r}: {reason_of(exc)}") from exc
         return builder
 
     def _stage(self, ingredient: Ingredient, ingredient_id: str) -> _StagedIngredient:
@@ -618,7 +494,7 @@ class ManifestSigner:
         except KeyError:
             raise SigningError(f"unknown signer {name!r}") from None
         except c2pa.C2paError as exc:
-            raise SigningError(f"c2pa rejected signer {name!r}: {_reason(exc)}") from exc
+            raise SigningError(f"c2pa rejected signer {name!r}: {reason_of(exc)}") from exc
 
     def _check_process(self) -> None:
         if os.getpid() != self._pid:
@@ -667,175 +543,6 @@ def _cose_signature_callback(sign: Callable[[bytes], bytes]) -> Callable[[bytes]
     return callback
 
 
-# --- reading -----------------------------------------------------------------------------------
-
-
-def read_manifest(
-    content: bytes,
-    media_type: str,
-    manifest: bytes | None,
-    *,
-    trust_anchors_pem: bytes,
-    context: c2pa.Context | None = None,
-) -> ManifestReport:
-    """Verify ``content`` against its sidecar ``manifest`` (or its embedded one when ``None``).
-
-    Offline, against ``trust_anchors_pem`` only (or ``context``, which must come from
-    :func:`verification_context` or a :class:`ManifestSigner` of this process). Never raises on
-    bad input: anything c2pa cannot parse reads ``Invalid`` with ``manifest.unreadable``.
-    """
-    if manifest is not None and not manifest:
-        return _unreadable("the manifest is empty")
-    try:
-        ctx = context if context is not None else verification_context(trust_anchors_pem)
-    except (c2pa.C2paError, ValueError) as exc:
-        return _unreadable(f"the trust anchors are not usable: {_reason(exc)}")
-    try:
-        with c2pa.Reader(media_type, io.BytesIO(bytes(content)), manifest, context=ctx) as reader:
-            store = json.loads(reader.json())
-            state = reader.get_validation_state()
-    except Exception as exc:  # noqa: BLE001 - c2pa raises many types on hostile input
-        return _unreadable(f"c2pa could not read it: {_reason(exc)}")
-    try:
-        return _report(store, state, manifest if manifest is not None else bytes(content))
-    except Exception as exc:  # noqa: BLE001 - a store c2pa parsed but we cannot interpret
-        return _unreadable(f"unexpected manifest store structure: {exc}")
-
-
-def _reason(exc: Exception) -> str:
-    """What went wrong, in words a client can read: c2pa's message without the error-kind prefix
-    (``"Verify: invalid JUMBF header"`` reads ``invalid JUMBF header``) and never a class name."""
-    message = str(exc)
-    kind, separator, rest = message.partition(": ")
-    if isinstance(exc, c2pa.C2paError) and separator and kind.isidentifier():
-        message = rest
-    return message or "no reason given"
-
-
-def _unreadable(reason: str) -> ManifestReport:
-    return ManifestReport(state=INVALID, codes=(UNREADABLE,), error=reason)
-
-
-def _report(store: dict[str, Any], state: str | None, store_bytes: bytes) -> ManifestReport:
-    label: str = store.get("active_manifest") or ""
-    manifest = store.get("manifests", {}).get(label) if label else None
-    if manifest is None:
-        return _unreadable("no active manifest")
-    results = store.get("validation_results") or {}
-    active = results.get("activeManifest") or {}
-    failures = _codes(active.get("failure"))
-    if not results and store.get("validation_status"):
-        # Older stores report only a flat failure list.
-        failures = _codes(store["validation_status"])
-    success = _codes(active.get("success"))
-    deltas = results.get("ingredientDeltas") or []
-    # A damaged ingredient manifest makes the whole store Invalid while the active manifest's own
-    # list stays empty; say why at the top level too.
-    for delta in deltas:
-        failures += tuple(
-            code for code in _codes((delta.get("validationDeltas") or {}).get("failure"))
-            if code not in failures
-        )
-    if state not in (TRUSTED, VALID, INVALID):
-        state = INVALID
-
-    signature = manifest.get("signature_info") or {}
-    certificate = _signing_certificate(store_bytes, label, signature.get("cert_serial_number"))
-    assertions = {a.get("label"): a.get("data") for a in manifest.get("assertions", [])}
-    actions: list[Mapping[str, Any]] = []
-    for assertion_label, data in assertions.items():
-        if str(assertion_label).startswith("c2pa.actions") and isinstance(data, dict):
-            actions.extend(data.get("actions", []))
-
-    return ManifestReport(
-        state=state,
-        codes=failures,
-        success_codes=success,
-        informational_codes=_codes(active.get("informational")),
-        label=label,
-        title=manifest.get("title"),
-        signer_common_name=signature.get("common_name"),
-        # c2pa-rs calls it "issuer" but fills it from the signing certificate's *subject* O.
-        signer_organization=_subject_attribute(certificate, x509.NameOID.ORGANIZATION_NAME)
-        or signature.get("issuer"),
-        signer_serial_number=signature.get("cert_serial_number"),
-        signer_certificate_sha256=None if certificate is None else certificate_sha256(certificate),
-        signed_at=_iso(signature.get("time")),
-        timestamped=signature.get("time") is not None,
-        timestamp_trusted="timeStamp.trusted" in success,
-        identity=assertions.get(IDENTITY_LABEL),
-        parent_proof=assertions.get(PARENT_PROOF_LABEL),
-        actions=tuple(actions),
-        ingredients=tuple(_ingredient_report(i, deltas) for i in manifest.get("ingredients", [])),
-        validation_results=results or None,
-    )
-
-
-def _ingredient_report(
-    ingredient: dict[str, Any], deltas: list[dict[str, Any]]
-) -> IngredientReport:
-    recorded = ingredient.get("validation_results")
-    codes: list[str] = []
-    success: tuple[str, ...] = ()
-    if recorded:
-        active = recorded.get("activeManifest") or {}
-        codes.extend(_codes(active.get("failure")))
-        success = _codes(active.get("success"))
-    elif ingredient.get("validation_status"):
-        codes.extend(_codes(ingredient["validation_status"]))
-    # c2pa re-validates ingredient manifests on every read and reports only what changed.
-    suffix = "/" + str(ingredient.get("label", ""))
-    for delta in deltas:
-        if str(delta.get("ingredientAssertionURI", "")).endswith(suffix):
-            codes.extend(_codes((delta.get("validationDeltas") or {}).get("failure")))
-    if ingredient.get("active_manifest") is None and not recorded:
-        state = None
-    elif codes:
-        state = INVALID
-    elif "signingCredential.trusted" in success:
-        state = TRUSTED
-    else:
-        state = VALID
-    return IngredientReport(
-        title=ingredient.get("title"),
-        relationship=ingredient.get("relationship"),
-        state=state,
-        active_manifest=ingredient.get("active_manifest"),
-        codes=tuple(codes),
-        instance_id=ingredient.get("instance_id"),
-    )
-
-
-def _codes(entries: object) -> tuple[str, ...]:
-    if not isinstance(entries, list):
-        return ()
-    return tuple(str(e["code"]) for e in entries if isinstance(e, dict) and "code" in e)
-
-
-def _iso(value: object) -> str | None:
-    """c2pa's signing time in the registry's one time format (:func:`app.core.times.isoformat`).
-
-    The time comes from an RFC 3161 token, whose ``genTime`` is UTC (RFC 3161 §2.4.2), so one
-    written without an offset is UTC; a string that is no time at all is passed on as it came.
-    """
-    if not isinstance(value, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return value
-    return isoformat(moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC))
-
-
-def _subject_attribute(
-    certificate: x509.Certificate | None, oid: x509.ObjectIdentifier
-) -> str | None:
-    if certificate is None:
-        return None
-    values = certificate.subject.get_attributes_for_oid(oid)
-    return str(values[0].value) if values else None
-
-
 def self_check(
     signer: ManifestSigner,
     trust_anchors_pem: bytes,
@@ -863,7 +570,7 @@ def self_check(
                 action=CREATED, identity=identity,
             )
         except ProvenanceError as exc:
-            raise SelfCheckError(f"signer {name!r} cannot sign: {_reason(exc)}") from exc
+            raise SelfCheckError(f"signer {name!r} cannot sign: {reason_of(exc)}") from exc
         report = read_manifest(probe, "application/json", manifest,
                                trust_anchors_pem=trust_anchors_pem, context=context)
         if not report.trusted:
@@ -880,183 +587,3 @@ def self_check(
             raise SelfCheckError(f"signer {name!r}: a tampered probe was not rejected")
 
 
-# --- the signing certificate, read from the manifest store itself ------------------------------
-#
-# c2pa reports the signer's CN, O and serial number but not the certificate, so its fingerprint is
-# read from the COSE signature: the manifest store is a JUMBF box tree (ISO/IEC 19566-5), each
-# manifest's "c2pa.signature" box holds a COSE_Sign1 (RFC 9052 §4.2) in CBOR (RFC 8949), and the
-# certificate chain is its x5chain header (label 33, RFC 9360 §2; C2PA 2.2 §13.2 puts it in the
-# protected header). The result is only used when its serial number matches what c2pa verified.
-
-_JUMBF_STORE_UUID = bytes.fromhex("6332706100110010800000aa00389b71")  # "c2pa" manifest store
-_COSE_X5CHAIN = 33
-
-
-def _signing_certificate(
-    store_bytes: bytes, label: str, serial_number: object
-) -> x509.Certificate | None:
-    try:
-        for offset in _store_offsets(store_bytes):
-            cose = _find_signature_cbor(store_bytes, offset, label)
-            if cose is None:
-                continue
-            certificate = _x5chain_leaf(cose)
-            if certificate is not None and str(certificate.serial_number) == str(serial_number):
-                return certificate
-    except (ValueError, IndexError, struct.error, RecursionError):
-        pass
-    return None
-
-
-def _store_offsets(data: bytes) -> list[int]:
-    """Offsets of JUMBF manifest-store superboxes: the whole sidecar, or inside an asset."""
-    if data[4:8] == b"jumb":
-        return [0]
-    offsets: list[int] = []
-    start = 0
-    while len(offsets) < 8:
-        found = data.find(_JUMBF_STORE_UUID, start)
-        if found < 0:
-            break
-        # superbox header (8) + description box header (8) precede the UUID
-        if found >= 16 and data[found - 12:found - 8] == b"jumb":
-            offsets.append(found - 16)
-        start = found + 1
-    return offsets
-
-
-def _box_at(data: bytes, start: int, end: int) -> tuple[bytes, int, int]:
-    """(type, payload start, box end) of the box at ``start`` (header: LBox, TBox, XLBox)."""
-    size, box_type = struct.unpack(">I4s", data[start:start + 8])
-    header = 8
-    if size == 1:
-        size = struct.unpack(">Q", data[start + 8:start + 16])[0]
-        header = 16
-    elif size == 0:
-        size = end - start
-    if size < header:
-        raise ValueError("bad JUMBF box size")
-    # c2pa tolerates a box that claims to run past its parent (box lengths are not signed), so
-    # clamp rather than give up: the serial-number cross-check guards the result.
-    return box_type, start + header, min(start + size, end)
-
-
-def _boxes(data: bytes, start: int, end: int) -> list[tuple[bytes, int, int]]:
-    """Every box in ``data[start:end]``, in order."""
-    boxes = []
-    while start + 8 <= end:
-        box = _box_at(data, start, end)
-        boxes.append(box)
-        start = box[2]
-    return boxes
-
-
-def _superbox_label(data: bytes, start: int, end: int) -> tuple[str, list[tuple[bytes, int, int]]]:
-    children = _boxes(data, start, end)
-    if not children or children[0][0] != b"jumd":
-        raise ValueError("superbox without description")
-    _, d_start, d_end = children[0]
-    toggles = data[d_start + 16]
-    label = ""
-    if toggles & 0x02:
-        raw = data[d_start + 17:d_end]
-        label = raw[: raw.index(b"\x00")].decode("utf-8")
-    return label, children[1:]
-
-
-def _find_signature_cbor(data: bytes, offset: int, label: str) -> bytes | None:
-    box_type, start, end = _box_at(data, offset, len(data))
-    if box_type != b"jumb":
-        return None
-    _, manifests = _superbox_label(data, start, end)
-    for m_type, m_start, m_end in manifests:
-        if m_type != b"jumb":
-            continue
-        m_label, parts = _superbox_label(data, m_start, m_end)
-        if m_label != label:
-            continue
-        for p_type, p_start, p_end in parts:
-            if p_type != b"jumb":
-                continue
-            p_label, content = _superbox_label(data, p_start, p_end)
-            if p_label == "c2pa.signature":
-                for c_type, c_start, c_end in content:
-                    if c_type == b"cbor":
-                        return data[c_start:c_end]
-    return None
-
-
-def _x5chain_leaf(cose_sign1: bytes) -> x509.Certificate | None:
-    value, _ = _cbor_item(cose_sign1, 0)
-    if isinstance(value, _Tagged):
-        value = value.value
-    if not isinstance(value, list) or len(value) != 4:
-        return None
-    protected_bytes, unprotected = value[0], value[1]
-    headers: dict[Any, Any] = {}
-    if isinstance(protected_bytes, bytes) and protected_bytes:
-        protected, _ = _cbor_item(protected_bytes, 0)
-        if isinstance(protected, dict):
-            headers.update(protected)
-    if isinstance(unprotected, dict):
-        for key, item in unprotected.items():
-            headers.setdefault(key, item)
-    chain = headers.get(_COSE_X5CHAIN)
-    leaf = chain[0] if isinstance(chain, list) and chain else chain
-    if not isinstance(leaf, bytes):
-        return None
-    return x509.load_der_x509_certificate(leaf)
-
-
-@dataclass(frozen=True)
-class _Tagged:
-    tag: int
-    value: object
-
-
-def _cbor_item(data: bytes, pos: int, depth: int = 0) -> tuple[object, int]:
-    """Decode one definite-length CBOR data item at ``pos`` (RFC 8949 §3); return it and the end."""
-    if depth > 16:
-        raise ValueError("CBOR nesting too deep")
-    initial = data[pos]
-    major, info = initial >> 5, initial & 0x1F
-    pos += 1
-    if info < 24:
-        argument = info
-    elif info in (24, 25, 26, 27):
-        width = 1 << (info - 24)
-        if pos + width > len(data):
-            raise ValueError("truncated CBOR")
-        argument = int.from_bytes(data[pos:pos + width], "big")
-        pos += width
-    else:
-        raise ValueError("indefinite-length or reserved CBOR item")
-    if major == 0:
-        return argument, pos
-    if major == 1:
-        return -1 - argument, pos
-    if major in (2, 3):
-        end = pos + argument
-        if end > len(data):
-            raise ValueError("truncated CBOR string")
-        raw = data[pos:end]
-        return (raw if major == 2 else raw.decode("utf-8")), end
-    if major == 4:
-        items = []
-        for _ in range(argument):
-            item, pos = _cbor_item(data, pos, depth + 1)
-            items.append(item)
-        return items, pos
-    if major == 5:
-        mapping: dict[Any, Any] = {}
-        for _ in range(argument):
-            key, pos = _cbor_item(data, pos, depth + 1)
-            item, pos = _cbor_item(data, pos, depth + 1)
-            if isinstance(key, (int, str, bytes)):
-                mapping[key] = item
-        return mapping, pos
-    if major == 6:
-        item, pos = _cbor_item(data, pos, depth + 1)
-        return _Tagged(argument, item), pos
-    # major 7: simple values and floats; their meaning is irrelevant here.
-    return None, pos

@@ -64,7 +64,7 @@ from tech7_tlog.note import Checkpoint, NoteError, open_note, parse_checkpoint, 
 from tech7_tlog.policy import NONE, Policy
 from tech7_tlog.tiles import TILE_WIDTH, tile_hashes, tiles_for_size
 
-from app.provenance.manifests import INVALID, TRUSTED, UNREADABLE, ManifestReport, read_manifest
+from tech7_audit.manifests import INVALID, TRUSTED, UNREADABLE, ManifestReport, read_manifest
 
 RECEIPT = "receipt"
 MANIFEST = "manifest"
@@ -241,7 +241,7 @@ def verify_manifest(content: bytes, media_type: str, manifest: bytes | None,
                     ) -> ManifestReport:
     """Read ``content``'s manifest (its sidecar ``manifest``, or embedded when ``None``) offline.
 
-    :func:`~app.provenance.manifests.read_manifest` against ``trust_anchors_pem`` (or ``context``,
+    :func:`~tech7_audit.manifests.read_manifest` against ``trust_anchors_pem`` (or ``context``,
     made from the same anchors in this process), remote manifest fetch off. A JSON or CSV file
     given without its sidecar reads Invalid with a reason that says so. Never raises.
     """
@@ -633,7 +633,7 @@ def check_parent_link(report: ManifestReport, *, number: int, sha256: str, manif
     """Require the manifest ``report`` to name version ``number`` (the parent) exactly.
 
     The parent is given by its bytes' and its manifest's SHA-256 and its manifest label. The
-    bounded form (:class:`~app.provenance.manifests.ParentLink`) must have one ``parentOf``
+    bounded form (:class:`~app.provenance.signing.ParentLink`) must have one ``parentOf``
     ingredient without a manifest link, whose instance ID is the parent's SHA-256 and whose
     recorded results say Trusted, and an ``org.tech7.parent-proof`` assertion naming the same
     hashes, label and version, whose tlog-proof is signed by the log key and includes (RFC 9162
