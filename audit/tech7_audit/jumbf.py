@@ -11,6 +11,7 @@ matches what c2pa verified, so a hostile store can at worst hide its certificate
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
 from typing import Any
 
 import cbor2
@@ -132,9 +133,10 @@ def _x5chain_leaf(cose_sign1: bytes) -> x509.Certificate | None:
     headers: dict[Any, Any] = {}
     if isinstance(protected_bytes, bytes) and protected_bytes:
         protected = cbor2.loads(protected_bytes)
-        if isinstance(protected, dict):
+        if isinstance(protected, Mapping):
             headers.update(protected)
-    if isinstance(unprotected, dict):
+    # cbor2 may hand a map over as an immutable mapping rather than a dict.
+    if isinstance(unprotected, Mapping):
         for key, item in unprotected.items():
             headers.setdefault(key, item)
     chain = headers.get(_COSE_X5CHAIN)
