@@ -80,10 +80,10 @@ class TransparencyLog:
         now = utcnow()
         # Plain INSERTs for the entry and its checkpoint: rows that never change skip the unit
         # of work (only the tiles are objects, extended in place).
-        session.execute(sa.insert(LogEntry).values(
-            index=index, leaf=leaf, leaf_hash=hashed, entry_type=str(record["type"]),
-            subject=str(record["subject"]), document_sha256=record.get("document_sha256"),
-            created_at=now))
+        session.execute(sa.insert(LogEntry), {
+            "index": index, "leaf": leaf, "leaf_hash": hashed, "entry_type": str(record["type"]),
+            "subject": str(record["subject"]), "document_sha256": record.get("document_sha256"),
+            "created_at": now})
         self._add_hash(session, 0, index, hashed)
         if self.appended is not None and not session.info.get(_APPENDED):
             # After the commit, never before: a round must only see checkpoints that exist.
@@ -93,8 +93,8 @@ class TransparencyLog:
         root = tree_root(size, self._uncommitted_hashes(session))
         note = sign_note(format_checkpoint(self.origin, size, root), self.origin,
                          self._keyring.store.log_private_key)
-        session.execute(sa.insert(LogCheckpoint).values(tree_size=size, root_hash=root, note=note,
-                                                        created_at=now))
+        session.execute(sa.insert(LogCheckpoint), {"tree_size": size, "root_hash": root,
+                                                   "note": note, "created_at": now})
         session.flush()
         return Entry(index=index, leaf=leaf, leaf_hash=hashed, entry_type=str(record["type"]),
                      subject=str(record["subject"]), created_at=now)

@@ -493,9 +493,9 @@ def _index_version(session: Session, kind: DocumentKind, version: Version) -> No
                             execution_options={"synchronize_session": False})
     # Plain INSERTs: nothing reads these rows back as objects in this transaction, so they skip
     # the unit of work.
-    session.execute(sa.insert(VersionSearch).values(
-        version_id=version.id, document_id=version.document_id, number=version.number,
-        kind=kind.name, latest=True, published_at=version.published_at, **derived))
+    session.execute(sa.insert(VersionSearch), {
+        "version_id": version.id, "document_id": version.document_id, "number": version.number,
+        "kind": kind.name, "latest": True, "published_at": version.published_at, **derived})
     found = sorted(labels(document))
     if found:
         session.execute(sa.insert(VersionLabel), [
