@@ -267,25 +267,24 @@ class TransparencyLog:
 
         return hash_at
 
-    def _hash_at(self, session: Session, level: int, index: int, *, cache: bool = True) -> bytes:
+    def _hash_at(self, session: Session, level: int, index: int) -> bytes:
         """hash_at for :mod:`tech7_tlog.merkle`, answered from stored tiles."""
         span = tile_span(level, index)
-        hashes = self._tile(session, span.tile_level, span.tile_index, cache=cache)
+        hashes = self._tile(session, span.tile_level, span.tile_index)
         if hashes is None:
             raise NotFound(f"The log has no node at level {level}, index {index}.")
         return hash_from_tile(hashes, level, index)
 
-    def _tile(self, session: Session, level: int, index: int, *, cache: bool = True
-              ) -> bytes | None:
+    def _tile(self, session: Session, level: int, index: int) -> bytes | None:
         cached = self._full_tiles.get((level, index))
         if cached is not None:
             return cached
         tile = session.get(LogTile, (level, index))
         if tile is None:
             return None
-        # Only tiles read from committed state may be kept: an append's own tiles could still
-        # be rolled back.
-        if cache and len(tile.hashes) == _FULL_TILE_BYTES:
+        # Only tiles read from committed state may be kept (readers' sessions; a writer's own
+        # tiles could still be rolled back, and it reads them through _uncommitted_hashes).
+        if len(tile.hashes) == _FULL_TILE_BYTES:
             self._full_tiles.put((level, index), tile.hashes)
         return tile.hashes
 
