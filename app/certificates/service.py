@@ -183,19 +183,23 @@ class CertificateRegistry:
         rotate``, ``keys revoke``) changed the key state since this one loaded it."""
         return self.keyring.refresh(self.key_generation(session))
 
-    def current_certificate(self, session: Session, signer: str) -> x509.Certificate:
-        """The certificate ``signer`` signs with from now on, recorded before anything is signed.
+    def current_status(self, session: Session, signer: str) -> CertificateStatus:
+        """The standing of the certificate ``signer`` signs with from now on, recorded before
+        anything is signed with it.
 
         Runs in the caller's transaction, which holds the registry lock
-        (:func:`~app.core.db.lock_head`), so it sees every rotation committed before
-        it. A certificate found in the folder but not yet recorded (its ``keys rotate`` is
-        between writing the files and recording them) is recorded here, so that no manifest
+        (:func:`~app.core.db.lock_head`), so it sees every rotation and revocation committed
+        before it. A certificate found in the folder but not yet recorded (its ``keys rotate``
+        is between writing the files and recording them) is recorded here, so that no manifest
         names a certificate the log has not announced. ``KeyError`` if there is no such signer.
         """
-        certificate = self.current_keys(session).signer_certificate(signer)
-        if session.get(SigningCertificate, certificate_sha256(certificate)) is None:
+        sha256 = certificate_sha256(self.current_keys(session).signer_certificate(signer))
+        # One query answers both questions: is it recorded, and is it revoked.
+        status = self.status(sha256, None, session)
+        if not status.known:
             self.sync(session)
-        return certificate
+            status = self.status(sha256, None, session)
+        return status
 
     # -- writes --------------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from app.pki.keyring import Keyring
 
 _FULL_TILE_BYTES = TILE_WIDTH * HASH_SIZE
 _APPENDED = "tech7.log_appended"  # session.info: this transaction appended, wake on its commit
+_WRITER_TILES = "tech7.log_tiles"  # session.info: the tiles this transaction read or extended
 #: 8 KiB each: 16 MiB at most, the level-0 tiles of the newest half-million entries.
 _FULL_TILE_CACHE = 2048
 
@@ -77,9 +78,12 @@ class TransparencyLog:
             sa.select(sa.func.coalesce(sa.func.max(LogEntry.index) + 1, 0))).scalar_one()
         hashed = leaf_hash(leaf)
         now = utcnow()
-        session.add(LogEntry(index=index, leaf=leaf, leaf_hash=hashed,
-                             entry_type=str(record["type"]), subject=str(record["subject"]),
-                             document_sha256=record.get("document_sha256"), created_at=now))
+        # Plain INSERTs for the entry and its checkpoint: rows that never change skip the unit
+        # of work (only the tiles are objects, extended in place).
+        session.execute(sa.insert(LogEntry), {
+            "index": index, "leaf": leaf, "leaf_hash": hashed, "entry_type": str(record["type"]),
+            "subject": str(record["subject"]), "document_sha256": record.get("document_sha256"),
+            "created_at": now})
         self._add_hash(session, 0, index, hashed)
         if self.appended is not None and not session.info.get(_APPENDED):
             # After the commit, never before: a round must only see checkpoints that exist.
@@ -89,7 +93,8 @@ class TransparencyLog:
         root = tree_root(size, self._uncommitted_hashes(session))
         note = sign_note(format_checkpoint(self.origin, size, root), self.origin,
                          self._keyring.store.log_private_key)
-        session.add(LogCheckpoint(tree_size=size, root_hash=root, note=note, created_at=now))
+        session.execute(sa.insert(LogCheckpoint), {"tree_size": size, "root_hash": root,
+                                                   "note": note, "created_at": now})
         session.flush()
         return Entry(index=index, leaf=leaf, leaf_hash=hashed, entry_type=str(record["type"]),
                      subject=str(record["subject"]), created_at=now)
@@ -103,12 +108,16 @@ class TransparencyLog:
         """Put ``hashed`` at ``position`` of tile level ``level``; a tile that fills up sends its
         subtree hash to the level above (C2SP tlog-tiles "Merkle Tree")."""
         tile_index, offset = divmod(position, TILE_WIDTH)
-        tile = session.get(LogTile, (level, tile_index))
+        tiles = session.info.setdefault(_WRITER_TILES, {})
+        tile = tiles.get((level, tile_index))
+        if not isinstance(tile, LogTile):  # a tile being extended is never a full one's bytes
+            tile = session.get(LogTile, (level, tile_index))
         if tile is None:
             tile = LogTile(level=level, index=tile_index, hashes=hashed)
             session.add(tile)
         else:
             tile.hashes = tile.hashes + hashed
+        tiles[(level, tile_index)] = tile
         if offset == TILE_WIDTH - 1:
             subtree = tile.hashes
             for _ in range(TILE_HEIGHT):
@@ -237,42 +246,45 @@ class TransparencyLog:
         return entry_bundle(leaves)
 
     def _uncommitted_hashes(self, session: Session):
-        """hash_at for one computation inside a writer's transaction: its tiles may not be kept
-        across transactions (they could still be rolled back), but each is read once here, not
-        once per hash (the session's identity map holds rows only while they are referenced)."""
-        tiles: dict[tuple[int, int], bytes | None] = {}
+        """hash_at for computations inside a writer's transaction: its tiles may not be kept
+        across transactions (they could still be rolled back), but each is read once per
+        transaction, not once per hash or per computation. The rows stay referenced from
+        ``session.info`` (the identity map holds rows only while something references them), so
+        the transaction's later ``session.get`` of a tile it extends finds it without a SELECT,
+        and sees what it appended."""
+        tiles: dict[tuple[int, int], LogTile | bytes | None] = session.info.setdefault(
+            _WRITER_TILES, {})
 
         def hash_at(level: int, index: int) -> bytes:
             span = tile_span(level, index)
             key = (span.tile_level, span.tile_index)
-            if key not in tiles:
-                tiles[key] = self._tile(session, *key, cache=False)
-            tile = tiles[key]
+            tile = tiles.get(key)
+            if tile is None:
+                tile = tiles[key] = self._full_tiles.get(key) or session.get(LogTile, key)
             if tile is None:
                 raise NotFound(f"The log has no node at level {level}, index {index}.")
-            return hash_from_tile(tile, level, index)
+            return hash_from_tile(tile if isinstance(tile, bytes) else tile.hashes, level, index)
 
         return hash_at
 
-    def _hash_at(self, session: Session, level: int, index: int, *, cache: bool = True) -> bytes:
+    def _hash_at(self, session: Session, level: int, index: int) -> bytes:
         """hash_at for :mod:`tech7_tlog.merkle`, answered from stored tiles."""
         span = tile_span(level, index)
-        hashes = self._tile(session, span.tile_level, span.tile_index, cache=cache)
+        hashes = self._tile(session, span.tile_level, span.tile_index)
         if hashes is None:
             raise NotFound(f"The log has no node at level {level}, index {index}.")
         return hash_from_tile(hashes, level, index)
 
-    def _tile(self, session: Session, level: int, index: int, *, cache: bool = True
-              ) -> bytes | None:
+    def _tile(self, session: Session, level: int, index: int) -> bytes | None:
         cached = self._full_tiles.get((level, index))
         if cached is not None:
             return cached
         tile = session.get(LogTile, (level, index))
         if tile is None:
             return None
-        # Only tiles read from committed state may be kept: an append's own tiles could still
-        # be rolled back.
-        if cache and len(tile.hashes) == _FULL_TILE_BYTES:
+        # Only tiles read from committed state may be kept (readers' sessions; a writer's own
+        # tiles could still be rolled back, and it reads them through _uncommitted_hashes).
+        if len(tile.hashes) == _FULL_TILE_BYTES:
             self._full_tiles.put((level, index), tile.hashes)
         return tile.hashes
 

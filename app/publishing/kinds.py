@@ -75,7 +75,10 @@ class DocumentKind:
         Accepting (and dropping) the server-managed fields is what lets a client GET a version,
         edit it and PUT it back unchanged in shape.
         """
-        return _INPUT_SCHEMAS.setdefault(self.name, _ignoring_server_fields(self))
+        schema = _INPUT_SCHEMAS.get(self.name)
+        if schema is None:  # made once: a new class per call re-resolves its hooks and fields
+            schema = _INPUT_SCHEMAS.setdefault(self.name, _ignoring_server_fields(self))
+        return schema
 
     def load_content(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """Validate a draft body into content; raises ``marshmallow.ValidationError``."""

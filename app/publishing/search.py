@@ -38,7 +38,10 @@ _WORD = re.compile(r"[^\W_]+")
 def fold(text: str) -> str:
     """``text`` with case and accents folded: Unicode case folding, then NFKD without the
     combining marks."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    folded = text.casefold()
+    if folded.isascii():  # NFKD leaves ASCII unchanged, and it has no combining marks
+        return folded
+    decomposed = unicodedata.normalize("NFKD", folded)
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 

@@ -450,8 +450,7 @@ class PublishingService:
         provenance service sign with ``signer_name``'s current certificate, even if another
         process rotated it, and refuse (409) if that certificate is revoked: the operator rotates
         it first."""
-        certificate = self.certificates.current_certificate(session, signer_name)
-        status = self.certificates.status(certificate_sha256(certificate), None, session)
+        status = self.certificates.current_status(session, signer_name)
         if status.revoked:
             assert status.revoked_at is not None  # a revocation has its time
             raise SignerRevoked(
@@ -488,17 +487,23 @@ def _index_version(session: Session, kind: DocumentKind, version: Version) -> No
     search and label rows, latest now, and the previous version's no longer latest."""
     document = json.loads(version.body)
     derived = facets(document)
-    for table in (VersionSearch, VersionLabel):
-        session.execute(sa.update(table).where(table.document_id == version.document_id,
-                                               table.latest.is_(True)).values(latest=False))
-    session.add(VersionSearch(version_id=version.id, document_id=version.document_id,
-                              number=version.number, kind=kind.name, latest=True,
-                              published_at=version.published_at, **derived))
-    session.add_all(VersionLabel(label=label, value=value, version_id=version.id,
-                                 document_id=version.document_id, kind=kind.name, latest=True,
-                                 withdrawn=derived["withdrawn"])
-                    for label, value in sorted(labels(document)))
-    session.flush()
+    if version.number > 1:  # a first version has no earlier rows to clear
+        for table in (VersionSearch, VersionLabel):
+            # Nothing in the session holds these rows: there is nothing to synchronise.
+            session.execute(sa.update(table).where(table.document_id == version.document_id,
+                                                   table.latest.is_(True)).values(latest=False),
+                            execution_options={"synchronize_session": False})
+    # Plain INSERTs: nothing reads these rows back as objects in this transaction, so they skip
+    # the unit of work.
+    session.execute(sa.insert(VersionSearch), {
+        "version_id": version.id, "document_id": version.document_id, "number": version.number,
+        "kind": kind.name, "latest": True, "published_at": version.published_at, **derived})
+    found = sorted(labels(document))
+    if found:
+        session.execute(sa.insert(VersionLabel), [
+            {"label": label, "value": value, "version_id": version.id,
+             "document_id": version.document_id, "kind": kind.name, "latest": True,
+             "withdrawn": derived["withdrawn"]} for label, value in found])
 
 
 def _collection_query(kind: DocumentKind, query: CollectionFilter, *, is_sqlite: bool
