@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import json_merge_patch
 import jsonpatch
@@ -23,14 +23,10 @@ from sqlalchemy.dialects.postgresql import TSQUERY, TSVECTOR
 from sqlalchemy.orm import Session, aliased
 from tech7_audit.times import isoformat
 
+from app.certificates.service import CertificateRegistry
 from app.core.caching import BoundedCache
 from app.core.canonical import canonical_bytes
 from app.core.db import Database, RegistryHead, utcnow
-
-if TYPE_CHECKING:  # the registry logs through this module's lock, so it imports us
-    from app.certificates.service import CertificateRegistry
-from tech7_audit.manifests import certificate_sha256
-
 from app.core.errors import Conflict, InvalidRequest, NotFound
 from app.core.etags import SignedBytesValidators, require_if_match, require_if_none_match_star, strong_etag
 from app.ledger.service import TransparencyLog
