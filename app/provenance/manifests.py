@@ -35,6 +35,7 @@ Verification is always offline: remote manifest fetch and OCSP are off in every 
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -50,6 +51,7 @@ import c2pa
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
+from app.core.caching import BoundedCache
 from app.core.times import isoformat
 from app.pki.authority import KeyStore, certificate_sha256
 
@@ -669,6 +671,13 @@ def _cose_signature_callback(sign: Callable[[bytes], bytes]) -> Callable[[bytes]
 
 # --- reading -----------------------------------------------------------------------------------
 
+#: Reports of c2pa answers read before, by (store JSON, verdict, SHA-256 of the store's bytes);
+#: a report's dicts are read-only (see :class:`ManifestReport`), so one may be shared.
+_REPORTS: BoundedCache[tuple[str, str | None, bytes], ManifestReport] = BoundedCache(64)
+#: Larger stores (a PDF with its manifest embedded) are not remembered: hashing them for the key
+#: would cost about what the report saves, and 64 of them would hold too much memory.
+_REPORT_MEMO_MAX_BYTES = 256 * 1024
+
 
 def read_manifest(
     content: bytes,
@@ -692,14 +701,29 @@ def read_manifest(
         return _unreadable(f"the trust anchors are not usable: {_reason(exc)}")
     try:
         with c2pa.Reader(media_type, io.BytesIO(bytes(content)), manifest, context=ctx) as reader:
-            store = json.loads(reader.json())
+            store_json = reader.json()
             state = reader.get_validation_state()
     except Exception as exc:  # noqa: BLE001 - c2pa raises many types on hostile input
         return _unreadable(f"c2pa could not read it: {_reason(exc)}")
+    store_bytes = manifest if manifest is not None else bytes(content)
+    # The report is a function of c2pa's answer (its store and verdict) and the store's bytes
+    # (the signing certificate is read from them), so an answer seen before has its report
+    # remembered: c2pa still validates on every read, only the interpretation is skipped.
+    key = None
+    if len(store_bytes) <= _REPORT_MEMO_MAX_BYTES and len(store_json) <= _REPORT_MEMO_MAX_BYTES:
+        key = (store_json, state, hashlib.sha256(store_bytes).digest())
+        remembered = _REPORTS.get(key)
+        if remembered is not None:
+            return remembered
     try:
-        return _report(store, state, manifest if manifest is not None else bytes(content))
+        store = json.loads(store_json)
+    except Exception as exc:  # noqa: BLE001 - c2pa raises many types on hostile input
+        return _unreadable(f"c2pa could not read it: {_reason(exc)}")
+    try:
+        report = _report(store, state, store_bytes)
     except Exception as exc:  # noqa: BLE001 - a store c2pa parsed but we cannot interpret
         return _unreadable(f"unexpected manifest store structure: {exc}")
+    return _REPORTS.put(key, report) if key is not None else report
 
 
 def _reason(exc: Exception) -> str:
