@@ -8,7 +8,11 @@ sidecar manifest, and measures in the same process, alternating round by round:
   no sockets) with a prebuilt multipart body of that version and its sidecar — each call reads
   the manifest, finds the log entry, checks signer and hashes, verifies the current checkpoint's
   signature and the inclusion proof, asks for the certificate's revocation status and answers
-  the JSON report; every answer is checked to say Trusted;
+  the JSON report; every answer is checked to say Trusted. The measured time is the server's
+  work plus what any client must do: the test client's request and a plain ``json.loads`` of
+  the answer to read its state. The registry's strict I-JSON loader (the one ``response.json``
+  would use) is for request bodies the registry accepts, not for reading its own answers, so it
+  is not charged to the API;
 * ``verify_rps_raw``: a bare ``c2pa.Reader`` validation of the same bytes with one shared
   ``Context`` holding the same trust anchors (what any C2PA verifier must do at least), checked
   to read Trusted.
@@ -26,6 +30,7 @@ import argparse
 import contextlib
 import cProfile
 import io
+import json
 import pstats
 import statistics
 import sys
@@ -106,7 +111,8 @@ def main() -> None:
         def api() -> None:
             nonlocal errors
             response = client.post("/v1/verify", data=upload, content_type=content_type)
-            if response.status_code != 200 or response.json["state"] != "Trusted":
+            if response.status_code != 200 \
+                    or json.loads(response.get_data())["state"] != "Trusted":
                 errors += 1
 
         def raw() -> None:

@@ -26,6 +26,7 @@ application could.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Iterable
 from typing import IO
 from urllib.parse import quote
@@ -39,6 +40,10 @@ from app.core.errors import UnreadableBody
 from app.http.body_deadline import ENVIRON_KEY as DEADLINE_ENVIRON_KEY
 from app.http.body_deadline import Deadline
 from app.http.problems import problem_response
+
+#: The largest body whose uploaded files are held in memory (werkzeug's ``default_stream_factory``
+#: spools files to disk beyond this size).
+_IN_MEMORY_UPLOAD = 500 * 1024
 
 
 class _Body:
@@ -89,6 +94,18 @@ class Request(flask.Request):
                                            limit if chunked else None,
                                            self.environ.get(DEADLINE_ENVIRON_KEY))
         return get_input_stream(self.environ, max_content_length=limit)
+
+    def _get_file_stream(self, total_content_length: int | None, content_type: str | None,
+                         filename: str | None = None, content_length: int | None = None
+                         ) -> IO[bytes]:
+        """Where werkzeug's form parser writes an uploaded file: in memory when the whole
+        body is known to be at most 500 KiB (werkzeug's own threshold for going to disk), so a
+        small upload (``POST /v1/verify``) skips a spooled temporary file's bookkeeping; a
+        larger or unknown-length body still spools to disk as werkzeug does."""
+        if total_content_length is not None and total_content_length <= _IN_MEMORY_UPLOAD:
+            return io.BytesIO()
+        return super()._get_file_stream(total_content_length, content_type, filename,
+                                        content_length)
 
 
 class HeadLimits:

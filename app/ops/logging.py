@@ -45,6 +45,9 @@ _current_request_id: ContextVar[str | None] = ContextVar("tech7_request_id", def
 _STANDARD_ATTRIBUTES = frozenset(
     logging.LogRecord("", logging.INFO, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
+# What json.dumps(entry, ensure_ascii=False, default=str) builds afresh on every call, made once.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, default=str)
+
 
 def current_request_id() -> str | None:
     """The ID of the request being handled in this context, or None outside a request."""
@@ -87,8 +90,8 @@ class JsonFormatter(logging.Formatter):
             entry["exception"] = self.formatException(record.exc_info)
         if record.stack_info:
             entry["stack"] = self.formatStack(record.stack_info)
-        # json.dumps escapes newlines, so a traceback stays on its record's line.
-        return json.dumps(entry, ensure_ascii=False, default=str)
+        # JSON escapes newlines, so a traceback stays on its record's line.
+        return _ENCODER.encode(entry)
 
 
 def install_json_logging(stream: TextIO | None = None, level: int = logging.INFO

@@ -13,6 +13,7 @@ them. Verification is always offline: remote manifest fetch and OCSP are off in 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -161,6 +162,11 @@ def verifier_settings(trust: Mapping[str, Any]) -> dict[str, Any]:
     return {"version": 1, "trust": dict(trust), "verify": dict(VERIFY_SETTINGS)}
 
 
+#: Larger stores (a PDF with its manifest embedded) have their reports made afresh: keying on
+#: them would cost about what the report saves, and 64 of them would hold too much memory.
+_REPORT_MEMO_MAX_BYTES = 256 * 1024
+
+
 def read_manifest(
     content: bytes,
     media_type: str,
@@ -183,12 +189,32 @@ def read_manifest(
         return _unreadable(f"the trust anchors are not usable: {reason_of(exc)}")
     try:
         with c2pa.Reader(media_type, io.BytesIO(bytes(content)), manifest, context=ctx) as reader:
-            store = json.loads(reader.json())
+            store_json = reader.json()
             state = reader.get_validation_state()
     except Exception as exc:  # noqa: BLE001 - c2pa raises many types on hostile input
         return _unreadable(f"c2pa could not read it: {reason_of(exc)}")
+    store_bytes = manifest if manifest is not None else bytes(content)
+    # c2pa validated this read; what is remembered is only the interpretation of its answer.
+    if len(store_bytes) <= _REPORT_MEMO_MAX_BYTES and len(store_json) <= _REPORT_MEMO_MAX_BYTES:
+        return _remembered_report(store_json, state, store_bytes)
+    return _interpreted(store_json, state, store_bytes)
+
+
+@functools.lru_cache(maxsize=64)
+def _remembered_report(store_json: str, state: str | None, store_bytes: bytes) -> ManifestReport:
+    """:func:`_interpreted`, remembered: a report is a function of c2pa's answer (its store and
+    verdict) and of the store's bytes (the signing certificate is read from them), and its dicts
+    are read-only (see :class:`ManifestReport`), so one may be shared."""
+    return _interpreted(store_json, state, store_bytes)
+
+
+def _interpreted(store_json: str, state: str | None, store_bytes: bytes) -> ManifestReport:
     try:
-        return _report(store, state, manifest if manifest is not None else bytes(content))
+        store = json.loads(store_json)
+    except (ValueError, RecursionError) as exc:
+        return _unreadable(f"c2pa could not read it: {reason_of(exc)}")
+    try:
+        return _report(store, state, store_bytes)
     except Exception as exc:  # noqa: BLE001 - a store c2pa parsed but we cannot interpret
         return _unreadable(f"unexpected manifest store structure: {exc}")
 
