@@ -11,12 +11,11 @@ the certificate's revocation status. Nothing is written and nothing is fetched o
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,25 +24,17 @@ import sqlalchemy as sa
 from tech7_audit.manifests import INVALID, TRUSTED, VALID, ManifestReport, verification_context
 from tech7_audit.times import isoformat
 from tech7_audit.verification import (
-    CHECKPOINT,
-    HASHES,
-    INCLUSION,
     MANIFEST,
     REVOCATION,
-    SIGNER,
+    LoggedRecord,
     Revocation,
     Step,
     VerificationFailure,
-    check_hashes,
     check_inclusion,
-    check_manifest,
-    check_revocation,
-    check_signer,
     describe_quorum,
-    infer_media_type,
     parse_time,
+    run_checks,
     verify_checkpoint,
-    verify_manifest,
 )
 from tech7_tlog.note import Checkpoint
 
@@ -210,56 +201,27 @@ class VerificationService:
 
     def verify(self, content: bytes, manifest: bytes | None, *, media_type: str | None = None,
                filename: str | None = None) -> VerificationResult:
-        """Verify ``content`` (with its sidecar ``manifest``, or the one it embeds) end to end.
+        """Verify ``content`` (with its sidecar ``manifest``, or the one it embeds) end to end:
+        the auditor's checks (:func:`~tech7_audit.verification.run_checks`) on the evidence of
+        the registry's own log.
 
         Never raises on bad input: whatever is wrong with the bytes is a step that failed.
         """
-        sha256 = hashlib.sha256(content).hexdigest()
-        signed_sha256 = hashlib.sha256(manifest).hexdigest() if manifest is not None else sha256
-        entry, record = self._logged(sha256, signed_sha256)
-        # The current checkpoint, read once: the tree every later step is judged against.
-        note = self._current_checkpoint(entry) if entry is not None else None
-        media_type = media_type or infer_media_type(
-            content, record["subject"] if record else None, filename)
-        anchors = self._trust_anchors(record, note)
-        report = verify_manifest(content, media_type, manifest, anchors,
-                                 self._verification_context(anchors))
-        steps: list[Step] = []
-        checkpoint = None
-        inclusion_verified = False
-        revocation = None
-        try:
-            steps.append(Step(MANIFEST, True, check_manifest(report)))
-            if entry is None or record is None or note is None:
-                raise VerificationFailure(RECORD, f"no entry of the registry's log records a "
-                                                  f"document with SHA-256 {sha256}: the registry "
-                                                  f"did not publish this file")
-            steps.append(Step(RECORD, True, f"log entry {entry.index} records the "
-                                            f"{record['type']} of {record['subject']}"))
-            steps.append(Step(SIGNER, True, check_signer(record, report)))
-            steps.append(Step(HASHES, True, check_hashes(record, sha256, signed_sha256)))
-            checkpoint = self._verified_checkpoint(note)
-            steps.append(Step(CHECKPOINT, True, f"the log's current checkpoint is signed by "
-                                                f"{checkpoint.origin}, tree size "
-                                                f"{checkpoint.tree_size}"))
-            steps.append(Step(INCLUSION, True, self._check_inclusion(entry, checkpoint)))
-            inclusion_verified = True
-            revocations = self._revocations(record["signer_certificate_sha256"],
-                                            report.signed_at, checkpoint)
-            try:
-                steps.append(Step(REVOCATION, True, check_revocation(
-                    record["signer_certificate_sha256"], report.signed_at, revocations)))
-            except VerificationFailure:
-                revocation = revocations[0]
-                raise
-        except VerificationFailure as failure:
-            steps.append(Step(failure.step, False, failure.reason))
+        evidence = _RegistryLog(self)
+        outcome = run_checks(content, manifest, evidence, media_type=media_type,
+                             filename=filename)
+        if outcome.report is None:  # the registry's log reports its record after the manifest
+            raise RuntimeError("the manifest step did not run")
+        entry = evidence.entry
         return VerificationResult(
-            state=_state(steps, report), report=report, steps=tuple(steps), record=record,
-            entry=entry, version=self._version(entry) if entry is not None else None,
-            checkpoint=checkpoint, inclusion_verified=inclusion_verified,
-            revocation=revocation,
-            witnesses=self._witnesses(entry) if inclusion_verified and entry is not None else None)
+            state=_state(outcome.steps, outcome.report), report=outcome.report,
+            steps=outcome.steps,
+            record=outcome.logged.record if outcome.logged is not None else None, entry=entry,
+            version=self._version(entry) if entry is not None else None,
+            checkpoint=outcome.checkpoint, inclusion_verified=outcome.inclusion_verified,
+            revocation=outcome.revocation,
+            witnesses=self._witnesses(entry) if outcome.inclusion_verified and entry is not None
+            else None)
 
     def _witnesses(self, entry: Entry) -> dict[str, Any] | None:
         """Which witnesses of the policy cosigned the checkpoint a receipt of ``entry`` carries
@@ -391,6 +353,65 @@ class VerificationService:
         return self._revocation_lists.put(key, revocations)
 
 
+class _RegistryLog:
+    """The registry's own log as the evidence of one verification: the entry recording the file,
+    the current checkpoint, the association CAs it approved and the revocations it recorded."""
+
+    locating_step = RECORD
+    locates_first = False
+
+    def __init__(self, service: VerificationService):
+        self.service = service
+        self.entry: Entry | None = None
+        self.note: str | None = None
+
+    def locate(self, sha256: str, manifest_sha256: str) -> LoggedRecord:
+        entry, record = self.service._logged(sha256, manifest_sha256)
+        if entry is None or record is None:
+            raise VerificationFailure(RECORD, f"no entry of the registry's log records a "
+                                              f"document with SHA-256 {sha256}: the registry "
+                                              f"did not publish this file")
+        self.entry = entry
+        # The current checkpoint, read once: the tree every later step is judged against.
+        self.note = self.service._current_checkpoint(entry)
+        return LoggedRecord(record=record, index=entry.index,
+                            detail=f"log entry {entry.index} records the {record['type']} of "
+                                   f"{record['subject']}")
+
+    def trust_anchors(self, logged: LoggedRecord | None) -> bytes:
+        return self.service._trust_anchors(logged.record if logged is not None else None,
+                                           self.note)
+
+    def context(self, trust_anchors_pem: bytes) -> c2pa.Context:
+        return self.service._verification_context(trust_anchors_pem)
+
+    def signers(self) -> None:
+        return None  # the record's certificate digest is the registry's own record
+
+    def checkpoint(self, logged: LoggedRecord) -> tuple[Checkpoint, str]:
+        checkpoint = self.service._verified_checkpoint(self._note())
+        return checkpoint, (f"the log's current checkpoint is signed by {checkpoint.origin}, "
+                            f"tree size {checkpoint.tree_size}")
+
+    def inclusion(self, logged: LoggedRecord, checkpoint: Checkpoint) -> str:
+        if self.entry is None:
+            raise RuntimeError("locate() finds the entry first")
+        return self.service._check_inclusion(self.entry, checkpoint)
+
+    def log_checks(self, logged: LoggedRecord, checkpoint: Checkpoint) -> Iterator[Step]:
+        return iter(())  # witnesses are reported beside the steps (VerificationResult.witnesses)
+
+    def revocations(self, logged: LoggedRecord, signed_at: str | None,
+                    checkpoint: Checkpoint) -> list[Revocation]:
+        return self.service._revocations(logged.record["signer_certificate_sha256"], signed_at,
+                                         checkpoint)
+
+    def _note(self) -> str:
+        if self.note is None:
+            raise RuntimeError("locate() reads the current checkpoint first")
+        return self.note
+
+
 def _record_of(entry: Entry) -> Mapping[str, Any] | None:
     try:
         record = json.loads(entry.leaf)
@@ -399,7 +420,7 @@ def _record_of(entry: Entry) -> Mapping[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
-def _state(steps: list[Step], report: ManifestReport) -> str:
+def _state(steps: Sequence[Step], report: ManifestReport) -> str:
     """Trusted only when every step passed; Revoked when only the certificate's standing failed;
     Valid when c2pa trusts the manifest but the registry cannot vouch for the file."""
     failed = next((step for step in steps if not step.ok), None)

@@ -1,8 +1,11 @@
-"""The auditor's checks, in one place: the verify API and the ``tech7-audit`` command both use them.
+"""The auditor's checks, in one place: the verify API and the ``tech7-audit`` command both run them.
 
 An auditor holds a file and wants to know that it is exactly what the registry (or an association)
-published, when, and that the log recording it was not rewritten. :func:`audit_document` proves
-that offline, one step at a time, and stops at the first step that fails:
+published, when, and that the log recording it was not rewritten. :func:`run_checks` proves that,
+one step at a time, and stops at the first step that fails. Where the log's word comes from is a
+:class:`LogEvidence`: the version's receipt, offline (:class:`ReceiptEvidence`, which
+:func:`audit_document` uses), or the registry's own log and trust list (``POST /v1/verify``,
+``app.verifier``, which finds the record by the file's digest and reports that step second):
 
 1. ``receipt`` — the receipt is a well-formed c2sp.org/tlog-proof whose ``extra`` is a log record
    (the RFC 8785 leaf the log hashed);
@@ -44,10 +47,10 @@ import contextlib
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import c2pa
 import rfc8785
@@ -696,6 +699,205 @@ def check_parent_link(report: ManifestReport, *, number: int, sha256: str, manif
 # --- the whole chain ---------------------------------------------------------------------------
 
 
+# --- the ordered checks ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoggedRecord:
+    """The log entry a verifier found for a file: its record, its index, and what to say of it."""
+
+    record: Mapping[str, Any]
+    index: int
+    detail: str
+
+
+class LogEvidence(Protocol):
+    """Where the log's word on a file comes from: a receipt the auditor holds
+    (:class:`ReceiptEvidence`), or the registry's own log (:mod:`app.verifier`). The checks and
+    their order are :func:`run_checks`'s; a source only answers its questions."""
+
+    #: The name of the step that finds the file's log record.
+    locating_step: str
+    #: Whether that step comes first and stops everything when it fails (a receipt must be read
+    #: before anything is checked against it), or follows the manifest step (the registry reads
+    #: any manifest, and only then says whether it logged the file).
+    locates_first: bool
+
+    def locate(self, sha256: str, manifest_sha256: str) -> LoggedRecord:
+        """The record of the file with these digests; raises :class:`VerificationFailure`."""
+        ...
+
+    def trust_anchors(self, logged: LoggedRecord | None) -> bytes:
+        """The anchors the manifest must chain to."""
+        ...
+
+    def context(self, trust_anchors_pem: bytes) -> c2pa.Context | None:
+        """A c2pa context made from ``trust_anchors_pem`` in this process, or None."""
+        ...
+
+    def signers(self) -> Mapping[str, str] | None:
+        """Certificate SHA-256 → signer name, when the source publishes them."""
+        ...
+
+    def checkpoint(self, logged: LoggedRecord) -> tuple[Checkpoint, str]:
+        """The verified checkpoint the record is judged against, and what to say of it."""
+        ...
+
+    def inclusion(self, logged: LoggedRecord, checkpoint: Checkpoint) -> str:
+        """Prove the record is in ``checkpoint``'s tree (:func:`check_inclusion`)."""
+        ...
+
+    def log_checks(self, logged: LoggedRecord, checkpoint: Checkpoint) -> Iterator[Step]:
+        """Further checks of the checkpoint (witnesses, consistency), each a passed step; a
+        failure raises :class:`VerificationFailure`."""
+        ...
+
+    def revocations(self, logged: LoggedRecord, signed_at: str | None,
+                    checkpoint: Checkpoint) -> Sequence[Revocation] | None:
+        """The revocations of the signing certificate known by ``checkpoint``; None skips the
+        revocation step (the auditor gave no trust list)."""
+        ...
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """What :func:`run_checks` established: the steps in order, the manifest's report, the log
+    record found, the verified checkpoint, whether inclusion in it was proven, and the
+    revocation that failed the last step, if one did."""
+
+    steps: tuple[Step, ...]
+    report: ManifestReport | None
+    logged: LoggedRecord | None
+    checkpoint: Checkpoint | None
+    inclusion_verified: bool
+    revocation: Revocation | None
+
+
+def run_checks(content: bytes, manifest: bytes | None, evidence: LogEvidence, *,
+               media_type: str | None = None, filename: str | None = None) -> CheckOutcome:
+    """Run the checks of the module docstring on ``content`` (with its sidecar ``manifest``, or
+    the one it embeds when ``None``), in order, against the log ``evidence`` speaks for; stop at
+    the first that fails. ``tech7-audit verify`` and ``POST /v1/verify`` both run this."""
+    steps: list[Step] = []
+    logged: LoggedRecord | None = None
+    report: ManifestReport | None = None
+    checkpoint: Checkpoint | None = None
+    inclusion_verified = False
+    revocation: Revocation | None = None
+    sha256 = hashlib.sha256(content).hexdigest()
+    signed_sha256 = hashlib.sha256(manifest).hexdigest() if manifest is not None else sha256
+    try:
+        found: LoggedRecord | VerificationFailure
+        try:
+            found = evidence.locate(sha256, signed_sha256)
+        except VerificationFailure as failure:
+            if evidence.locates_first:
+                raise
+            found = failure
+        if evidence.locates_first and isinstance(found, LoggedRecord):
+            steps.append(Step(evidence.locating_step, True, found.detail))
+
+        subject = found.record["subject"] if isinstance(found, LoggedRecord) else None
+        media_type = media_type or infer_media_type(content, subject, filename)
+        anchors = evidence.trust_anchors(found if isinstance(found, LoggedRecord) else None)
+        report = verify_manifest(content, media_type, manifest, anchors, evidence.context(anchors))
+        steps.append(Step(MANIFEST, True, check_manifest(report)))
+
+        if isinstance(found, VerificationFailure):
+            raise found
+        logged = found
+        if not evidence.locates_first:
+            steps.append(Step(evidence.locating_step, True, logged.detail))
+        record = logged.record
+        steps.append(Step(SIGNER, True, check_signer(record, report, evidence.signers())))
+        steps.append(Step(HASHES, True, check_hashes(record, sha256, signed_sha256)))
+
+        checkpoint, detail = evidence.checkpoint(logged)
+        steps.append(Step(CHECKPOINT, True, detail))
+        steps.append(Step(INCLUSION, True, evidence.inclusion(logged, checkpoint)))
+        inclusion_verified = True
+        steps.extend(evidence.log_checks(logged, checkpoint))
+
+        revocations = evidence.revocations(logged, report.signed_at, checkpoint)
+        if revocations is not None:
+            certificate = record["signer_certificate_sha256"]
+            revocation = applicable_revocation(certificate, report.signed_at, revocations)
+            steps.append(Step(REVOCATION, True, check_revocation(
+                certificate, report.signed_at, revocations)))
+    except VerificationFailure as failure:
+        steps.append(Step(failure.step, False, failure.reason))
+    return CheckOutcome(steps=tuple(steps), report=report, logged=logged, checkpoint=checkpoint,
+                        inclusion_verified=inclusion_verified, revocation=revocation)
+
+
+class ReceiptEvidence:
+    """The log's word on a file as an auditor holds it, offline: the version's receipt, the log's
+    verifier key and, optionally, a checkpoint kept from before, a pinned witness policy and the
+    registry's trust list (see :func:`audit_document`)."""
+
+    locating_step = RECEIPT
+    locates_first = True
+
+    def __init__(self, receipt_text: str | bytes, *, trust_anchors_pem: bytes, verifier_key: str,
+                 context: c2pa.Context | None = None,
+                 last_checkpoint: str | bytes | None = None,
+                 consistency_proof: Mapping[str, Any] | None = None,
+                 trust_list: Mapping[str, Any] | None = None, policy: Policy | None = None):
+        self.receipt_text = receipt_text
+        self.trust_anchors_pem = trust_anchors_pem
+        self.verifier_key = verifier_key
+        self._context = context
+        self.last_checkpoint = last_checkpoint
+        self.consistency_proof = consistency_proof
+        self.trust_list = trust_list
+        self.policy = policy
+        self.receipt: Receipt | None = None
+
+    def locate(self, sha256: str, manifest_sha256: str) -> LoggedRecord:
+        receipt = self.receipt = read_receipt(self.receipt_text)
+        record = receipt.record
+        return LoggedRecord(record=record, index=receipt.index,
+                            detail=f"entry {receipt.index} records the {record['type']} of "
+                                   f"{record['subject']} at {record['time']}")
+
+    def trust_anchors(self, logged: LoggedRecord | None) -> bytes:
+        return self.trust_anchors_pem
+
+    def context(self, trust_anchors_pem: bytes) -> c2pa.Context | None:
+        return self._context
+
+    def signers(self) -> Mapping[str, str] | None:
+        return certificates_from_trust_list(self.trust_list) if self.trust_list else None
+
+    def checkpoint(self, logged: LoggedRecord) -> tuple[Checkpoint, str]:
+        checkpoint = verify_checkpoint(self._receipt().signed_checkpoint, self.verifier_key)
+        return checkpoint, f"signed by the log key {checkpoint.origin}, tree size " \
+                           f"{checkpoint.tree_size}"
+
+    def inclusion(self, logged: LoggedRecord, checkpoint: Checkpoint) -> str:
+        receipt = self._receipt()
+        return check_inclusion(receipt.leaf, receipt.index, receipt.proof_hashes, checkpoint)
+
+    def log_checks(self, logged: LoggedRecord, checkpoint: Checkpoint) -> Iterator[Step]:
+        if self.policy is not None:
+            yield Step(WITNESSES, True,
+                       check_quorum(self._receipt().signed_checkpoint, self.policy)[0])
+        if self.last_checkpoint is not None:
+            yield Step(CONSISTENCY, True, check_consistency(
+                checkpoint, self.last_checkpoint, self.verifier_key, self.consistency_proof))
+
+    def revocations(self, logged: LoggedRecord, signed_at: str | None,
+                    checkpoint: Checkpoint) -> Sequence[Revocation] | None:
+        if self.trust_list is None:
+            return None
+        return revocations_from_trust_list(self.trust_list)
+
+    def _receipt(self) -> Receipt:
+        if self.receipt is None:
+            raise RuntimeError("locate() reads the receipt first")
+        return self.receipt
+
+
 def audit_document(
     content: bytes,
     manifest: bytes | None,
@@ -720,57 +922,20 @@ def audit_document(
     sizes differ; with ``trust_list`` (``GET /v1/trust``) the signing certificate must not be
     revoked; with ``policy`` (the auditor's pinned C2SP tlog-policy) the checkpoint must carry
     the policy's quorum of witness cosignatures. ``media_type`` overrides what the record's
-    subject and the file say. Runs the steps
-    in the order of the module docstring and stops at the first failure.
+    subject and the file say. Runs :func:`run_checks` on the receipt's evidence.
     """
-    steps: list[Step] = []
-    receipt: Receipt | None = None
-    report: ManifestReport | None = None
-    checkpoint: Checkpoint | None = None
-    try:
-        receipt = read_receipt(receipt_text)
-        record = receipt.record
-        steps.append(Step(RECEIPT, True, f"entry {receipt.index} records the {record['type']} of "
-                                         f"{record['subject']} at {record['time']}"))
-
-        media_type = media_type or infer_media_type(content, record["subject"], filename)
-        report = verify_manifest(content, media_type, manifest, trust_anchors_pem, context)
-        steps.append(Step(MANIFEST, True, check_manifest(report)))
-
-        certificates = certificates_from_trust_list(trust_list) if trust_list else None
-        steps.append(Step(SIGNER, True, check_signer(record, report, certificates)))
-
-        signed_bytes = manifest if manifest is not None else content
-        steps.append(Step(HASHES, True, check_hashes(record, hashlib.sha256(content).hexdigest(),
-                                                     hashlib.sha256(signed_bytes).hexdigest())))
-
-        checkpoint = verify_checkpoint(receipt.signed_checkpoint, verifier_key)
-        steps.append(Step(CHECKPOINT, True, f"signed by the log key {checkpoint.origin}, tree "
-                                            f"size {checkpoint.tree_size}"))
-
-        steps.append(Step(INCLUSION, True, check_inclusion(receipt.leaf, receipt.index,
-                                                           receipt.proof_hashes, checkpoint)))
-
-        if policy is not None:
-            steps.append(Step(WITNESSES, True, check_quorum(receipt.signed_checkpoint, policy)[0]))
-
-        if last_checkpoint is not None:
-            steps.append(Step(CONSISTENCY, True, check_consistency(
-                checkpoint, last_checkpoint, verifier_key, consistency_proof)))
-
-        if trust_list is not None:
-            steps.append(Step(REVOCATION, True, check_revocation(
-                record["signer_certificate_sha256"], report.signed_at,
-                revocations_from_trust_list(trust_list))))
-    except VerificationFailure as failure:
-        steps.append(Step(failure.step, False, failure.reason))
+    outcome = run_checks(content, manifest, ReceiptEvidence(
+        receipt_text, trust_anchors_pem=trust_anchors_pem, verifier_key=verifier_key,
+        context=context, last_checkpoint=last_checkpoint, consistency_proof=consistency_proof,
+        trust_list=trust_list, policy=policy), media_type=media_type, filename=filename)
+    record = outcome.logged.record if outcome.logged is not None else None
     return AuditReport(
-        ok=all(step.ok for step in steps), steps=tuple(steps),
-        record=receipt.record if receipt is not None else None,
-        index=receipt.index if receipt is not None else None,
-        checkpoint_size=checkpoint.tree_size if checkpoint is not None else None,
-        signer=receipt.record["signer"] if receipt is not None else None,
-        time=report.signed_at if report is not None else None, manifest=report)
+        ok=all(step.ok for step in outcome.steps), steps=outcome.steps, record=record,
+        index=outcome.logged.index if outcome.logged is not None else None,
+        checkpoint_size=outcome.checkpoint.tree_size if outcome.checkpoint is not None else None,
+        signer=record["signer"] if record is not None else None,
+        time=outcome.report.signed_at if outcome.report is not None else None,
+        manifest=outcome.report)
 
 
 # --- a document's whole history ----------------------------------------------------------------
