@@ -31,6 +31,8 @@ from app.ledger.witnessing import Witnessing, load_policy_text
 from app.pki.keyring import Keyring
 from app.provenance.service import ProvenanceService
 from app.publishing.service import PublishingService
+from app.statements.own_key_cas import OwnKeyCAs
+from app.statements.own_key_intake import OwnKeyIntake
 from app.verifier.service import VerificationService
 
 # Headers a browser app may read from a cross-origin response.
@@ -73,6 +75,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                                                                  certificates)})
     app.extensions["tech7.exports"] = ExportService(db, app.extensions["tech7.publishing"],
                                                     provenance, log)
+    app.extensions["tech7.own_key_cas"] = OwnKeyCAs(app.extensions["tech7.publishing"])
+    app.extensions["tech7.own_key_intake"] = OwnKeyIntake(app.extensions["tech7.publishing"])
     policy_text = load_policy_text(app.config["WITNESS_POLICY"])
     if policy_text is not None:
         witnessing = Witnessing(db, log, policy_text, timeout=float(app.config["WITNESS_TIMEOUT"]))
@@ -84,7 +88,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             log.appended = witnessing.wake
     app.extensions["tech7.verification"] = VerificationService(
         app.extensions["tech7.publishing"], app.extensions["tech7.certificates"],
-        app.extensions.get("tech7.witnessing"))
+        app.extensions["tech7.own_key_cas"], app.extensions.get("tech7.witnessing"))
     if app.config["STARTUP_CHECKS"]:
         # Refuse to start unless the keys load and a signed probe reads Trusted.
         provenance.start()
@@ -131,7 +135,7 @@ def _register_blueprints(app: Flask, api: Api) -> None:
     from app.http.views.documents import changes_blp, document_blueprint  # noqa: PLC0415
     from app.http.views.exports import blp as exports_blp  # noqa: PLC0415
     from app.http.views.log import blp as log_blp  # noqa: PLC0415
-    from app.http.views.statements import blp as own_key_blp  # noqa: PLC0415
+    from app.http.views.own_key import blp as own_key_blp  # noqa: PLC0415
     from app.http.views.tokens import blp as tokens_blp  # noqa: PLC0415
     from app.http.views.trust import blp as trust_blp  # noqa: PLC0415
     from app.http.views.verify import blp as verify_blp  # noqa: PLC0415

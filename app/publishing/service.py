@@ -106,6 +106,20 @@ class DraftView:
 
 
 @dataclass(frozen=True)
+class NextVersion:
+    """A document and its latest version (``None`` before version 1), read under the writer lock:
+    what the next version is numbered after and linked to."""
+
+    document: Document
+    previous: Version | None
+
+    @property
+    def number(self) -> int:
+        """The next version's number."""
+        return self.previous.number + 1 if self.previous else 1
+
+
+@dataclass(frozen=True)
 class Change:
     """One entry of the change feed (``slug`` as stored: ``<association>/<slug>`` for a
     statement; ``association`` the document's association, if it has one)."""
@@ -346,59 +360,67 @@ class PublishingService:
         """Publish the draft as version N+1 in one transaction."""
         with self.db.registry_transaction() as session:
             document, draft = self._matched_draft(session, kind, slug, authorise, if_match)
-            version = self._append_version(session, kind, document,
-                                           _content_of(draft), publisher=publisher)
+            version = self.append_version(session, kind,
+                                          NextVersion(document, _latest_version(session, document)),
+                                          _content_of(draft), publisher=publisher)
             session.delete(draft)
             session.flush()
             return _published(kind.name, slug, version)
 
-    def publish_content(self, session: Session, kind: DocumentKind, slug: str,
-                        content: Mapping[str, Any], *, publisher: str,
-                        association: str | None = None, signed: SignedManifest | None = None,
-                        published_at: datetime | None = None) -> Version:
-        """Publish ``content`` directly as the next version, inside the caller's transaction.
-
-        Used by seeding, and by own-key publishing with ``signed`` and ``published_at``
-        (see :meth:`_append_version`); the caller holds the head lock (:func:`~app.core.db.lock_head`).
-        """
+    def next_version(self, session: Session, kind: DocumentKind, slug: str, *,
+                     association: str | None = None) -> NextVersion:
+        """What the next version of ``slug`` builds on, read once in the caller's transaction
+        (which holds the writer lock): the document, added if it is new, and its latest version."""
         document = _document(session, kind, slug)
         if document is None:
             document = Document(kind=kind.name, slug=slug, association=association,
                                 created_at=utcnow())
             session.add(document)
             session.flush()
+            return NextVersion(document, None)
+        return NextVersion(document, _latest_version(session, document))
+
+    def publish_content(self, session: Session, kind: DocumentKind, slug: str,
+                        content: Mapping[str, Any], *, publisher: str,
+                        association: str | None = None) -> Version:
+        """Validate ``content`` and publish it directly as the next version, inside the caller's
+        transaction, which holds the writer lock (:meth:`~app.core.db.Database.registry_transaction`).
+
+        Used by seeding and by tests; see :meth:`append_version`.
+        """
+        target = self.next_version(session, kind, slug, association=association)
         content = _load(kind, content)
         _check_references(kind, session, content)
-        return self._append_version(session, kind, document, content, publisher=publisher,
-                                    signed=signed, published_at=published_at)
+        return self.append_version(session, kind, target, content, publisher=publisher)
 
-    def _append_version(self, session: Session, kind: DocumentKind, document: Document,
-                        content: Mapping[str, Any], *, publisher: str,
-                        signed: SignedManifest | None = None,
-                        published_at: datetime | None = None) -> Version:
-        """Add version N+1 of ``document``: the one place a version row is ever created.
+    def append_version(self, session: Session, kind: DocumentKind, target: NextVersion,
+                       content: Mapping[str, Any], *, publisher: str,
+                       signed: SignedManifest | None = None,
+                       published_at: datetime | None = None) -> Version:
+        """Add version N+1 of ``target.document``: the one place a version row is ever created.
 
+        ``content`` is valid for ``kind`` (its schema and its references), as the caller checked.
         Canonical bytes → manifest (linked to version N by its hashes and its log entry's
         inclusion proof; version N must still read Trusted) → log entry → version row, all in
         the caller's transaction.
 
         Own-key publishing passes ``signed``, a manifest the association made with its own
         key over exactly the bytes derived here from ``content`` and ``published_at`` (the time
-        those bytes state), which the caller has verified (:mod:`app.statements.own_key`); the
-        registry then signs nothing, and logs and stores the version as it does its own.
+        those bytes state), which the caller has verified against ``target``
+        (:mod:`app.statements.own_key_intake`); the registry then signs nothing, and logs and
+        stores the version as it does its own.
         """
         if (signed is None) != (published_at is None):
             raise ValueError("an own-key version needs both signed and published_at")
+        document, previous = target.document, target.previous
         head = session.get_one(RegistryHead, 1)
-        previous = session.scalar(sa.select(Version).where(Version.document_id == document.id)
-                                  .order_by(Version.number.desc()).limit(1))
         if previous is not None and previous.body == canonical_bytes(kind.served_body(
                 document.slug, previous.number, isoformat(previous.published_at), content)):
             raise UnchangedContent(
                 f"The content equals version {previous.number}'s, so publishing it would add a "
                 f"version that changes nothing. Change the draft, or discard it.",
                 version=previous.number)
-        number = previous.number + 1 if previous else 1
+        number = target.number
         published_at = published_at or utcnow()
         body = canonical_bytes(kind.served_body(document.slug, number, isoformat(published_at),
                                                 content))
@@ -614,6 +636,11 @@ def _document(session: Session, kind: DocumentKind, slug: str) -> Document | Non
 
 def _draft_of(session: Session, document: Document) -> Draft | None:
     return session.scalar(sa.select(Draft).where(Draft.document_id == document.id))
+
+
+def _latest_version(session: Session, document: Document) -> Version | None:
+    return session.scalar(sa.select(Version).where(Version.document_id == document.id)
+                          .order_by(Version.number.desc()).limit(1))
 
 
 def _latest_number(session: Session, document: Document) -> int:

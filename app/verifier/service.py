@@ -46,7 +46,7 @@ from app.ledger.witnessing import Witnessing
 from app.publishing.kinds import KINDS
 from app.publishing.models import Document, Version
 from app.publishing.service import PublishingService
-from app.statements.own_key import APPROVED, OwnKeyService
+from app.statements.own_key_cas import APPROVED, OwnKeyCAs
 
 REVOKED = "Revoked"
 RECORD = "record"
@@ -163,13 +163,13 @@ class VerificationService:
     """Runs the auditor's checks on uploads, with the registry's own anchors, log and records."""
 
     def __init__(self, publishing: PublishingService, certificates: CertificateRegistry,
-                 witnessing: Witnessing | None = None):
+                 own_key_cas: OwnKeyCAs, witnessing: Witnessing | None = None):
         self.db = publishing.db
         self.witnessing = witnessing
         self.provenance = publishing.provenance
         self.log = publishing.log
         self.certificates = certificates
-        self._own_key = OwnKeyService(publishing)
+        self._own_key_cas = own_key_cas
         self._lock = threading.Lock()
         self._pid: int | None = None
         # Log entries, the versions they record, inclusion proofs for a given tree size and
@@ -284,7 +284,7 @@ class VerificationService:
         anchors = self._association_anchors.get((association, note))
         if anchors is None:
             try:
-                approved = [ca.pem.encode("ascii") for ca in self._own_key.cas(association)
+                approved = [ca.pem.encode("ascii") for ca in self._own_key_cas.cas(association)
                             if ca.status == APPROVED]
             except NotFound:
                 approved = []

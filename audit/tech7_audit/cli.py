@@ -16,6 +16,9 @@
   consistency with the stored checkpoint, and re-hashes every entry through the C2SP tiles. It
   keeps the new checkpoint only when all of that holds.
 
+Every download goes through :mod:`tech7_audit.fetching`, which talks to the given URL's origin
+only; this module holds the commands and what they print.
+
 A witness policy (C2SP tlog-policy) is trust, like the log key: a registry that has been taken
 over could serve ``quorum none``, or witnesses of its own. So ``verify --policy`` and ``monitor
 --policy`` take the auditor's pinned file, refuse a checkpoint without its quorum of
@@ -25,17 +28,14 @@ cosignatures, and warn loudly when the policy the registry serves (``/v1/trust``
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shlex
 import shutil
 import sys
 import tempfile
-import urllib.error
 import urllib.parse
-import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from email.message import Message
 from pathlib import Path
 from typing import Any
@@ -43,15 +43,23 @@ from typing import Any
 import click
 from tech7_tlog.note import NoteError, parse_verifier_key
 from tech7_tlog.policy import Policy, PolicyError, parse_policy
-from tech7_tlog.tiles import TILE_WIDTH, entries_path, parse_entry_bundle, tile_path
 
+from tech7_audit.fetching import (
+    FAILED,
+    Fetcher,
+    FetchError,
+    all_entries,
+    fetch_versions,
+    link_targets,
+    tile_reader,
+    trust_anchors,
+)
 from tech7_audit.manifests import legacy_trust_settings, trust_settings, verifier_settings
 from tech7_audit.verification import (
     CHECKPOINT,
     CONSISTENCY,
     LOG,
     WITNESSES,
-    HistoryVersion,
     Step,
     VerificationFailure,
     audit_document,
@@ -64,10 +72,6 @@ from tech7_audit.verification import (
 )
 
 USAGE_ERROR = 2
-FAILED = 1
-
-_TIMEOUT = 30
-_MAX_DOWNLOAD = 64 * 1024 * 1024
 
 
 def main() -> None:
@@ -224,99 +228,6 @@ def _print_steps(steps: Sequence[Step]) -> None:
         click.echo(f"{passed if step.ok else failed} {step.name:<{width}}  {step.detail}")
 
 
-# --- fetching, from one host only ----------------------------------------------------------------
-
-
-class FetchError(click.ClickException):
-    """A download failed: the server is unreachable, answered an error, or sent us elsewhere."""
-
-    exit_code = FAILED
-
-
-class _SameHostRedirects(urllib.request.HTTPRedirectHandler):
-    """Follow redirects only within the origin the user named."""
-
-    def __init__(self, origin: tuple[str, str]):
-        self.origin = origin
-
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        if _origin(newurl) != self.origin:
-            fp.close()
-            raise FetchError(f"{req.full_url} redirects to another host ({newurl}); refusing")
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
-def _origin(url: str) -> tuple[str, str]:
-    parts = urllib.parse.urlsplit(url)
-    return parts.scheme, parts.netloc
-
-
-class Fetcher:
-    """GETs URLs of one origin (scheme, host and port) with urllib, and nothing else."""
-
-    def __init__(self, url: str):
-        scheme, netloc = _origin(url)
-        if scheme not in ("http", "https") or not netloc:
-            raise click.BadParameter(f"{url} is not an http(s) URL", param_hint="URL")
-        self.origin = (scheme, netloc)
-        self.base = f"{scheme}://{netloc}"
-        self._opener = urllib.request.build_opener(_SameHostRedirects(self.origin))
-
-    def url(self, reference: str, relative_to: str | None = None) -> str:
-        """``reference`` resolved against ``relative_to`` (or the origin), refused if elsewhere."""
-        absolute = urllib.parse.urljoin(relative_to or self.base + "/", reference)
-        if _origin(absolute) != self.origin:
-            raise FetchError(f"{absolute} is not on {self.base}; refusing to fetch it")
-        return absolute
-
-    def get(self, reference: str, relative_to: str | None = None) -> tuple[bytes, Message]:
-        """The body and headers of a 200 answer; :class:`FetchError` for anything else."""
-        url = self.url(reference, relative_to)
-        try:
-            with self._opener.open(urllib.request.Request(url), timeout=_TIMEOUT) as response:
-                body = response.read(_MAX_DOWNLOAD + 1)
-                headers = response.headers
-        except urllib.error.HTTPError as error:
-            raise FetchError(f"GET {url} answered {error.code}: {_problem_detail(error)}") \
-                from None
-        except (urllib.error.URLError, OSError) as error:
-            raise FetchError(f"GET {url} failed: {error}") from None
-        if len(body) > _MAX_DOWNLOAD:
-            raise FetchError(f"GET {url}: the answer is larger than {_MAX_DOWNLOAD} bytes")
-        return body, headers
-
-    def get_json(self, reference: str) -> Any:
-        body, _ = self.get(reference)
-        try:
-            return json.loads(body)
-        except (UnicodeDecodeError, ValueError):
-            raise FetchError(f"GET {self.url(reference)} did not answer JSON") from None
-
-
-def _problem_detail(error: urllib.error.HTTPError) -> str:
-    try:
-        return str(json.loads(error.read(65536)).get("detail", error.reason))
-    except (ValueError, AttributeError, OSError):
-        return str(error.reason)
-
-
-def _links(headers: Message) -> dict[str, str]:
-    """``rel`` → target of an RFC 8288 ``Link`` header."""
-    links = {}
-    for value in headers.get_all("Link") or []:
-        for part in value.split(","):
-            target, _, params = part.strip().partition(";")
-            target = target.strip()
-            if not (target.startswith("<") and target.endswith(">")):
-                continue
-            for param in params.split(";"):
-                name, _, rel = param.strip().partition("=")
-                if name.strip().lower() == "rel":
-                    for each in rel.strip().strip('"').split():
-                        links[each] = target[1:-1]
-    return links
-
-
 # --- fetch ---------------------------------------------------------------------------------------
 
 
@@ -361,7 +272,7 @@ def _fetch_into(folder: Path, target: Path, fetcher: Fetcher, url: str, version_
     """Write into ``folder`` the file at ``url`` (``body`` and ``headers``, served as
     ``version_url``) and what verifying it needs; return the lines to print, which name the
     files as they will be in ``target``."""
-    links = _links(headers)
+    links = link_targets(headers)
     extension = _EXTENSIONS.get(headers.get_content_type(), "bin")
     written = {"file": _write(folder / f"document.{extension}", body)}
     if "c2pa-manifest" in links:
@@ -387,7 +298,7 @@ def _fetch_into(folder: Path, target: Path, fetcher: Fetcher, url: str, version_
         raise FetchError(f"the receipt from {fetcher.base} does not verify: {failure.reason}") \
             from None
     _write(folder / "checkpoint.txt", parsed.signed_checkpoint.encode())
-    anchors = _trust_anchors(fetcher, parsed.record.get("association"))
+    anchors = trust_anchors(fetcher, parsed.record.get("association"))
     written["trust"] = _write(folder / "anchors.pem", anchors)
     _write_c2pa_settings(folder, anchors, f"{fetcher.base}/v1/trust/anchors.pem")
 
@@ -425,19 +336,6 @@ def _fetch_into(folder: Path, target: Path, fetcher: Fetcher, url: str, version_
             *policy_line,
             "Verify offline with:",
             "  " + shlex.join(command)]
-
-
-def _trust_anchors(fetcher: Fetcher, association: str | None) -> bytes:
-    """The registry's anchors, plus the approved CAs of ``association``: an association that
-    signs with its own key is vouched for by its own CA (README, "Own-key publishing")."""
-    anchors, _ = fetcher.get("/v1/trust/anchors.pem")
-    if association:
-        listed = fetcher.get_json(f"/v1/associations/{urllib.parse.quote(association)}/ca")
-        for ca in listed.get("items", []) if isinstance(listed, dict) else []:
-            if isinstance(ca, dict) and ca.get("status") == "approved" \
-                    and isinstance(ca.get("pem"), str):
-                anchors += ca["pem"].encode("ascii")
-    return anchors
 
 
 def _write_c2pa_settings(folder: Path, anchors: bytes, trust_uri: str) -> None:
@@ -480,26 +378,7 @@ def history(url: str, policy_file: str | None) -> None:
     """
     policy, pinned = _pinned_policy(policy_file)
     fetcher = Fetcher(url)
-    document_url = fetcher.url(url).rstrip("/")
-    parts = document_url.rsplit("/versions/", 1)
-    if len(parts) == 2 and parts[1].isdigit():
-        document_url = parts[0]
-    listed = fetcher.get_json(f"{document_url}/versions")
-    try:
-        numbers = sorted((int(item["version"]) for item in listed["items"]), reverse=True)
-    except (KeyError, TypeError, ValueError):
-        raise FetchError(f"GET {document_url}/versions did not list versions") from None
-    versions = []
-    association = None
-    for number in numbers:
-        base = f"{document_url}/versions/{number}"
-        receipt = fetcher.get(f"{base}/receipt")[0]
-        versions.append(HistoryVersion(number, fetcher.get(base)[0],
-                                       fetcher.get(f"{base}/manifest")[0], receipt))
-        if association is None:
-            # A bad receipt is named by audit_history; it just names no association here.
-            with contextlib.suppress(VerificationFailure):
-                association = read_receipt(receipt).record.get("association")
+    document_url, versions, association = fetch_versions(fetcher, url)
     trust = fetcher.get_json("/v1/trust")
     try:
         verifier_key = trust["log"]["verifier_key"]
@@ -516,7 +395,7 @@ def history(url: str, policy_file: str | None) -> None:
     try:
         report = audit_history(versions, signed_checkpoint=checkpoint,
                                consistency_proof=consistency,
-                               trust_anchors_pem=_trust_anchors(fetcher, association),
+                               trust_anchors_pem=trust_anchors(fetcher, association),
                                verifier_key=verifier_key)
     except VerificationFailure as failure:
         raise FetchError(f"the log's checkpoint does not verify: {failure.reason}") from None
@@ -609,8 +488,8 @@ def monitor(url: str, state_dir: str, policy_file: str | None) -> None:
             steps.append(Step(CONSISTENCY, True, "first run: no earlier checkpoint to compare"))
         if policy is not None:
             steps.append(Step(WITNESSES, True, check_quorum(note, policy)[0]))
-        steps.append(Step(LOG, True, check_log(_all_entries(fetcher, checkpoint.tree_size),
-                                               checkpoint, _tile_reader(fetcher))))
+        steps.append(Step(LOG, True, check_log(all_entries(fetcher, checkpoint.tree_size),
+                                               checkpoint, tile_reader(fetcher))))
     except VerificationFailure as failure:
         steps.append(Step(failure.step, False, failure.reason))
         _print_steps(steps)
@@ -620,33 +499,6 @@ def monitor(url: str, state_dir: str, policy_file: str | None) -> None:
     _print_steps(steps)
     click.echo(f"OK: the log at {fetcher.base} has {checkpoint.tree_size} entries and only grew; "
                f"stored its checkpoint in {stored_file}.")
-
-
-def _all_entries(fetcher: Fetcher, tree_size: int) -> list[bytes]:
-    """Every entry of the tree, from its C2SP entry bundles."""
-    leaves: list[bytes] = []
-    for index in range(-(-tree_size // TILE_WIDTH)):
-        width = min(TILE_WIDTH, tree_size - index * TILE_WIDTH)
-        body, _ = fetcher.get("/v1/log/" + entries_path(index, width))
-        try:
-            bundle = parse_entry_bundle(body)
-        except ValueError as error:
-            raise VerificationFailure(LOG, f"entry bundle {index} is malformed: {error}") \
-                from None
-        if len(bundle) != width:
-            raise VerificationFailure(LOG, f"entry bundle {index} holds {len(bundle)} entries, "
-                                           f"not {width}")
-        leaves.extend(bundle)
-    return leaves
-
-
-def _tile_reader(fetcher: Fetcher) -> Callable[[int, int, int], bytes]:
-    """``tile(level, index, width)`` for :func:`~tech7_audit.verification.check_log`, over HTTP."""
-
-    def tile(level: int, index: int, width: int) -> bytes:
-        return fetcher.get("/v1/log/" + tile_path(level, index, width))[0]
-
-    return tile
 
 
 def _write_atomically(path: Path, data: bytes) -> None:

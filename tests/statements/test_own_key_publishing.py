@@ -11,6 +11,7 @@ import hashlib
 import importlib.util
 import io
 import json
+import re
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import rfc8785
+import sqlalchemy as sa
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from tech7_audit.manifests import read_manifest
@@ -25,6 +27,7 @@ from tech7_audit.verification import audit_document
 from werkzeug.serving import make_server
 
 from app.provenance.signing import CREATED, ManifestSigner
+from app.publishing.kinds import DocumentKind
 from tests.support.own_pki import OwnPKI, leaf_only, make_own_pki
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -226,6 +229,39 @@ def test_custodial_v1_then_own_key_versions_chained_through_the_example(
             else report.parent_proof is None
         labels.append(report.label)
     assert client.get(STATEMENT).json["text"] == ["Corrected again, still our own key."]
+
+
+def test_an_upload_reads_the_previous_version_once_and_validates_its_content_once(
+        app, client, bitkom, approved, pki, tsa_url, monkeypatch):
+    """The intake goes through publishing's own path: one read of the statement's latest
+    version, under the writer lock, and one validation of its content."""
+    created = client.post(f"{BITKOM}/statements", json={"slug": SLUG, **CONTENT}, headers=bitkom)
+    assert created.status_code == 201, created.json  # the statement exists, with no version yet
+    body = example.build_body("bitkom", SLUG, 1, CONTENT)
+    manifest = _sign(pki, body, tsa_url)
+    validated = []
+    load_content = DocumentKind.load_content
+
+    def counted(kind, content):
+        validated.append(kind.name)
+        return load_content(kind, content)
+
+    latest_reads = []
+
+    def seen(connection, cursor, statement, parameters, context, executemany):
+        if re.search(r"\bFROM versions\b.*\bORDER BY versions\.number DESC\b", statement, re.S):
+            latest_reads.append(statement)
+
+    monkeypatch.setattr(DocumentKind, "load_content", counted)
+    engine = app.extensions["tech7.db"].engine
+    sa.event.listen(engine, "before_cursor_execute", seen)
+    try:
+        published = _upload(client, bitkom, body, manifest)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", seen)
+    assert published.status_code == 201, published.json
+    assert validated == ["statement"]
+    assert len(latest_reads) == 1, latest_reads
 
 
 # --- refusals ------------------------------------------------------------------------------------

@@ -1,10 +1,11 @@
-"""Own-key publishing: statements an association signs with its own key.
+"""Own-key publishing, second half: the intake of statement versions an association signs with
+its own key.
 
-An association registers its own CA certificate; an operator approves it, and the approval is
-logged. From then on the association may upload a version of one of its statements as the exact
-RFC 8785 bytes the registry will serve, with a C2PA sidecar manifest it made with a key the
-registry never sees. The registry checks, in this order, and writes nothing unless every check
-holds (each refusal is a 422 problem whose ``check`` member names the check that failed):
+Once an operator approved one of its CA certificates (:mod:`app.statements.own_key_cas`), an
+association may upload a version of one of its statements as the exact RFC 8785 bytes the
+registry will serve, with a C2PA sidecar manifest it made with a key the registry never sees.
+The registry checks, in this order, and writes nothing unless every check holds (each refusal
+is a 422 problem whose ``check`` member names the check that failed):
 
 ``canonical``
     the bytes are JSON in RFC 8785 canonical form;
@@ -31,42 +32,34 @@ holds (each refusal is a 422 problem whose ``check`` member names the check that
 ``trusted``
     and the manifest as a whole reads Trusted.
 
-The version is then stored and logged exactly as one the registry signs
-(:meth:`~app.publishing.service.PublishingService.publish_content`), in one transaction that
-holds the registry lock.
+The checks run inside publishing's own path, in one transaction that holds the registry lock:
+:meth:`~app.publishing.service.PublishingService.next_version` reads the previous version once,
+and :meth:`~app.publishing.service.PublishingService.append_version` stores and logs the
+version exactly as one the registry signs, with the content these checks validated.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import marshmallow as ma
-import sqlalchemy as sa
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from sqlalchemy.orm import Session
-from tech7_audit.manifests import UNREADABLE, ManifestReport, certificate_sha256, read_manifest
+from tech7_audit.manifests import UNREADABLE, ManifestReport, read_manifest
 from tech7_audit.times import isoformat
 from tech7_audit.verification import VerificationFailure, check_parent_link
 
-from app.auth.service import OPERATOR, Principal
 from app.core.canonical import canonical_bytes, strict_loads
 from app.core.db import utcnow
-from app.core.errors import Conflict, Forbidden, InvalidJSON, InvalidRequest, NotFound
-from app.pki.models import AssociationCA
+from app.core.errors import InvalidJSON, InvalidRequest
 from app.provenance.service import JSON, SignedManifest
-from app.publishing.models import Document, Version
+from app.publishing.models import Version
 from app.publishing.service import PublishedVersion, PublishingService, version_identity
 from app.statements.kinds import STATEMENT
 
 #: How far the publication time an own-key version states may be from the registry's clock.
 PUBLISHED_AT_TOLERANCE = timedelta(minutes=10)
-
-PENDING, APPROVED = "pending", "approved"
 
 # C2PA 2.2 §15.2 success codes: the hard binding matched, and the signing credential chains to a
 # trust anchor.
@@ -84,67 +77,8 @@ class OwnKeyVersionRefused(InvalidRequest):
         super().__init__(detail, check=check, **extensions)
 
 
-class InvalidCACertificate(InvalidRequest):
-    """The upload is not one usable CA certificate of the association's own."""
-
-    problem = "invalid-ca-certificate"
-    title = "Not a usable CA certificate"
-
-
-class CAAlreadyRegistered(Conflict):
-    """This CA certificate is registered already."""
-
-    problem = "ca-already-registered"
-    title = "The CA certificate is already registered"
-
-
-class CAAlreadyApproved(Conflict):
-    """The CA certificate was approved before; an approval is logged once."""
-
-    problem = "ca-already-approved"
-    title = "The CA certificate is already approved"
-
-
-class UnknownCA(NotFound):
-    """The association has no registered CA certificate with this SHA-256."""
-
-    problem = "unknown-ca"
-    title = "Unknown CA certificate"
-
-
-@dataclass(frozen=True)
-class CARecord:
-    """An association's CA certificate as the registry publishes it."""
-
-    sha256: str
-    association: str
-    pem: str
-    registered_at: datetime
-    approved_at: datetime | None
-    log_index: int | None
-
-    @property
-    def status(self) -> str:
-        """``approved`` once an operator approved it, else ``pending``."""
-        return PENDING if self.approved_at is None else APPROVED
-
-    @property
-    def path(self) -> str:
-        """The path of this record, which is also the subject of its approval's log entry."""
-        return ca_path(self.association, self.sha256)
-
-    def certificate(self) -> x509.Certificate:
-        """The CA certificate, parsed."""
-        return x509.load_pem_x509_certificate(self.pem.encode("ascii"))
-
-
-def ca_path(association: str, sha256: str) -> str:
-    """The URL path of an association's CA certificate."""
-    return f"/v1/associations/{association}/ca/{sha256}"
-
-
-class OwnKeyService:
-    """Associations' own CAs, and versions they sign with their own keys.
+class OwnKeyIntake:
+    """Versions associations sign with their own keys, checked and published.
 
     Holds no state of its own: everything lives in the publishing service's database, log and
     key ring.
@@ -156,76 +90,8 @@ class OwnKeyService:
         self.log = publishing.log
         self.provenance = publishing.provenance
 
-    # -- certificate authorities --------------------------------------------------------------
-
-    def register_ca(self, association: str, pem: bytes, *, registered_by: str) -> CARecord:
-        """Record ``association``'s own CA certificate, pending approval by an operator.
-
-        Raises :class:`InvalidCACertificate` (422) unless ``pem`` is exactly one currently valid
-        CA certificate that is not the registry's own, and :class:`CAAlreadyRegistered` (409)
-        when it is registered already.
-        """
-        self.publishing.require_association(association)
-        certificate = self._acceptable_ca(pem)
-        sha256 = certificate_sha256(certificate)
-        with self.db.write() as session:
-            if session.get(AssociationCA, sha256) is not None:
-                raise CAAlreadyRegistered(f"The CA certificate {sha256} is registered already.")
-            row = AssociationCA(
-                sha256=sha256, association=association,
-                pem=certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"),
-                registered_at=utcnow(), registered_by=registered_by)
-            session.add(row)
-            session.flush()
-            return _record(row, None)
-
-    def approve_ca(self, association: str, sha256: str, *, approver: Principal) -> CARecord:
-        """Approve a pending CA certificate and log the approval, in one transaction.
-
-        Only an operator approves (403 otherwise). The log entry (type ``ca-approval``) names the
-        association and the CA's SHA-256, so an auditor can tell from the log alone which CA
-        vouched for an association's own-key versions, and since when.
-        """
-        if approver.role != OPERATOR:
-            raise Forbidden("Only an operator approves an association's CA certificate.")
-        now = utcnow()
-        with self.db.registry_transaction() as session:
-            row = self._row(session, association, sha256)
-            if row.approved_at is not None:
-                raise CAAlreadyApproved(f"The CA certificate {sha256} was approved at "
-                                        f"{isoformat(row.approved_at)}.")
-            certificate = x509.load_pem_x509_certificate(row.pem.encode("ascii"))
-            entry = self.log.append(session, {
-                "type": "ca-approval", "subject": ca_path(association, sha256),
-                "association": association, "signer_certificate_sha256": sha256,
-                "not_before": isoformat(certificate.not_valid_before_utc),
-                "not_after": isoformat(certificate.not_valid_after_utc),
-                "time": isoformat(now)})
-            row.approved_at = now
-            row.approved_by = approver.name
-            session.flush()
-            return _record(row, entry.index)
-
-    def cas(self, association: str) -> list[CARecord]:
-        """Every CA certificate ``association`` registered, in registration order."""
-        self.publishing.require_association(association)
-        with self.db.sessions() as session:
-            rows = session.scalars(sa.select(AssociationCA)
-                                   .where(AssociationCA.association == association)
-                                   .order_by(AssociationCA.registered_at,
-                                             AssociationCA.sha256)).all()
-        return [_record(row, self._approval_index(row)) for row in rows]
-
-    def ca(self, association: str, sha256: str) -> CARecord:
-        """One CA certificate of ``association``; :class:`UnknownCA` if it has none such."""
-        with self.db.sessions() as session:
-            row = self._row(session, association, sha256)
-        return _record(row, self._approval_index(row))
-
-    # -- own-key versions ---------------------------------------------------------------------
-
-    def publish_own_key_version(self, association: str, slug: str, document: bytes, manifest: bytes, *,
-                       publisher: str) -> PublishedVersion:
+    def publish_own_key_version(self, association: str, slug: str, document: bytes,
+                                manifest: bytes, *, publisher: str) -> PublishedVersion:
         """Publish ``document``, signed by ``association`` with ``manifest``, as the next version
         of its statement ``slug`` (creating the statement at version 1).
 
@@ -236,21 +102,19 @@ class OwnKeyService:
         parsed = _canonical_json(document)
         stored_slug = STATEMENT.owned_slug(association, slug)
         with self.db.registry_transaction() as session:
-            previous = session.scalar(
-                sa.select(Version).join(Document, Document.id == Version.document_id)
-                .where(Document.kind == STATEMENT.name, Document.slug == stored_slug)
-                .order_by(Version.number.desc()).limit(1))
-            number = previous.number + 1 if previous else 1
+            target = self.publishing.next_version(session, STATEMENT, stored_slug,
+                                                  association=association)
             content, published_at = _statement_version(session, parsed, document,
                                                        association=association, slug=slug,
-                                                       number=number, previous=previous)
+                                                       number=target.number,
+                                                       previous=target.previous)
             signed = self._verify_manifest(session, document, manifest, association=association,
-                                           stored_slug=stored_slug, number=number,
-                                           previous=previous)
-            self.publishing.publish_content(session, STATEMENT, stored_slug, content,
-                                            publisher=publisher, association=association,
-                                            signed=signed, published_at=published_at)
-        return self.publishing.version(STATEMENT, stored_slug, number)
+                                           stored_slug=stored_slug, number=target.number,
+                                           previous=target.previous)
+            self.publishing.append_version(session, STATEMENT, target, content,
+                                           publisher=publisher, signed=signed,
+                                           published_at=published_at)
+        return self.publishing.version(STATEMENT, stored_slug, target.number)
 
     def _verify_manifest(self, session: Session, document: bytes, manifest: bytes, *,
                          association: str, stored_slug: str, number: int,
@@ -297,77 +161,6 @@ class OwnKeyService:
         return SignedManifest(manifest=manifest, sha256=hashlib.sha256(manifest).hexdigest(),
                               label=report.label or "", signer=association,
                               signer_certificate_sha256=signer, signed_at=report.signed_at)
-
-    # -- helpers ------------------------------------------------------------------------------
-
-    def _acceptable_ca(self, pem: bytes) -> x509.Certificate:
-        try:
-            certificates = x509.load_pem_x509_certificates(pem)
-        except ValueError:
-            raise InvalidCACertificate("The body is not a PEM certificate.") from None
-        if len(certificates) != 1:
-            raise InvalidCACertificate(f"Send exactly one CA certificate, not "
-                                       f"{len(certificates)}.")
-        certificate = certificates[0]
-        try:
-            constraints = _extension(certificate, x509.BasicConstraints)
-            usage = _extension(certificate, x509.KeyUsage)
-        except ValueError as error:  # cryptography parses extensions lazily
-            raise InvalidCACertificate(f"The certificate's extensions are malformed: "
-                                       f"{error}") from None
-        # RFC 5280 §4.2.1.9 and §4.2.1.3: only a certificate with cA true and keyCertSign may
-        # issue the certificates the association signs with.
-        if constraints is None or not constraints.ca or usage is None or not usage.key_cert_sign:
-            raise InvalidCACertificate("This is not a CA certificate: it needs BasicConstraints "
-                                       "cA true and KeyUsage keyCertSign.")
-        now = utcnow()
-        if not certificate.not_valid_before_utc <= now <= certificate.not_valid_after_utc:
-            raise InvalidCACertificate(
-                f"The CA certificate is valid from {isoformat(certificate.not_valid_before_utc)} "
-                f"to {isoformat(certificate.not_valid_after_utc)}, not now.")
-        keys = self.provenance.keyring.store
-        for registry_ca in (keys.root_ca_certificate, keys.issuing_ca_certificate):
-            if certificate == registry_ca or _issued_by(certificate, registry_ca):
-                raise InvalidCACertificate("This CA belongs to the registry's own PKI; bring a "
-                                           "CA of your own.")
-        if certificate.issuer == certificate.subject and not _issued_by(certificate, certificate):
-            raise InvalidCACertificate("The self-signed CA certificate's signature does not "
-                                       "verify.")
-        return certificate
-
-    @staticmethod
-    def _row(session: Session, association: str, sha256: str) -> AssociationCA:
-        row = session.get(AssociationCA, sha256)
-        if row is None or row.association != association:
-            raise UnknownCA(f"{association} has no CA certificate with SHA-256 {sha256}.")
-        return row
-
-    def _approval_index(self, row: AssociationCA) -> int | None:
-        if row.approved_at is None:
-            return None
-        entries = self.log.entries_for_subject(ca_path(row.association, row.sha256))
-        return next((e.index for e in entries if e.entry_type == "ca-approval"), None)
-
-
-def _record(row: AssociationCA, log_index: int | None) -> CARecord:
-    return CARecord(sha256=row.sha256, association=row.association, pem=row.pem,
-                    registered_at=row.registered_at, approved_at=row.approved_at,
-                    log_index=log_index)
-
-
-def _extension(certificate: x509.Certificate, extension: type[x509.ExtensionType]) -> Any:
-    try:
-        return certificate.extensions.get_extension_for_class(extension).value
-    except x509.ExtensionNotFound:
-        return None
-
-
-def _issued_by(certificate: x509.Certificate, issuer: x509.Certificate) -> bool:
-    try:
-        certificate.verify_directly_issued_by(issuer)
-    except (ValueError, TypeError, InvalidSignature):
-        return False
-    return True
 
 
 def _canonical_json(document: bytes) -> Any:

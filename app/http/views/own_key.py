@@ -17,7 +17,8 @@ from app.http.schemas import version_schema
 from app.http.views.documents import version_response
 from app.http.views.trust import CertificatePathSchema, CertificateSchema, describe_certificate
 from app.statements.kinds import STATEMENT
-from app.statements.own_key import APPROVED, PENDING, CARecord, InvalidCACertificate, OwnKeyService
+from app.statements.own_key_cas import APPROVED, PENDING, CARecord, InvalidCACertificate, OwnKeyCAs
+from app.statements.own_key_intake import OwnKeyIntake
 
 blp = Blueprint("own-key", __name__, url_prefix="/v1/associations/<string:association>",
                 description="Statements an association signs with its own key: the CA "
@@ -26,9 +27,14 @@ blp = Blueprint("own-key", __name__, url_prefix="/v1/associations/<string:associ
 PEM_MEDIA_TYPE = "application/x-pem-file"
 
 
-def own_key() -> OwnKeyService:
-    """The service, over this application's publishing service."""
-    return OwnKeyService(current_app.extensions["tech7.publishing"])
+def own_key_cas() -> OwnKeyCAs:
+    """This application's registry of association CA certificates."""
+    return current_app.extensions["tech7.own_key_cas"]
+
+
+def own_key_intake() -> OwnKeyIntake:
+    """This application's intake of own-key versions."""
+    return current_app.extensions["tech7.own_key_intake"]
 
 
 class CASchema(CertificateSchema):
@@ -83,7 +89,7 @@ def _ca_json(record: CARecord) -> dict:
 @blp.response(200, CAListSchema, headers=LINK_HEADER)
 def cas(args, association):
     """List the association's own CA certificates, pending and approved"""
-    records, page = page_of(own_key().cas(association), args)
+    records, page = page_of(own_key_cas().cas(association), args)
     return {"items": [_ca_json(record) for record in records], "total": page.total}, 200, {
         "Link": page.link_header()}
 
@@ -107,7 +113,7 @@ def register_ca(association):
         if not isinstance(body, dict) or not isinstance(body.get("pem"), str):
             raise InvalidCACertificate('Send {"pem": "-----BEGIN CERTIFICATE-----…"}.')
         pem = body["pem"].encode()
-    record = own_key().register_ca(association, pem, registered_by=current_principal().name)
+    record = own_key_cas().register_ca(association, pem, registered_by=current_principal().name)
     return _ca_json(record), 201, {"Location": record.path}
 
 
@@ -116,7 +122,7 @@ def register_ca(association):
 @blp.response(200, CASchema)
 def ca(args, association, sha256):
     """One of the association's CA certificates"""
-    return _ca_json(own_key().ca(association, args["sha256"]))
+    return _ca_json(own_key_cas().ca(association, args["sha256"]))
 
 
 @blp.route("/ca/<string:sha256>/approve", endpoint="approve_ca", methods=["POST"])
@@ -126,8 +132,8 @@ def ca(args, association, sha256):
 @blp.response(200, CASchema)
 def approve_ca(args, association, sha256):
     """Approve a CA certificate (operators only); the approval is logged"""
-    return _ca_json(own_key().approve_ca(association, args["sha256"],
-                                          approver=current_principal()))
+    return _ca_json(own_key_cas().approve_ca(association, args["sha256"],
+                                             approver=current_principal()))
 
 
 @blp.route(f"/{STATEMENT.collection}/<string:slug>/own-key-versions", endpoint="own_key_version",
@@ -147,8 +153,9 @@ def own_key_version(path, files, association, slug):
     """
     principal = current_principal()
     may_publish_as(principal, association)
-    version = own_key().publish_own_key_version(association, path["slug"], files["document"].read(),
-                                        files["manifest"].read(), publisher=principal.name)
+    version = own_key_intake().publish_own_key_version(
+        association, path["slug"], files["document"].read(), files["manifest"].read(),
+        publisher=principal.name)
     response = version_response(version, STATEMENT, status=201)
     response.headers["Location"] = STATEMENT.version_path(version.slug, version.number)
     return response
