@@ -46,9 +46,10 @@ from typing import Any
 
 import marshmallow as ma
 from sqlalchemy.orm import Session
+from tech7_audit.history import check_parent_link
 from tech7_audit.manifests import UNREADABLE, ManifestReport, read_manifest
 from tech7_audit.times import isoformat
-from tech7_audit.verification import VerificationFailure, check_parent_link
+from tech7_audit.verification import VerificationFailure
 
 from app.core.canonical import canonical_bytes, strict_loads
 from app.core.db import utcnow
@@ -240,7 +241,7 @@ def _check_parent(report: ManifestReport, previous: Version | None, verifier_key
     """Every version after the first links its parent, and the link must name the previous
     version exactly: in the bounded form by its hashes and its log entry's inclusion proof, in
     the older one by embedding its manifest, Trusted
-    (:func:`~tech7_audit.verification.check_parent_link`). Without a link, the document's history
+    (:func:`~tech7_audit.history.check_parent_link`). Without a link, the document's history
     could never be audited as one chain, and versions are immutable."""
     names_a_parent = any(i.relationship == "parentOf" for i in report.ingredients) \
         or report.parent_proof is not None

@@ -22,18 +22,17 @@ from typing import Any
 import c2pa
 import sqlalchemy as sa
 from tech7_audit.manifests import INVALID, TRUSTED, VALID, ManifestReport, verification_context
+from tech7_audit.pipeline import LoggedRecord, run_checks
 from tech7_audit.times import isoformat
 from tech7_audit.verification import (
     MANIFEST,
     REVOCATION,
-    LoggedRecord,
     Revocation,
     Step,
     VerificationFailure,
     check_inclusion,
     describe_quorum,
     parse_time,
-    run_checks,
     verify_checkpoint,
 )
 from tech7_tlog.note import Checkpoint
@@ -202,7 +201,7 @@ class VerificationService:
     def verify(self, content: bytes, manifest: bytes | None, *, media_type: str | None = None,
                filename: str | None = None) -> VerificationResult:
         """Verify ``content`` (with its sidecar ``manifest``, or the one it embeds) end to end:
-        the auditor's checks (:func:`~tech7_audit.verification.run_checks`) on the evidence of
+        the auditor's checks (:func:`~tech7_audit.pipeline.run_checks`) on the evidence of
         the registry's own log.
 
         Never raises on bad input: whatever is wrong with the bytes is a step that failed.

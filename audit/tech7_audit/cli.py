@@ -1,6 +1,6 @@
 """``tech7-audit``: verify a registry document offline, fetch what that needs, monitor the log.
 
-* ``verify`` runs :func:`~tech7_audit.verification.audit_document` on files only — no network —
+* ``verify`` runs :func:`~tech7_audit.pipeline.audit_document` on files only — no network —
   and prints each step with its reason. Exit status 0 when every step passes, 1 when one fails,
   2 on a usage error.
 * ``fetch`` downloads a version or an export, its manifest and receipt, the trust anchors, the
@@ -9,7 +9,7 @@
   list), then prints the ``verify`` command to run. It talks to the given URL's host only, and
   writes its folder whole or not at all.
 * ``history`` fetches every version of a document, newest back to 1, with their manifests and
-  receipts, and verifies them all (:func:`~tech7_audit.verification.audit_history`): each version as
+  receipts, and verifies them all (:func:`~tech7_audit.history.audit_history`): each version as
   ``verify`` would, each link naming its parent exactly, every checkpoint consistent with the
   log's current one. A broken link is named.
 * ``monitor`` follows the log: it checks the new checkpoint against the pinned log key, its
@@ -54,7 +54,10 @@ from tech7_audit.fetching import (
     tile_reader,
     trust_anchors,
 )
+from tech7_audit.history import audit_history
 from tech7_audit.manifests import legacy_trust_settings, trust_settings, verifier_settings
+from tech7_audit.monitor import check_log
+from tech7_audit.pipeline import audit_document
 from tech7_audit.verification import (
     CHECKPOINT,
     CONSISTENCY,
@@ -62,10 +65,7 @@ from tech7_audit.verification import (
     WITNESSES,
     Step,
     VerificationFailure,
-    audit_document,
-    audit_history,
     check_consistency,
-    check_log,
     check_quorum,
     read_receipt,
     verify_checkpoint,

@@ -20,7 +20,8 @@ from typing import Any
 import click
 from tech7_tlog.tiles import TILE_WIDTH, entries_path, parse_entry_bundle, tile_path
 
-from tech7_audit.verification import LOG, HistoryVersion, VerificationFailure, read_receipt
+from tech7_audit.history import HistoryVersion
+from tech7_audit.verification import LOG, VerificationFailure, read_receipt
 
 #: The exit status of a check or a download that failed.
 FAILED = 1
@@ -151,7 +152,7 @@ def all_entries(fetcher: Fetcher, tree_size: int) -> list[bytes]:
 
 
 def tile_reader(fetcher: Fetcher) -> Callable[[int, int, int], bytes]:
-    """``tile(level, index, width)`` for :func:`~tech7_audit.verification.check_log`, over HTTP."""
+    """``tile(level, index, width)`` for :func:`~tech7_audit.monitor.check_log`, over HTTP."""
 
     def tile(level: int, index: int, width: int) -> bytes:
         return fetcher.get("/v1/log/" + tile_path(level, index, width))[0]

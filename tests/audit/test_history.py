@@ -11,8 +11,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from tech7_audit.history import HistoryVersion, audit_history, check_parent_link
 from tech7_audit.manifests import read_manifest
-from tech7_audit.verification import HistoryVersion, VerificationFailure, audit_history, check_parent_link
+from tech7_audit.verification import VerificationFailure
 
 from app.catalog.kinds import RECOMMENDATION
 from app.core import config

@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from tech7_audit.verification import RECEIPT, audit_document
+from tech7_audit.pipeline import audit_document
+from tech7_audit.verification import RECEIPT
 
 from app.verifier.service import RECORD
 from tests.support.audit import VERSION, one_byte_changed, upload

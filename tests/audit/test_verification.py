@@ -10,6 +10,8 @@ from datetime import timedelta
 import pytest
 import rfc8785
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from tech7_audit.monitor import check_log
+from tech7_audit.pipeline import AuditReport, audit_document
 from tech7_audit.verification import (
     CHECKPOINT,
     CONSISTENCY,
@@ -20,12 +22,9 @@ from tech7_audit.verification import (
     RECEIPT,
     REVOCATION,
     SIGNER,
-    AuditReport,
     Revocation,
     VerificationFailure,
     applicable_revocation,
-    audit_document,
-    check_log,
     infer_media_type,
     parse_time,
     verify_receipt,

@@ -18,8 +18,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from cryptography.hazmat.primitives import serialization
+from tech7_audit.history import check_parent_link
 from tech7_audit.manifests import read_manifest
-from tech7_audit.verification import VerificationFailure, check_parent_link
+from tech7_audit.verification import VerificationFailure
 
 from app.auth.service import OPERATOR, create_token
 from app.pki.authority import KeyStore, init_keys

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from tech7_audit.manifests import read_manifest
-from tech7_audit.verification import audit_document
+from tech7_audit.pipeline import audit_document
 from werkzeug.serving import make_server
 
 from app.provenance.signing import CREATED, ManifestSigner

@@ -34,7 +34,7 @@ class Materials:
         return hashlib.sha256(self.body).hexdigest()
 
     def audit_inputs(self) -> dict[str, Any]:
-        """Keyword arguments of :func:`~tech7_audit.verification.audit_document` after the file."""
+        """Keyword arguments of :func:`~tech7_audit.pipeline.audit_document` after the file."""
         return {"trust_anchors_pem": self.anchors, "verifier_key": self.verifier_key}
 
 
