@@ -25,10 +25,12 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from tech7_audit.times import isoformat
 
+from app.access.policy import may_export
+from app.access.principal import Principal
 from app.catalog.kinds import ASSOCIATION, DECLARATION, PRIORITY, RECOMMENDATION
 from app.core.canonical import canonical_bytes
 from app.core.db import Database, utcnow
-from app.core.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from app.core.errors import Conflict, InvalidRequest, NotFound
 from app.core.etags import SignedBytesValidators
 from app.exports.models import Export
 from app.exports.pdf import render_export_pdf, version_href
@@ -174,7 +176,7 @@ class ExportService:
                 for href, version in zip(hrefs, versions, strict=True)]
 
     def create(self, export_format: str, scope: ExportScope, *, created_by: str,
-               registry_url: str | None = None, association: str | None = None
+               registry_url: str | None = None, principal: Principal | None = None
                ) -> StoredExport:
         """Make the export of ``scope`` in ``export_format`` (pdf, json or csv), in one transaction.
 
@@ -182,9 +184,9 @@ class ExportService:
         PDF's "How to verify" section names the registry's URLs under it, so that a reader
         holding only the file knows where to check it. A PDF needs it; JSON and CSV name none.
 
-        ``association`` is the association asking, or None for an operator (or the command line),
-        who may export anything. An association exports only what is its own
-        (:func:`_require_own_scope`), else :class:`~app.core.errors.Forbidden`, nothing written.
+        ``principal`` is who asks, None for the command line on the host; what each may export is
+        :func:`app.access.policy.may_export`'s to say (:class:`~app.core.errors.Forbidden`,
+        nothing written, when it refuses).
 
         Raises :class:`~app.core.errors.InvalidRequest` (nothing written) when the format is unknown,
         a version path names nothing, or the scope selects no version or more than
@@ -202,8 +204,9 @@ class ExportService:
                                  "sets TECH7_PUBLIC_URL. JSON and CSV exports need none.")
         with self.db.registry_transaction() as session:
             versions = self._select(session, scope)
-            if association is not None:
-                _require_own_scope(association, scope, versions)
+            may_export(principal, scope_association=scope.association,
+                       version_signers=[version.signer for version in versions]
+                       if scope.versions else None)
             export_id = str(uuid.uuid4())
             path = f"/v1/exports/{export_id}"
             created_at = utcnow()
@@ -346,23 +349,6 @@ def _layout(export_format: str, scope: ExportScope, versions: list[PublishedVers
     return render_export_pdf(title=_title(scope, versions), scope=scope.describe(),
                              exported_at=created_at, export_path=path, versions=versions,
                              registry_url=registry_url)
-
-
-def _require_own_scope(association: str, scope: ExportScope,
-                       versions: list[PublishedVersion]) -> None:
-    """Refuse an association's export of anything but its own record: the ``association`` scope
-    of itself, or versions of its own statements.
-
-    Every export is signed by the registry and logged for good; the declaration's and the
-    priorities' exports are the registry's own publications, which its operators make.
-    """
-    if scope.association == association:
-        return
-    if scope.versions and all(version.signer == association for version in versions):
-        return
-    raise Forbidden(f"An association exports only its own record: the scope "
-                    f'{{"association": "{association}"}}, or versions of its own statements. '
-                    f"Other exports are made by the registry's operators.")
 
 
 def _title(scope: ExportScope, versions: list[PublishedVersion]) -> str:

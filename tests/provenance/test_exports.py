@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from pypdf import PdfReader
 from tech7_audit.manifests import read_manifest
 
-from app.auth.scopes import Permission
+from app.access.scopes import Permission
 from app.auth.service import ASSOCIATION, OPERATOR, create_token
 from app.catalog.kinds import PRIORITY, RECOMMENDATION
 from app.exports.pdf import render_export_pdf
