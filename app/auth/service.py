@@ -20,9 +20,9 @@ from app.access.policy import may_mint, onboards
 from app.access.principal import ASSOCIATION, OPERATOR, Principal
 from app.access.scopes import ASSOCIATION_DEFAULT_SCOPES, DEFAULT_SCOPES, OPERATOR_ONLY_SCOPES, Permission
 from app.auth.models import AccessToken, ActivityEvent
+from app.catalog.kinds import is_member_association
 from app.core.db import Database, utcnow
 from app.core.errors import Forbidden, InvalidRequest, NotFound, Unauthenticated
-from app.publishing.models import is_member_association
 
 TOKEN_PREFIX = "t7_"
 #: How the activity trail and ``minted_by`` name the command line on the host.

@@ -33,12 +33,11 @@ from app.core.db import Database, utcnow
 from app.core.errors import Conflict, InvalidRequest, NotFound
 from app.core.etags import SignedBytesValidators
 from app.exports.models import Export
-from app.exports.pdf import render_export_pdf, version_href
+from app.exports.pdf import render_export_pdf
 from app.ledger.service import TransparencyLog
 from app.pki.keyring import REGISTRY_SIGNER
 from app.provenance.service import JSON, ProvenanceService
 from app.provenance.signing import Ingredient, IngredientNotTrustedError
-from app.publishing.kinds import KINDS
 from app.publishing.models import Document, Version
 from app.publishing.service import PublishedVersion, PublishingService
 
@@ -210,7 +209,7 @@ class ExportService:
             export_id = str(uuid.uuid4())
             path = f"/v1/exports/{export_id}"
             created_at = utcnow()
-            hrefs = [version_href(version) for version in versions]
+            hrefs = [version.path for version in versions]
             content = _layout(export_format, scope, versions, path=path, created_at=created_at,
                               registry_url=registry_url)
             self.publishing.require_current_signer(session, REGISTRY_SIGNER)
@@ -288,9 +287,10 @@ class ExportService:
         """The versions at ``paths`` (duplicates dropped), or 422 naming every unknown path."""
         # Concept paths of every document, computed by their kinds: the one definition of the URL
         # layout (association-owned documents live under /v1/associations/{slug}/…).
-        concepts = {KINDS[kind].concept_path(slug): (KINDS[kind], slug)
+        kinds = self.publishing.kinds
+        concepts = {kinds[kind].concept_path(slug): (kinds[kind], slug)
                     for kind, slug in session.execute(sa.select(Document.kind, Document.slug))
-                    if kind in KINDS}
+                    if kind in kinds}
         found, unknown = [], []
         for path in dict.fromkeys(paths):
             concept, separator, number = path.rpartition("/versions/")
@@ -330,7 +330,7 @@ class ExportService:
             .order_by(Document.id)).all()
         if not documents:
             raise InvalidRequest(f"The association {slug!r} has published nothing.")
-        latest = [self.publishing.latest(KINDS[kind], document_slug)
+        latest = [self.publishing.latest(self.publishing.kinds[kind], document_slug)
                   for kind, document_slug in documents]
         return [version for version in latest if not version.withdrawn]
 
@@ -341,7 +341,7 @@ def _layout(export_format: str, scope: ExportScope, versions: list[PublishedVers
     if export_format == "json":
         return canonical_bytes({
             "exported_at": isoformat(created_at), "scope": scope.to_json(),
-            "versions": [{"href": version_href(version), "sha256": version.sha256,
+            "versions": [{"href": version.path, "sha256": version.sha256,
                           "document": version.document()} for version in versions]})
     if export_format == "csv":
         return _csv(versions)

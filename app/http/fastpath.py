@@ -18,7 +18,7 @@ from typing import cast
 from app.core.caching import BoundedCache
 from app.http.conditional import client_copy_current
 from app.http.views.documents import version_headers
-from app.publishing.kinds import KINDS, DocumentKind
+from app.publishing.kinds import DocumentKind
 from app.publishing.service import VERSION_CACHE_SIZE, PublishedVersion, PublishingService
 
 _VERSION_PATH = re.compile(r"/v1/(?P<collection>[a-z]+)(?:/(?P<slug>[a-z0-9]+(?:-[a-z0-9]+)*))?"
@@ -35,7 +35,7 @@ class ImmutableVersionFastPath:
         self._app = wsgi_app
         self._publishing = publishing
         self._extra = list(extra_headers)
-        self._kinds = {kind.collection: kind for kind in KINDS.values()}
+        self._kinds = {kind.collection: kind for kind in publishing.kinds.values()}
         self._headers: BoundedCache[tuple[str, str, int], tuple[list, list, str]] = BoundedCache(
             VERSION_CACHE_SIZE)
 

@@ -34,14 +34,14 @@ from app.core.etags import SignedBytesValidators, require_if_match, require_if_n
 from app.ledger.service import TransparencyLog
 from app.pki.keyring import REGISTRY_SIGNER
 from app.provenance.service import PreviousVersion, ProvenanceService, SignedManifest
-from app.publishing.kinds import DocumentKind
+from app.publishing.kinds import DocumentKind, DocumentKinds
 from app.publishing.models import (
     Document,
     Draft,
     Version,
     VersionLabel,
     VersionSearch,
-    is_member_association,
+    document_exists,
 )
 from app.publishing.search import RECOMMENDATION, TAG, facets, labels, words
 
@@ -78,6 +78,8 @@ class PublishedVersion(SignedBytesValidators):
     kind: str
     slug: str
     number: int
+    #: The version's immutable URL path.
+    path: str
     seq: int
     body: bytes
     sha256: str
@@ -163,15 +165,16 @@ class CollectionFilter:
 
 
 class PublishingService:
-    """Reads and writes documents of every registered kind.
+    """Reads and writes documents of every kind in ``kinds``, the registry's document kinds.
 
     Every new version is signed (:class:`ProvenanceService`) and logged (:class:`TransparencyLog`)
     in the transaction that inserts it: an unsigned or unlogged version never exists.
     """
 
     def __init__(self, db: Database, provenance: ProvenanceService, log: TransparencyLog,
-                 certificates: CertificateRegistry):
+                 certificates: CertificateRegistry, kinds: DocumentKinds):
         self.db = db
+        self.kinds = kinds
         self.provenance = provenance
         self.log = log
         self.certificates = certificates
@@ -191,7 +194,7 @@ class PublishingService:
                                         Version.number == number)).one_or_none()
         if row is None:
             raise NotFound(f"{kind.name} {slug!r} has no version {number}.")
-        return self._remember(_published(kind.name, slug, row.Version))
+        return self._remember(_published(kind, slug, row.Version))
 
     def cached(self, kind: DocumentKind, slug: str, number: int) -> PublishedVersion | None:
         """The version if this process already holds it; never touches the database."""
@@ -200,7 +203,7 @@ class PublishingService:
     def require_association(self, association: str) -> None:
         """Raise 404 unless ``association`` is a member association."""
         with self.db.sessions() as session:
-            if not is_member_association(session, association):
+            if not document_exists(session, self.kinds.members.name, association):
                 raise NotFound(f"There is no member association {association!r}.")
 
     def latest(self, kind: DocumentKind, slug: str, as_of: datetime | None = None
@@ -215,7 +218,7 @@ class PublishingService:
                 self._require_document(session, kind, slug)
                 when = f" at {isoformat(as_of)}" if as_of else ""
                 raise NotFound(f"{kind.name} {slug!r} had no published version{when}.")
-        return self._remember(_published(kind.name, slug, row.Version))
+        return self._remember(_published(kind, slug, row.Version))
 
     def versions(self, kind: DocumentKind, slug: str, *, offset: int, limit: int
                  ) -> tuple[list[VersionSummary], int]:
@@ -266,7 +269,7 @@ class PublishingService:
         ).where(Document.kind == kind.name).order_by(Document.id)
         with self.db.sessions() as session:
             rows = session.execute(query).all()
-        return [_published(kind.name, row.slug, row.Version) for row in rows]
+        return [_published(kind, row.slug, row.Version) for row in rows]
 
     def diff(self, kind: DocumentKind, slug: str, source: int, target: int) -> list[dict]:
         """The RFC 6902 JSON Patch that turns version ``source`` into version ``target``."""
@@ -377,7 +380,7 @@ class PublishingService:
                                           _content_of(draft), publisher=principal.name)
             session.delete(draft)
             session.flush()
-            return _published(kind.name, slug, version)
+            return _published(kind, slug, version)
 
     def next_version(self, session: Session, kind: DocumentKind, slug: str, *,
                      association: str | None = None) -> NextVersion:
@@ -625,8 +628,9 @@ def _versions_query() -> sa.Select:
     return sa.select(Version, Document.slug).join(Document, Document.id == Version.document_id)
 
 
-def _published(kind: str, slug: str, row: Version) -> PublishedVersion:
-    return PublishedVersion(kind=kind, slug=slug, number=row.number, seq=row.seq, body=row.body,
+def _published(kind: DocumentKind, slug: str, row: Version) -> PublishedVersion:
+    return PublishedVersion(kind=kind.name, slug=slug, number=row.number,
+                            path=kind.version_path(slug, row.number), seq=row.seq, body=row.body,
                             sha256=row.sha256, published_at=row.published_at,
                             withdrawn=row.withdrawn, published_by=row.published_by,
                             manifest=row.manifest, manifest_sha256=row.manifest_sha256,

@@ -34,14 +34,13 @@ from app.http.schemas import (
     ChangesSchema,
     CollectionQuerySchema,
     JsonPatchOperationSchema,
-    RecommendationQuerySchema,
     VersionListSchema,
     collection_schema,
     draft_schema,
     version_schema,
 )
 from app.http.views.log import RECEIPT_DOC, receipt_response
-from app.publishing.kinds import KINDS, DocumentKind
+from app.publishing.kinds import DocumentKind
 from app.publishing.service import CollectionFilter, DraftView, PublishedVersion, PublishingService
 
 IMMUTABLE = "public, max-age=31536000, immutable"
@@ -119,8 +118,7 @@ def document_blueprint(kind: DocumentKind, *, query_schema=None) -> Blueprint:
         else f"/{kind.collection}"
     base = home if singleton else home + "/<string:slug>"
     served = version_schema(kind)
-    query_schema = query_schema or (RecommendationQuerySchema if kind.creatable
-                                    else CollectionQuerySchema)
+    query_schema = query_schema or CollectionQuerySchema
 
     def slug_of(kwargs: dict[str, Any]) -> str:
         if owned:
@@ -325,11 +323,12 @@ changes_blp = Blueprint("changes", __name__, url_prefix="/v1",
 def changes(args):
     """Follow publications after a cursor, oldest first"""
     entries = publishing().changes(args["since"], args["limit"])
+    kinds = publishing().kinds
     items = [{"seq": c.seq, "kind": c.kind, "slug": c.slug.rsplit("/", 1)[-1],
               "association": c.association, "version": c.version,
               "published_at": isoformat(c.published_at), "withdrawn": c.withdrawn,
-              "document": KINDS[c.kind].concept_path(c.slug),
-              "href": KINDS[c.kind].version_path(c.slug, c.version)} for c in entries]
+              "document": kinds[c.kind].concept_path(c.slug),
+              "href": kinds[c.kind].version_path(c.slug, c.version)} for c in entries]
     next_cursor = entries[-1].seq if entries else args["since"]
     return json_response({"items": items, "next_cursor": next_cursor},
                          headers={"Cache-Control": REVALIDATE,
