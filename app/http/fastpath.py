@@ -35,7 +35,7 @@ class ImmutableVersionFastPath:
         self._app = wsgi_app
         self._publishing = publishing
         self._extra = list(extra_headers)
-        self._kinds = {kind.collection: kind for kind in publishing.kinds.values()}
+        self._kinds = publishing.kinds
         self._headers: BoundedCache[tuple[str, str, int], tuple[list, list, str]] = BoundedCache(
             VERSION_CACHE_SIZE)
 
@@ -43,7 +43,7 @@ class ImmutableVersionFastPath:
         method = environ["REQUEST_METHOD"]
         if method in ("GET", "HEAD") and not environ.get("QUERY_STRING"):
             match = _VERSION_PATH.fullmatch(environ.get("PATH_INFO", ""))
-            kind = self._kinds.get(match["collection"]) if match else None
+            kind = self._kinds.by_collection(match["collection"]) if match else None
             if match is not None and kind is not None \
                     and (match["slug"] is None) == (kind.singleton_slug is not None):
                 # No slug in the path only for a singleton kind, which always names its one slug.

@@ -39,6 +39,7 @@ class DocumentKind:
     owned_by_association: bool = False
     #: Checks that need the database (references to other documents); raises InvalidRequest.
     check_references: Callable[[Any, Mapping[str, Any]], None] | None = None
+    #: The schema of a draft body (:meth:`input_schema`), made with the kind.
     _input_schema: type[ma.Schema] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
