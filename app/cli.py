@@ -27,8 +27,9 @@ from flask.cli import ScriptInfo, with_appcontext
 from flask_smorest.spec import openapi_cli
 from tech7_audit.times import isoformat
 
-from app.auth.scopes import ASSOCIATION_DEFAULT_SCOPES, DEFAULT_SCOPES, Permission
-from app.auth.service import COMMAND_LINE, OPERATOR, issue_token, list_tokens, revoke_token
+from app.access.principal import OPERATOR
+from app.access.scopes import ASSOCIATION_DEFAULT_SCOPES, DEFAULT_SCOPES, Permission
+from app.auth.service import COMMAND_LINE, issue_token, list_tokens, revoke_token
 from app.certificates.service import REVOCATION_REASONS
 from app.core.db import utcnow
 from app.core.errors import RegistryError

@@ -15,6 +15,7 @@ from flask_cors import CORS
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import ops
+from app.catalog.kinds import ASSOCIATION, CATALOG_KINDS, RECOMMENDATION
 from app.certificates.service import CertificateRegistry
 from app.core import config as default_config
 from app.core.db import Database
@@ -30,7 +31,9 @@ from app.ledger.service import TransparencyLog
 from app.ledger.witnessing import Witnessing, load_policy_text
 from app.pki.keyring import Keyring
 from app.provenance.service import ProvenanceService
+from app.publishing.kinds import DocumentKinds
 from app.publishing.service import PublishingService
+from app.statements.kinds import STATEMENT
 from app.statements.own_key_cas import OwnKeyCAs
 from app.statements.own_key_intake import OwnKeyIntake
 from app.verifier.service import VerificationService
@@ -69,10 +72,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                                    tsa_timeout=app.config["TSA_TIMEOUT"])
     log = TransparencyLog(db, origin=app.config["LOG_ORIGIN"], keyring=keyring)
     certificates = CertificateRegistry(db, keyring, log)
+    kinds = DocumentKinds((*CATALOG_KINDS, STATEMENT), members=ASSOCIATION)
     app.extensions.update({"tech7.keys": keyring, "tech7.provenance": provenance,
                            "tech7.log": log, "tech7.certificates": certificates,
                            "tech7.publishing": PublishingService(db, provenance, log,
-                                                                 certificates)})
+                                                                 certificates, kinds)})
     app.extensions["tech7.exports"] = ExportService(db, app.extensions["tech7.publishing"],
                                                     provenance, log)
     app.extensions["tech7.own_key_cas"] = OwnKeyCAs(app.extensions["tech7.publishing"])
@@ -94,7 +98,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         provenance.start()
 
     api = Api(app)
-    _register_blueprints(app, api)
+    _register_blueprints(app, api, kinds)
     init_rate_limits(app)
     # Reads are open to every origin; so is verification, which stores nothing.
     CORS(app, resources={r"/v1/verify": {"origins": "*", "methods": ["POST", "OPTIONS"]},
@@ -127,9 +131,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     return app
 
 
-def _register_blueprints(app: Flask, api: Api) -> None:
-    from app.catalog import kinds as catalog  # noqa: PLC0415
-    from app.http.schemas import StatementQuerySchema  # noqa: PLC0415
+def _register_blueprints(app: Flask, api: Api, kinds: DocumentKinds) -> None:
+    from app.http.schemas import RecommendationQuerySchema, StatementQuerySchema  # noqa: PLC0415
     from app.http.views.catalog import blp as catalog_blp  # noqa: PLC0415
     from app.http.views.catalog import docs_blp  # noqa: PLC0415
     from app.http.views.documents import changes_blp, document_blueprint  # noqa: PLC0415
@@ -139,13 +142,14 @@ def _register_blueprints(app: Flask, api: Api) -> None:
     from app.http.views.tokens import blp as tokens_blp  # noqa: PLC0415
     from app.http.views.trust import blp as trust_blp  # noqa: PLC0415
     from app.http.views.verify import blp as verify_blp  # noqa: PLC0415
-    from app.statements.kinds import STATEMENT  # noqa: PLC0415
     from app.web.views import blp as web_blp  # noqa: PLC0415
 
-    for kind in (catalog.DECLARATION, catalog.PRIORITY, catalog.RECOMMENDATION,
-                 catalog.ASSOCIATION):
-        api.register_blueprint(document_blueprint(kind))
-    api.register_blueprint(document_blueprint(STATEMENT, query_schema=StatementQuerySchema))
+    # Kinds with search filters of their own: recommendations by priority and tag, statements
+    # by association, addressed recommendation and type; the others by the common filters.
+    query_schemas = {RECOMMENDATION.name: RecommendationQuerySchema,
+                     STATEMENT.name: StatementQuerySchema}
+    for kind in kinds.values():
+        api.register_blueprint(document_blueprint(kind, query_schema=query_schemas.get(kind.name)))
     api.register_blueprint(own_key_blp)
     api.register_blueprint(changes_blp)
     api.register_blueprint(tokens_blp)

@@ -58,8 +58,8 @@ from app.composition import create_app
 from app.core import config as default_config
 from app.core.canonical import canonical_bytes
 from app.pki.keyring import ensure_keys
-from app.publishing.kinds import KINDS
 from app.publishing.search import facets, labels
+from app.statements.kinds import STATEMENT
 
 GOAL = 2.0
 DEFAULT_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -207,7 +207,7 @@ def insert_statements(engine: sa.Engine, rng: random.Random, count: int, start: 
 
     ``page`` statements all match every filter of :data:`FILTERS`; the others are spread out.
     """
-    kind = KINDS["statement"]
+    kind = STATEMENT
     metadata = sa.MetaData()
     tables = {name: sa.Table(name, metadata, autoload_with=engine)
               for name in ("documents", "versions", "version_search", "version_labels")}

@@ -1,1 +1,2 @@
-"""Who may do what: bearer tokens, their scopes, and the ownership rules services apply."""
+"""Bearer tokens: issuing (hashed), authenticating, listing and revoking them. What a token's
+principal may do is :mod:`app.access`'s policy."""

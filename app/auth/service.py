@@ -16,32 +16,17 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, joinedload
 from tech7_audit.times import isoformat
 
+from app.access.policy import may_mint, onboards
+from app.access.principal import ASSOCIATION, OPERATOR, Principal
+from app.access.scopes import ASSOCIATION_DEFAULT_SCOPES, DEFAULT_SCOPES, OPERATOR_ONLY_SCOPES, Permission
 from app.auth.models import AccessToken, ActivityEvent
-from app.auth.scopes import ASSOCIATION_DEFAULT_SCOPES, DEFAULT_SCOPES, OPERATOR_ONLY_SCOPES, Permission
+from app.catalog.kinds import is_member_association
 from app.core.db import Database, utcnow
 from app.core.errors import Forbidden, InvalidRequest, NotFound, Unauthenticated
-from app.publishing.models import is_member_association
 
 TOKEN_PREFIX = "t7_"
-OPERATOR = "operator"
-ASSOCIATION = "association"
 #: How the activity trail and ``minted_by`` name the command line on the host.
 COMMAND_LINE = "command-line"
-
-
-@dataclass(frozen=True)
-class Principal:
-    """The authenticated caller of one request."""
-
-    token_id: int
-    role: str
-    association: str | None
-    scopes: frozenset[Permission]
-
-    @property
-    def name(self) -> str:
-        """How the activity trail names this caller."""
-        return OPERATOR if self.role == OPERATOR else f"association:{self.association}"
 
 
 def hash_token(token: str) -> str:
@@ -85,35 +70,6 @@ def _require_live(row: AccessToken, now: datetime) -> None:
         raise Unauthenticated("The bearer token has expired.")
 
 
-def authorise(principal: Principal, permission: Permission) -> None:
-    """Raise 403 unless the principal's token is scoped to ``permission``."""
-    if permission not in principal.scopes:
-        raise Forbidden(f"This token is not scoped to {permission.value!r}.")
-
-
-def may_edit(principal: Principal, association: str | None) -> None:
-    """Raise 403 unless the principal may edit a document owned by ``association``.
-
-    Operators edit everything; an association's publisher edits only its own association's
-    documents (``association`` None means a registry-owned document such as the declaration).
-    """
-    if principal.role == OPERATOR:
-        return
-    if association is None or association != principal.association:
-        raise Forbidden("This token may only act on its own association's documents.")
-
-
-def may_publish_as(principal: Principal, association: str | None) -> None:
-    """Raise 403 unless the principal is ``association``'s own publisher.
-
-    Statements are published in an association's own name only: not even an operator may write
-    one for it.
-    """
-    if principal.role != ASSOCIATION or association is None \
-            or principal.association != association:
-        raise Forbidden("Statements are written and published only by their own association.")
-
-
 def _visible_tokens(principal: Principal | None) -> sa.Select:
     """The tokens a principal may see: all for an operator or the command line (None), its own
     association's otherwise; each with ``minted_by`` loaded, so that an association sees who
@@ -146,15 +102,6 @@ class IssuedToken:
 
     row: AccessToken
     token: str
-
-
-def onboards(principal: Principal | None, association: str | None) -> bool:
-    """Whether making a token for ``association`` would onboard it.
-
-    An association's token made by anyone but the association itself (an operator, or the
-    command line on the host) is an onboarding act: it starts the association's own chain.
-    """
-    return association is not None and (principal is None or principal.role == OPERATOR)
 
 
 def issue_token(db: Database, principal: Principal | None, *, association: str | None,
@@ -196,7 +143,7 @@ def issue_token(db: Database, principal: Principal | None, *, association: str |
             if not is_member_association(session, association):
                 raise InvalidRequest(f"There is no member association {association!r}.")
     if principal is not None:
-        _may_mint(principal, association, scopes)
+        may_mint(principal, association, scopes)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with db.write() as session:
         minter = None
@@ -229,22 +176,6 @@ def issue_token(db: Database, principal: Principal | None, *, association: str |
                             Permission.ONBOARD_ASSOCIATIONS if onboarding
                             else Permission.MANAGE_TOKENS, status=201)
     return IssuedToken(row=row, token=token)
-
-
-def _may_mint(principal: Principal, association: str | None,
-              scopes: frozenset[Permission]) -> None:
-    """Raise 403 unless ``principal`` may make a token for ``association`` with ``scopes``."""
-    if principal.role == ASSOCIATION and association != principal.association:
-        raise Forbidden("An association may only create tokens for itself.")
-    if onboards(principal, association) \
-            and Permission.ONBOARD_ASSOCIATIONS not in principal.scopes:
-        raise Forbidden(f"An operator makes an association's token only to onboard it, and "
-                        f"this token is not scoped to "
-                        f"{Permission.ONBOARD_ASSOCIATIONS.value!r}.")
-    missing = scopes - principal.scopes
-    if missing:
-        raise Forbidden("A token cannot grant scopes its maker does not hold: "
-                        + ", ".join(sorted(p.value for p in missing)) + ".")
 
 
 def _require_not_onboarded(session: Session, association: str, now: datetime) -> None:

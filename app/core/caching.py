@@ -2,8 +2,8 @@
 
 Every per-process cache of the registry is one of these, so none grows with the registry's
 history: immutable versions and their prepared headers, full log tiles, facts the verifier has
-established, c2pa contexts per set of anchors. What it holds must be safe to keep (it never
-changes once true) and cheap to recompute when it is evicted.
+established, c2pa contexts per set of anchors, each document kind's served schemas. What it holds
+must be safe to keep (it never changes once true) and cheap to recompute when it is evicted.
 """
 
 from __future__ import annotations

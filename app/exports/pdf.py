@@ -22,7 +22,6 @@ from typing import Any
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
-from app.publishing.kinds import KINDS
 from app.publishing.service import PublishedVersion
 
 DEJAVU_DIR = Path("/usr/share/fonts/truetype/dejavu")
@@ -143,18 +142,13 @@ class _ExportPdf(FPDF):
         """The version's URL, number and SHA-256, in small type under its text."""
         self.set_text_color(90)
         self.use("sans", size=7.5)
-        self.multi_cell(0, 3.8, self.clean(f"{version_href(version)} · version {version.number}"),
+        self.multi_cell(0, 3.8, self.clean(f"{version.path} · version {version.number}"),
                         align="L", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         self.use("mono", size=7.5)
         self.multi_cell(0, 3.8, f"sha256 {version.sha256}", align="L",
                         new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         self.set_text_color(0)
         self.ln(3)
-
-
-def version_href(version: PublishedVersion) -> str:
-    """The immutable URL path of a published version."""
-    return KINDS[version.kind].version_path(version.slug, version.number)
 
 
 def _paragraphs(value: Any) -> list[str]:
@@ -254,7 +248,7 @@ def _index(pdf: _ExportPdf, versions: Sequence[PublishedVersion]) -> None:
              "RFC 8785 canonical JSON bytes; the digest is the SHA-256 of those bytes.")
     for version in versions:
         pdf.use("sans", size=8.5)
-        pdf.multi_cell(0, 4.2, pdf.clean(version_href(version)), align="L",
+        pdf.multi_cell(0, 4.2, pdf.clean(version.path), align="L",
                        new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         pdf.use("mono", size=7.5)
         pdf.multi_cell(0, 4, f"  {version.sha256}", align="L",
@@ -265,7 +259,7 @@ def _index(pdf: _ExportPdf, versions: Sequence[PublishedVersion]) -> None:
 
 def _how_to_verify(pdf: _ExportPdf, registry: str, export_path: str,
                    versions: Sequence[PublishedVersion]) -> None:
-    example = registry + (version_href(versions[0]) if versions else "/v1/…/versions/N")
+    example = registry + (versions[0].path if versions else "/v1/…/versions/N")
     export_url = registry + export_path
     pdf.heading("How to verify this document", level=0)
     for text in (

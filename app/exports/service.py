@@ -25,18 +25,19 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from tech7_audit.times import isoformat
 
+from app.access.policy import may_export
+from app.access.principal import Principal
 from app.catalog.kinds import ASSOCIATION, DECLARATION, PRIORITY, RECOMMENDATION
 from app.core.canonical import canonical_bytes
 from app.core.db import Database, utcnow
-from app.core.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from app.core.errors import Conflict, InvalidRequest, NotFound
 from app.core.etags import SignedBytesValidators
 from app.exports.models import Export
-from app.exports.pdf import render_export_pdf, version_href
+from app.exports.pdf import render_export_pdf
 from app.ledger.service import TransparencyLog
 from app.pki.keyring import REGISTRY_SIGNER
 from app.provenance.service import JSON, ProvenanceService
 from app.provenance.signing import Ingredient, IngredientNotTrustedError
-from app.publishing.kinds import KINDS
 from app.publishing.models import Document, Version
 from app.publishing.service import PublishedVersion, PublishingService
 
@@ -174,7 +175,7 @@ class ExportService:
                 for href, version in zip(hrefs, versions, strict=True)]
 
     def create(self, export_format: str, scope: ExportScope, *, created_by: str,
-               registry_url: str | None = None, association: str | None = None
+               registry_url: str | None = None, principal: Principal | None = None
                ) -> StoredExport:
         """Make the export of ``scope`` in ``export_format`` (pdf, json or csv), in one transaction.
 
@@ -182,9 +183,9 @@ class ExportService:
         PDF's "How to verify" section names the registry's URLs under it, so that a reader
         holding only the file knows where to check it. A PDF needs it; JSON and CSV name none.
 
-        ``association`` is the association asking, or None for an operator (or the command line),
-        who may export anything. An association exports only what is its own
-        (:func:`_require_own_scope`), else :class:`~app.core.errors.Forbidden`, nothing written.
+        ``principal`` is who asks, None for the command line on the host; what each may export is
+        :func:`app.access.policy.may_export`'s to say (:class:`~app.core.errors.Forbidden`,
+        nothing written, when it refuses).
 
         Raises :class:`~app.core.errors.InvalidRequest` (nothing written) when the format is unknown,
         a version path names nothing, or the scope selects no version or more than
@@ -202,12 +203,13 @@ class ExportService:
                                  "sets TECH7_PUBLIC_URL. JSON and CSV exports need none.")
         with self.db.registry_transaction() as session:
             versions = self._select(session, scope)
-            if association is not None:
-                _require_own_scope(association, scope, versions)
+            may_export(principal, scope_association=scope.association,
+                       version_signers=[version.signer for version in versions]
+                       if scope.versions else None)
             export_id = str(uuid.uuid4())
             path = f"/v1/exports/{export_id}"
             created_at = utcnow()
-            hrefs = [version_href(version) for version in versions]
+            hrefs = [version.path for version in versions]
             content = _layout(export_format, scope, versions, path=path, created_at=created_at,
                               registry_url=registry_url)
             self.publishing.require_current_signer(session, REGISTRY_SIGNER)
@@ -285,9 +287,10 @@ class ExportService:
         """The versions at ``paths`` (duplicates dropped), or 422 naming every unknown path."""
         # Concept paths of every document, computed by their kinds: the one definition of the URL
         # layout (association-owned documents live under /v1/associations/{slug}/…).
-        concepts = {KINDS[kind].concept_path(slug): (KINDS[kind], slug)
+        kinds = self.publishing.kinds
+        concepts = {kinds[kind].concept_path(slug): (kinds[kind], slug)
                     for kind, slug in session.execute(sa.select(Document.kind, Document.slug))
-                    if kind in KINDS}
+                    if kind in kinds}
         found, unknown = [], []
         for path in dict.fromkeys(paths):
             concept, separator, number = path.rpartition("/versions/")
@@ -327,7 +330,7 @@ class ExportService:
             .order_by(Document.id)).all()
         if not documents:
             raise InvalidRequest(f"The association {slug!r} has published nothing.")
-        latest = [self.publishing.latest(KINDS[kind], document_slug)
+        latest = [self.publishing.latest(self.publishing.kinds[kind], document_slug)
                   for kind, document_slug in documents]
         return [version for version in latest if not version.withdrawn]
 
@@ -338,7 +341,7 @@ def _layout(export_format: str, scope: ExportScope, versions: list[PublishedVers
     if export_format == "json":
         return canonical_bytes({
             "exported_at": isoformat(created_at), "scope": scope.to_json(),
-            "versions": [{"href": version_href(version), "sha256": version.sha256,
+            "versions": [{"href": version.path, "sha256": version.sha256,
                           "document": version.document()} for version in versions]})
     if export_format == "csv":
         return _csv(versions)
@@ -346,23 +349,6 @@ def _layout(export_format: str, scope: ExportScope, versions: list[PublishedVers
     return render_export_pdf(title=_title(scope, versions), scope=scope.describe(),
                              exported_at=created_at, export_path=path, versions=versions,
                              registry_url=registry_url)
-
-
-def _require_own_scope(association: str, scope: ExportScope,
-                       versions: list[PublishedVersion]) -> None:
-    """Refuse an association's export of anything but its own record: the ``association`` scope
-    of itself, or versions of its own statements.
-
-    Every export is signed by the registry and logged for good; the declaration's and the
-    priorities' exports are the registry's own publications, which its operators make.
-    """
-    if scope.association == association:
-        return
-    if scope.versions and all(version.signer == association for version in versions):
-        return
-    raise Forbidden(f"An association exports only its own record: the scope "
-                    f'{{"association": "{association}"}}, or versions of its own statements. '
-                    f"Other exports are made by the registry's operators.")
 
 
 def _title(scope: ExportScope, versions: list[PublishedVersion]) -> str:

@@ -18,7 +18,7 @@ from typing import cast
 from app.core.caching import BoundedCache
 from app.http.conditional import client_copy_current
 from app.http.views.documents import version_headers
-from app.publishing.kinds import KINDS, DocumentKind
+from app.publishing.kinds import DocumentKind
 from app.publishing.service import VERSION_CACHE_SIZE, PublishedVersion, PublishingService
 
 _VERSION_PATH = re.compile(r"/v1/(?P<collection>[a-z]+)(?:/(?P<slug>[a-z0-9]+(?:-[a-z0-9]+)*))?"
@@ -35,7 +35,7 @@ class ImmutableVersionFastPath:
         self._app = wsgi_app
         self._publishing = publishing
         self._extra = list(extra_headers)
-        self._kinds = {kind.collection: kind for kind in KINDS.values()}
+        self._kinds = publishing.kinds
         self._headers: BoundedCache[tuple[str, str, int], tuple[list, list, str]] = BoundedCache(
             VERSION_CACHE_SIZE)
 
@@ -43,7 +43,7 @@ class ImmutableVersionFastPath:
         method = environ["REQUEST_METHOD"]
         if method in ("GET", "HEAD") and not environ.get("QUERY_STRING"):
             match = _VERSION_PATH.fullmatch(environ.get("PATH_INFO", ""))
-            kind = self._kinds.get(match["collection"]) if match else None
+            kind = self._kinds.by_collection(match["collection"]) if match else None
             if match is not None and kind is not None \
                     and (match["slug"] is None) == (kind.singleton_slug is not None):
                 # No slug in the path only for a singleton kind, which always names its one slug.

@@ -1,10 +1,12 @@
-"""Permissions that endpoints declare, and the one place where they are checked.
+"""Permissions that endpoints declare, and where requests are held to them.
 
 A view that changes state is decorated with ``@requires(Permission.X)``. The decorator
-authenticates the bearer token, checks that the token's scopes include the permission and leaves the
-resulting :class:`~app.auth.service.Principal` in ``flask.g`` for the service, which checks
-ownership of the resource itself. The project's Blueprint refuses to register a state-changing view
-without a declared permission, so forgetting one fails at start-up rather than in production.
+authenticates the bearer token, checks that the token's scopes include the permission
+(:func:`app.access.policy.require_scope`) and leaves the resulting
+:class:`~app.access.principal.Principal` in ``flask.g``; the view passes it to the service, which
+asks :mod:`app.access.policy` whether it may act on the resource. The project's Blueprint refuses
+to register a state-changing view without a declared permission, so forgetting one fails at
+start-up rather than in production.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from collections.abc import Callable
 
 from flask import current_app, g, request
 
-from app.auth import service
-from app.auth.scopes import Permission
-from app.auth.service import Principal
+from app.access.policy import require_scope
+from app.access.principal import Principal
+from app.access.scopes import Permission
+from app.auth.service import authenticate
 
 _ATTRIBUTE = "_tech7_permission"
 
@@ -28,9 +31,9 @@ def requires(permission: Permission) -> Callable[[Callable], Callable]:
         @functools.wraps(view)
         def wrapper(*args, **kwargs):
             g.activity_permission = permission  # app.http.activity records the outcome
-            principal = service.authenticate(current_app.extensions["tech7.db"],
+            principal = authenticate(current_app.extensions["tech7.db"],
                                              request.headers.get("Authorization"))
-            service.authorise(principal, permission)
+            require_scope(principal, permission)
             g.principal = principal
             return view(*args, **kwargs)
 

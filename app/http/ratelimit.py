@@ -56,7 +56,6 @@ from app.auth.service import authenticate, hash_token
 from app.core.errors import Unauthenticated
 from app.http import ratelimit_storage  # noqa: F401 - registers the tech7-sqlite:// scheme
 from app.http.problems import render_http_exception
-from app.publishing.kinds import KINDS
 
 # The attribute :func:`limited_by` sets on a view: the name of the setting holding its own limit.
 _OWN_LIMIT_SETTING = "_tech7_rate_limit_setting"
@@ -69,8 +68,8 @@ _PAGE_BLUEPRINTS = frozenset({"docs", "web"})
 def init_rate_limits(app: Flask) -> Limiter | None:
     """Limit every request Flask serves as configured; None (and no limits) when disabled.
 
-    Call after the blueprints are registered, when every document kind (whose version reads are
-    exempt) is known.
+    Call once the publishing service, which knows every document kind (whose version reads are
+    exempt), is in ``app.extensions``.
     """
     if not app.config["RATELIMIT_ENABLED"]:
         return None
@@ -79,7 +78,8 @@ def init_rate_limits(app: Flask) -> Limiter | None:
     # A malformed limit fails here, at start-up, rather than as a 500 on every request.
     parse_many(anonymous)
     parse_many(authenticated)
-    version_endpoints = frozenset(f"{kind.collection}.version" for kind in KINDS.values())
+    version_endpoints = frozenset(f"{kind.collection}.version"
+                                  for kind in app.extensions["tech7.publishing"].kinds.values())
 
     limiter = Limiter(
         rate_limit_key,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import copy
-import functools
+from collections.abc import Callable
 
 import marshmallow as ma
 
+from app.core.caching import BoundedCache
 from app.core.fields import SLUG, DateTime, Integer, Schema
 from app.http.pagination import PageQuerySchema, since_field
 from app.publishing.kinds import DocumentKind
@@ -145,9 +146,34 @@ def _served_content_fields(kind: DocumentKind) -> dict[str, ma.fields.Field]:
     return fields
 
 
-@functools.cache
+#: Each kind's served schemas, made once: apispec names a schema after its class, so each role
+#: of a kind must be one class. Three roles per kind, and far more room than there are kinds.
+_SERVED_SCHEMAS: BoundedCache[tuple[str, DocumentKind], type[ma.Schema]] = BoundedCache(64)
+
+
+def _made_once(role: str, kind: DocumentKind,
+               make: Callable[[DocumentKind], type[ma.Schema]]) -> type[ma.Schema]:
+    """The schema of ``kind`` in ``role``, made by ``make`` the first time it is asked for."""
+    made = _SERVED_SCHEMAS.get((role, kind))
+    return made if made is not None else _SERVED_SCHEMAS.put((role, kind), make(kind))
+
+
 def version_schema(kind: DocumentKind) -> type[ma.Schema]:
     """A published version of ``kind`` as served."""
+    return _made_once("version", kind, _make_version_schema)
+
+
+def draft_schema(kind: DocumentKind) -> type[ma.Schema]:
+    """A draft of ``kind`` as served (and as accepted back by PUT)."""
+    return _made_once("draft", kind, _make_draft_schema)
+
+
+def collection_schema(kind: DocumentKind) -> type[ma.Schema]:
+    """A page of a collection of ``kind``: each item a served version, plus its ``href``."""
+    return _made_once("collection", kind, _make_collection_schema)
+
+
+def _make_version_schema(kind: DocumentKind) -> type[ma.Schema]:
     return kind.content_schema.from_dict(
         {**_served_content_fields(kind), **_identity_fields(kind),
          "version": _version_number("Version number, from 1; a version never changes."),
@@ -155,9 +181,7 @@ def version_schema(kind: DocumentKind) -> type[ma.Schema]:
         name=f"{kind.name.title()}Version")
 
 
-@functools.cache
-def draft_schema(kind: DocumentKind) -> type[ma.Schema]:
-    """A draft of ``kind`` as served (and as accepted back by PUT)."""
+def _make_draft_schema(kind: DocumentKind) -> type[ma.Schema]:
     return kind.content_schema.from_dict(
         {**_served_content_fields(kind), **_identity_fields(kind),
          "based_on_version": Integer(
@@ -170,9 +194,7 @@ def draft_schema(kind: DocumentKind) -> type[ma.Schema]:
         name=f"{kind.name.title()}Draft")
 
 
-@functools.cache
-def collection_schema(kind: DocumentKind) -> type[ma.Schema]:
-    """A page of a collection of ``kind``: each item a served version, plus its ``href``."""
+def _make_collection_schema(kind: DocumentKind) -> type[ma.Schema]:
     item = version_schema(kind).from_dict(
         {"href": ma.fields.String(required=True, metadata={
              "description": "The version's immutable URL; not part of the version's bytes."})},

@@ -2,12 +2,14 @@
 
 A kind names its collection segment (``/v1/<collection>``), the marshmallow schema of the fields an
 editor may change, and the identity fields the server derives from the URL. Domain packages
-(``catalog``, ``statements``) define their kinds; publishing treats them all alike.
+(``catalog``, ``statements``) define their kinds; the composition root gathers them into one
+:class:`DocumentKinds` (:func:`app.composition.create_app`), and publishing, its routes and the
+services above it treat them all alike.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +39,11 @@ class DocumentKind:
     owned_by_association: bool = False
     #: Checks that need the database (references to other documents); raises InvalidRequest.
     check_references: Callable[[Any, Mapping[str, Any]], None] | None = None
+    #: The schema of a draft body (:meth:`input_schema`), made with the kind.
+    _input_schema: type[ma.Schema] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_input_schema", _ignoring_server_fields(self))
 
     @staticmethod
     def owned_slug(association: str, slug: str) -> str:
@@ -75,10 +82,7 @@ class DocumentKind:
         Accepting (and dropping) the server-managed fields is what lets a client GET a version,
         edit it and PUT it back unchanged in shape.
         """
-        schema = _INPUT_SCHEMAS.get(self.name)
-        if schema is None:  # made once: a new class per call re-resolves its hooks and fields
-            schema = _INPUT_SCHEMAS.setdefault(self.name, _ignoring_server_fields(self))
-        return schema
+        return self._input_schema
 
     def load_content(self, body: Mapping[str, Any]) -> dict[str, Any]:
         """Validate a draft body into content; raises ``marshmallow.ValidationError``."""
@@ -97,13 +101,35 @@ def _ignoring_server_fields(kind: DocumentKind) -> type[ma.Schema]:
                 {**ignored, "_drop_server_fields": ma.post_load(_drop_server_fields)})
 
 
-_INPUT_SCHEMAS: dict[str, type[ma.Schema]] = {}
+class DocumentKinds(Mapping[str, DocumentKind]):
+    """The kinds this registry publishes, by name; built once, by the composition root.
 
+    ``members`` is the kind whose documents are the member associations: those that own the
+    documents of association-owned kinds, and the only associations tokens are made for.
+    """
 
-KINDS: dict[str, DocumentKind] = {}
+    def __init__(self, kinds: Iterable[DocumentKind], *, members: DocumentKind):
+        self.members = members
+        self._by_name: dict[str, DocumentKind] = {}
+        for kind in kinds:
+            if kind.name in self._by_name:
+                raise ValueError(f"two document kinds are named {kind.name!r}")
+            self._by_name[kind.name] = kind
+        self._by_collection = {kind.collection: kind for kind in self._by_name.values()}
+        if len(self._by_collection) != len(self._by_name):
+            raise ValueError("two document kinds share a collection")
+        if self._by_name.get(members.name) is not members:
+            raise ValueError(f"the members' kind {members.name!r} is not one of the kinds")
 
+    def __getitem__(self, name: str) -> DocumentKind:
+        return self._by_name[name]
 
-def register_kind(kind: DocumentKind) -> DocumentKind:
-    """Make a kind known to the publishing service and its routes."""
-    KINDS[kind.name] = kind
-    return kind
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_name)
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+    def by_collection(self, collection: str) -> DocumentKind | None:
+        """The kind served under ``/v1/<collection>``, or None."""
+        return self._by_collection.get(collection)

@@ -31,9 +31,9 @@ class Document(Base):
     __table_args__ = (sa.UniqueConstraint("kind", "slug"),)
 
 
-def is_member_association(session: Session, slug: str) -> bool:
-    """Whether ``slug`` names a member association (a document of kind ``association``)."""
-    return session.scalar(sa.select(Document.id).where(Document.kind == "association",
+def document_exists(session: Session, kind: str, slug: str) -> bool:
+    """Whether there is a document of ``kind`` at ``slug`` (published or only drafted)."""
+    return session.scalar(sa.select(Document.id).where(Document.kind == kind,
                                                        Document.slug == slug)) is not None
 
 

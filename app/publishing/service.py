@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -23,6 +23,8 @@ from sqlalchemy.dialects.postgresql import TSQUERY, TSVECTOR
 from sqlalchemy.orm import Session, aliased
 from tech7_audit.times import isoformat
 
+from app.access.policy import may_edit_document
+from app.access.principal import Principal
 from app.certificates.service import CertificateRegistry
 from app.core.caching import BoundedCache
 from app.core.canonical import canonical_bytes
@@ -32,14 +34,14 @@ from app.core.etags import SignedBytesValidators, require_if_match, require_if_n
 from app.ledger.service import TransparencyLog
 from app.pki.keyring import REGISTRY_SIGNER
 from app.provenance.service import PreviousVersion, ProvenanceService, SignedManifest
-from app.publishing.kinds import DocumentKind
+from app.publishing.kinds import DocumentKind, DocumentKinds
 from app.publishing.models import (
     Document,
     Draft,
     Version,
     VersionLabel,
     VersionSearch,
-    is_member_association,
+    document_exists,
 )
 from app.publishing.search import RECOMMENDATION, TAG, facets, labels, words
 
@@ -76,6 +78,8 @@ class PublishedVersion(SignedBytesValidators):
     kind: str
     slug: str
     number: int
+    #: The version's immutable URL path.
+    path: str
     seq: int
     body: bytes
     sha256: str
@@ -161,15 +165,16 @@ class CollectionFilter:
 
 
 class PublishingService:
-    """Reads and writes documents of every registered kind.
+    """Reads and writes documents of every kind in ``kinds``, the registry's document kinds.
 
     Every new version is signed (:class:`ProvenanceService`) and logged (:class:`TransparencyLog`)
     in the transaction that inserts it: an unsigned or unlogged version never exists.
     """
 
     def __init__(self, db: Database, provenance: ProvenanceService, log: TransparencyLog,
-                 certificates: CertificateRegistry):
+                 certificates: CertificateRegistry, kinds: DocumentKinds):
         self.db = db
+        self.kinds = kinds
         self.provenance = provenance
         self.log = log
         self.certificates = certificates
@@ -189,7 +194,7 @@ class PublishingService:
                                         Version.number == number)).one_or_none()
         if row is None:
             raise NotFound(f"{kind.name} {slug!r} has no version {number}.")
-        return self._remember(_published(kind.name, slug, row.Version))
+        return self._remember(_published(kind, slug, row.Version))
 
     def cached(self, kind: DocumentKind, slug: str, number: int) -> PublishedVersion | None:
         """The version if this process already holds it; never touches the database."""
@@ -198,7 +203,7 @@ class PublishingService:
     def require_association(self, association: str) -> None:
         """Raise 404 unless ``association`` is a member association."""
         with self.db.sessions() as session:
-            if not is_member_association(session, association):
+            if not document_exists(session, self.kinds.members.name, association):
                 raise NotFound(f"There is no member association {association!r}.")
 
     def latest(self, kind: DocumentKind, slug: str, as_of: datetime | None = None
@@ -213,7 +218,7 @@ class PublishingService:
                 self._require_document(session, kind, slug)
                 when = f" at {isoformat(as_of)}" if as_of else ""
                 raise NotFound(f"{kind.name} {slug!r} had no published version{when}.")
-        return self._remember(_published(kind.name, slug, row.Version))
+        return self._remember(_published(kind, slug, row.Version))
 
     def versions(self, kind: DocumentKind, slug: str, *, offset: int, limit: int
                  ) -> tuple[list[VersionSummary], int]:
@@ -264,7 +269,7 @@ class PublishingService:
         ).where(Document.kind == kind.name).order_by(Document.id)
         with self.db.sessions() as session:
             rows = session.execute(query).all()
-        return [_published(kind.name, row.slug, row.Version) for row in rows]
+        return [_published(kind, row.slug, row.Version) for row in rows]
 
     def diff(self, kind: DocumentKind, slug: str, source: int, target: int) -> list[dict]:
         """The RFC 6902 JSON Patch that turns version ``source`` into version ``target``."""
@@ -282,12 +287,11 @@ class PublishingService:
                 .where(Version.seq > since).order_by(Version.seq).limit(limit)).all()
         return [Change(*row) for row in rows]
 
-    def draft(self, kind: DocumentKind, slug: str, *,
-              authorise: Callable[[Document], None]) -> DraftView:
-        """The current draft of a document."""
+    def draft(self, kind: DocumentKind, slug: str, *, principal: Principal) -> DraftView:
+        """The current draft of a document, if ``principal`` may edit it."""
         with self.db.sessions() as session:
             document = self._require_document(session, kind, slug)
-            authorise(document)
+            _may_edit(principal, kind, document.association)
             draft = _draft_of(session, document)
             if draft is None:
                 raise NotFound(f"{kind.name} {slug!r} has no draft.")
@@ -296,8 +300,15 @@ class PublishingService:
     # -- writes --------------------------------------------------------------------------------
 
     def create(self, kind: DocumentKind, slug: str, content: Mapping[str, Any], *,
-               editor: str, association: str | None = None) -> DraftView:
-        """Create a new document of ``kind`` with its first draft (publishing makes version 1)."""
+               principal: Principal, association: str | None = None) -> DraftView:
+        """Create a new document of ``kind`` with its first draft (publishing makes version 1),
+        if ``principal`` may edit ``association``'s documents of that kind; an
+        association-owned kind's ``association`` must be a member."""
+        _may_edit(principal, kind, association)
+        if kind.owned_by_association:
+            assert association is not None  # the routes of an owned kind name it
+            self.require_association(association)
+        editor = principal.name
         with self.db.registry_transaction() as session:
             if _document(session, kind, slug) is not None:
                 raise Conflict(f"{kind.name} {slug!r} already exists; edit its draft instead.")
@@ -312,15 +323,17 @@ class PublishingService:
             return _draft_view(kind, slug, draft)
 
     def put_draft(self, kind: DocumentKind, slug: str, body: Mapping[str, Any], *,
-                  if_match: str | None, if_none_match: str | None, editor: str,
-                  authorise: Callable[[Document], None]) -> tuple[DraftView, bool]:
-        """Create (``If-None-Match: *``) or replace (``If-Match``) a draft; returns (draft, created)."""
+                  if_match: str | None, if_none_match: str | None,
+                  principal: Principal) -> tuple[DraftView, bool]:
+        """Create (``If-None-Match: *``) or replace (``If-Match``) a draft as ``principal``;
+        returns (draft, created)."""
+        editor = principal.name
         content = _load(kind, body)
         with self.db.registry_transaction() as session:
             # Drafts are checked and changed under the writer lock, as publish is: without it two
             # editors on PostgreSQL could both pass the same If-Match.
             document = self._require_document(session, kind, slug)
-            authorise(document)
+            _may_edit(principal, kind, document.association)
             _check_references(kind, session, content)
             draft = _draft_of(session, document)
             if if_none_match is not None and if_none_match.strip() == "*":
@@ -336,12 +349,13 @@ class PublishingService:
             return _draft_view(kind, slug, draft), False
 
     def patch_draft(self, kind: DocumentKind, slug: str, patch: Any, *, if_match: str | None,
-                    editor: str, authorise: Callable[[Document], None]) -> DraftView:
-        """Apply an RFC 7396 JSON Merge Patch to the draft under ``If-Match``."""
+                    principal: Principal) -> DraftView:
+        """Apply an RFC 7396 JSON Merge Patch to the draft under ``If-Match``, as ``principal``."""
+        editor = principal.name
         if not isinstance(patch, dict):
             raise InvalidRequest("A merge patch on a draft must be a JSON object.")
         with self.db.registry_transaction() as session:
-            _, draft = self._matched_draft(session, kind, slug, authorise, if_match)
+            _, draft = self._matched_draft(session, kind, slug, principal, if_match)
             merged = _load(kind, json_merge_patch.merge(json.loads(draft.body), patch))
             _check_references(kind, session, merged)
             _replace(draft, merged, editor)
@@ -349,23 +363,24 @@ class PublishingService:
             return _draft_view(kind, slug, draft)
 
     def delete_draft(self, kind: DocumentKind, slug: str, *, if_match: str | None,
-                     authorise: Callable[[Document], None]) -> None:
-        """Discard the draft under ``If-Match``; published versions are untouched."""
+                     principal: Principal) -> None:
+        """Discard the draft under ``If-Match``, as ``principal``; published versions are
+        untouched."""
         with self.db.registry_transaction() as session:
-            _, draft = self._matched_draft(session, kind, slug, authorise, if_match)
+            _, draft = self._matched_draft(session, kind, slug, principal, if_match)
             session.delete(draft)
 
-    def publish(self, kind: DocumentKind, slug: str, *, if_match: str | None, publisher: str,
-                authorise: Callable[[Document], None]) -> PublishedVersion:
-        """Publish the draft as version N+1 in one transaction."""
+    def publish(self, kind: DocumentKind, slug: str, *, if_match: str | None,
+                principal: Principal) -> PublishedVersion:
+        """Publish the draft as version N+1 in one transaction, as ``principal``."""
         with self.db.registry_transaction() as session:
-            document, draft = self._matched_draft(session, kind, slug, authorise, if_match)
+            document, draft = self._matched_draft(session, kind, slug, principal, if_match)
             version = self.append_version(session, kind,
                                           NextVersion(document, _latest_version(session, document)),
-                                          _content_of(draft), publisher=publisher)
+                                          _content_of(draft), publisher=principal.name)
             session.delete(draft)
             session.flush()
-            return _published(kind.name, slug, version)
+            return _published(kind, slug, version)
 
     def next_version(self, session: Session, kind: DocumentKind, slug: str, *,
                      association: str | None = None) -> NextVersion:
@@ -479,15 +494,15 @@ class PublishingService:
     # -- helpers -------------------------------------------------------------------------------
 
     def _matched_draft(self, session: Session, kind: DocumentKind, slug: str,
-                       authorise: Callable[[Document], None], if_match: str | None
+                       principal: Principal, if_match: str | None
                        ) -> tuple[Document, Draft]:
-        """The document and its draft, once the caller may edit it and ``If-Match`` holds.
+        """The document and its draft, once ``principal`` may edit it and ``If-Match`` holds.
 
         Every draft writer calls this after taking the writer lock, so the precondition is checked
         against the draft as it is, not as another transaction is about to leave it.
         """
         document = self._require_document(session, kind, slug)
-        authorise(document)
+        _may_edit(principal, kind, document.association)
         return document, _require_draft_match(kind, slug, _draft_of(session, document), if_match)
 
     def _require_document(self, session: Session, kind: DocumentKind, slug: str) -> Document:
@@ -613,12 +628,18 @@ def _versions_query() -> sa.Select:
     return sa.select(Version, Document.slug).join(Document, Document.id == Version.document_id)
 
 
-def _published(kind: str, slug: str, row: Version) -> PublishedVersion:
-    return PublishedVersion(kind=kind, slug=slug, number=row.number, seq=row.seq, body=row.body,
+def _published(kind: DocumentKind, slug: str, row: Version) -> PublishedVersion:
+    return PublishedVersion(kind=kind.name, slug=slug, number=row.number,
+                            path=kind.version_path(slug, row.number), seq=row.seq, body=row.body,
                             sha256=row.sha256, published_at=row.published_at,
                             withdrawn=row.withdrawn, published_by=row.published_by,
                             manifest=row.manifest, manifest_sha256=row.manifest_sha256,
                             signer=row.signer, log_index=row.log_index)
+
+
+def _may_edit(principal: Principal, kind: DocumentKind, association: str | None) -> None:
+    """Raise 403 unless ``principal`` may edit ``association``'s documents of ``kind``."""
+    may_edit_document(principal, association, owned_by_association=kind.owned_by_association)
 
 
 def _signer_of(kind: DocumentKind, document: Document) -> str:

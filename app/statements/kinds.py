@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from app.core.errors import InvalidRequest
-from app.publishing.kinds import DocumentKind, register_kind
+from app.publishing.kinds import DocumentKind
 from app.publishing.models import Document, Version
 from app.statements.schemas import StatementContent
 
@@ -31,9 +31,9 @@ def check_addresses(session: Session, content: Mapping[str, Any]) -> None:
                              errors={"json": {"addresses": [f"Unknown: {m}" for m in missing]}})
 
 
-STATEMENT = register_kind(DocumentKind(
+STATEMENT = DocumentKind(
     name="statement", collection="statements", content_schema=StatementContent,
     description="Member associations' signed statements, each in its own name.",
     creatable=True, owned_by_association=True, check_references=check_addresses,
     identity=lambda slug: {"association": slug.split("/", 1)[0]},
-    identity_fields={"association": ma.fields.String(required=True)}))
+    identity_fields={"association": ma.fields.String(required=True)})

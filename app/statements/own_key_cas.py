@@ -19,9 +19,10 @@ from sqlalchemy.orm import Session
 from tech7_audit.manifests import certificate_sha256
 from tech7_audit.times import isoformat
 
-from app.auth.service import OPERATOR, Principal
+from app.access.policy import may_approve_ca, may_publish_as
+from app.access.principal import Principal
 from app.core.db import utcnow
-from app.core.errors import Conflict, Forbidden, InvalidRequest, NotFound
+from app.core.errors import Conflict, InvalidRequest, NotFound
 from app.pki.models import AssociationCA
 from app.publishing.service import PublishingService
 
@@ -100,13 +101,15 @@ class OwnKeyCAs:
         self.log = publishing.log
         self.provenance = publishing.provenance
 
-    def register_ca(self, association: str, pem: bytes, *, registered_by: str) -> CARecord:
-        """Record ``association``'s own CA certificate, pending approval by an operator.
+    def register_ca(self, association: str, pem: bytes, *, registrant: Principal) -> CARecord:
+        """Record ``association``'s own CA certificate, pending approval by an operator; only the
+        association itself registers one (403 otherwise).
 
         Raises :class:`InvalidCACertificate` (422) unless ``pem`` is exactly one currently valid
         CA certificate that is not the registry's own, and :class:`CAAlreadyRegistered` (409)
         when it is registered already.
         """
+        may_publish_as(registrant, association)
         self.publishing.require_association(association)
         certificate = self._acceptable_ca(pem)
         sha256 = certificate_sha256(certificate)
@@ -116,7 +119,7 @@ class OwnKeyCAs:
             row = AssociationCA(
                 sha256=sha256, association=association,
                 pem=certificate.public_bytes(serialization.Encoding.PEM).decode("ascii"),
-                registered_at=utcnow(), registered_by=registered_by)
+                registered_at=utcnow(), registered_by=registrant.name)
             session.add(row)
             session.flush()
             return _record(row, None)
@@ -128,8 +131,7 @@ class OwnKeyCAs:
         association and the CA's SHA-256, so an auditor can tell from the log alone which CA
         vouched for an association's own-key versions, and since when.
         """
-        if approver.role != OPERATOR:
-            raise Forbidden("Only an operator approves an association's CA certificate.")
+        may_approve_ca(approver)
         now = utcnow()
         with self.db.registry_transaction() as session:
             row = self._row(session, association, sha256)

@@ -51,6 +51,8 @@ from tech7_audit.manifests import UNREADABLE, ManifestReport, read_manifest
 from tech7_audit.times import isoformat
 from tech7_audit.verification import VerificationFailure
 
+from app.access.policy import may_publish_as
+from app.access.principal import Principal
 from app.core.canonical import canonical_bytes, strict_loads
 from app.core.db import utcnow
 from app.core.errors import InvalidJSON, InvalidRequest
@@ -92,13 +94,14 @@ class OwnKeyIntake:
         self.provenance = publishing.provenance
 
     def publish_own_key_version(self, association: str, slug: str, document: bytes,
-                                manifest: bytes, *, publisher: str) -> PublishedVersion:
+                                manifest: bytes, *, publisher: Principal) -> PublishedVersion:
         """Publish ``document``, signed by ``association`` with ``manifest``, as the next version
         of its statement ``slug`` (creating the statement at version 1).
 
         Runs the checks of this module's docstring in order and raises
         :class:`OwnKeyVersionRefused` naming the first that fails, having written nothing.
         """
+        may_publish_as(publisher, association)
         self.publishing.require_association(association)
         parsed = _canonical_json(document)
         stored_slug = STATEMENT.owned_slug(association, slug)
@@ -113,7 +116,7 @@ class OwnKeyIntake:
                                            stored_slug=stored_slug, number=target.number,
                                            previous=target.previous)
             self.publishing.append_version(session, STATEMENT, target, content,
-                                           publisher=publisher, signed=signed,
+                                           publisher=publisher.name, signed=signed,
                                            published_at=published_at)
         return self.publishing.version(STATEMENT, stored_slug, target.number)
 

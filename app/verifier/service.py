@@ -42,7 +42,6 @@ from app.core.caching import BoundedCache
 from app.core.errors import NotFound
 from app.ledger.service import Entry
 from app.ledger.witnessing import Witnessing
-from app.publishing.kinds import KINDS
 from app.publishing.models import Document, Version
 from app.publishing.service import PublishingService
 from app.statements.own_key_cas import APPROVED, OwnKeyCAs
@@ -167,6 +166,7 @@ class VerificationService:
         self.witnessing = witnessing
         self.provenance = publishing.provenance
         self.log = publishing.log
+        self.kinds = publishing.kinds
         self.certificates = certificates
         self._own_key_cas = own_key_cas
         self._lock = threading.Lock()
@@ -326,10 +326,10 @@ class VerificationService:
                 sa.select(Document.kind, Document.slug, Version.number)
                 .join(Document, Document.id == Version.document_id)
                 .where(Version.log_index == index)).one_or_none()
-        if row is None or row.kind not in KINDS:
+        if row is None or row.kind not in self.kinds:
             return None
         return PublishedAs(kind=row.kind, slug=row.slug, number=row.number,
-                           href=KINDS[row.kind].version_path(row.slug, row.number))
+                           href=self.kinds[row.kind].version_path(row.slug, row.number))
 
     def _revocations(self, certificate_sha256: str, signed_at: str | None,
                      checkpoint: Checkpoint) -> list[Revocation]:

@@ -15,12 +15,12 @@ import sqlalchemy as sa
 from pypdf import PdfReader
 from tech7_audit.manifests import read_manifest
 
-from app.auth.scopes import Permission
+from app.access.scopes import Permission
 from app.auth.service import ASSOCIATION, OPERATOR, create_token
 from app.catalog.kinds import PRIORITY, RECOMMENDATION
 from app.exports.pdf import render_export_pdf
 from app.exports.service import CSV_COLUMNS, MAX_VERSIONS
-from app.publishing.kinds import KINDS
+from app.statements.kinds import STATEMENT
 
 DECLARATION_TITLE = "TECH7 Declaration for the AI Action Summit"
 SEEDED_VERSIONS = 32  # 1 declaration + 7 priorities + 14 recommendations + 10 associations
@@ -336,7 +336,7 @@ def test_a_csv_export_of_a_priority_leaves_withdrawn_recommendations_out(app, cl
 
 def test_an_association_export_holds_its_document_and_its_statements(app, client, operator):
     publishing = app.extensions["tech7.publishing"]
-    statement = KINDS["statement"]
+    statement = STATEMENT
     with publishing.db.registry_transaction() as session:
         publishing.publish_content(
             session, statement, "bitkom/ai-skills",

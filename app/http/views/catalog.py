@@ -4,11 +4,11 @@ documentation."""
 from __future__ import annotations
 
 import marshmallow as ma
+from flask import current_app
 from flask_swagger_ui import get_swaggerui_blueprint
 
 from app.core.fields import Schema
 from app.http.api import Blueprint
-from app.publishing.kinds import KINDS
 
 blp = Blueprint("index", __name__, url_prefix="/v1", description="Where to start.")
 
@@ -50,7 +50,7 @@ def index():
     links = {kind.collection: {"href": kind.concept_path(kind.singleton_slug) if
                                kind.singleton_slug else f"/v1/{kind.collection}",
                                "method": "GET", "title": kind.description}
-             for kind in KINDS.values()}
+             for kind in current_app.extensions["tech7.publishing"].kinds.values()}
     links.update({name: {"href": href, "method": method, "title": title}
                   for name, href, method, title in _ENTRY_POINTS})
     return {"links": links}

@@ -13,7 +13,7 @@ from __future__ import annotations
 import marshmallow as ma
 from flask import Response, current_app, request
 
-from app.auth.scopes import Permission
+from app.access.scopes import Permission
 from app.core.etags import none_match
 from app.core.fields import Integer, Schema
 from app.exports.service import MAX_VERSIONS, MEDIA_TYPES, ExportScope, ExportService
@@ -124,8 +124,7 @@ def create_export(body):
     """
     principal = current_principal()
     export = exports().create(body["format"], body["scope"], created_by=principal.name,
-                              association=principal.association,
-                              registry_url=registry_url())
+                              principal=principal, registry_url=registry_url())
     response = _metadata_response(export.metadata(), status=201)
     response.headers["Location"] = export.path
     return response

@@ -6,8 +6,7 @@ import marshmallow as ma
 from flask import current_app, request
 from tech7_audit.times import isoformat
 
-from app.auth.scopes import Permission
-from app.auth.service import may_publish_as
+from app.access.scopes import Permission
 from app.core.fields import Integer, Schema
 from app.http.api import Blueprint
 from app.http.idempotency import idempotent
@@ -105,7 +104,6 @@ def register_ca(association):
 
     It stays pending until an operator approves it.
     """
-    may_publish_as(current_principal(), association)
     if request.mimetype == PEM_MEDIA_TYPE:
         pem = request.get_data()
     else:
@@ -113,7 +111,7 @@ def register_ca(association):
         if not isinstance(body, dict) or not isinstance(body.get("pem"), str):
             raise InvalidCACertificate('Send {"pem": "-----BEGIN CERTIFICATE-----…"}.')
         pem = body["pem"].encode()
-    record = own_key_cas().register_ca(association, pem, registered_by=current_principal().name)
+    record = own_key_cas().register_ca(association, pem, registrant=current_principal())
     return _ca_json(record), 201, {"Location": record.path}
 
 
@@ -151,11 +149,9 @@ def own_key_version(path, files, association, slug):
     The registry checks the bytes, the manifest's binding to them, its chain to an approved CA of
     the association, its timestamp and its identity assertion; a refusal names the failed check.
     """
-    principal = current_principal()
-    may_publish_as(principal, association)
     version = own_key_intake().publish_own_key_version(
         association, path["slug"], files["document"].read(), files["manifest"].read(),
-        publisher=principal.name)
+        publisher=current_principal())
     response = version_response(version, STATEMENT, status=201)
     response.headers["Location"] = STATEMENT.version_path(version.slug, version.number)
     return response

@@ -6,19 +6,11 @@ import marshmallow as ma
 from flask import Response, current_app
 from tech7_audit.times import isoformat
 
+from app.access.policy import may_read_activity, onboards
+from app.access.principal import ASSOCIATION, OPERATOR
+from app.access.scopes import Permission
 from app.auth.models import AccessToken, ActivityEvent
-from app.auth.scopes import Permission
-from app.auth.service import (
-    ASSOCIATION,
-    COMMAND_LINE,
-    OPERATOR,
-    get_token,
-    issue_token,
-    list_tokens,
-    onboards,
-    revoke_token,
-)
-from app.core.errors import Forbidden
+from app.auth.service import COMMAND_LINE, get_token, issue_token, list_tokens, revoke_token
 from app.core.fields import SLUG, DateTime, Integer, Schema
 from app.http import activity
 from app.http.api import Blueprint
@@ -197,18 +189,13 @@ def _event_json(row: ActivityEvent) -> dict:
             "path": row.path, "permission": row.permission, "status": row.status}
 
 
-def _require_operator() -> None:
-    if current_principal().role != OPERATOR:
-        raise Forbidden("Only operators may read the activity trail.")
-
-
 @blp.route("/activity")
 @requires(Permission.READ_ACTIVITY)
 @blp.arguments(ActivityQuerySchema, location="query", as_kwargs=False)
 @blp.response(200, ActivityListSchema, headers=CURSOR_LINK_HEADER)
 def activity_feed(args):
     """Follow the activity trail of writes after a cursor, oldest first (operators only)"""
-    _require_operator()
+    may_read_activity(current_principal())
     rows = activity.events(_db(), since=args["since"], limit=args["limit"])
     next_cursor = rows[-1].id if rows else args["since"]
     return {"items": [_event_json(row) for row in rows], "next_cursor": next_cursor}, 200, {
@@ -220,5 +207,5 @@ def activity_feed(args):
 @blp.response(200, ActivityEventSchema)
 def activity_event(event_id):
     """Read one event of the activity trail (operators only)"""
-    _require_operator()
+    may_read_activity(current_principal())
     return _event_json(activity.event(_db(), event_id)), 200, {"Cache-Control": "no-store"}

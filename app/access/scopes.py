@@ -1,7 +1,7 @@
 """The scopes a token may hold, and which belong to whom by default.
 
 A view declares the one it needs (:func:`app.http.permissions.requires`); a token's scopes are
-checked against it by :func:`app.auth.service.authorise`.
+checked against it by :func:`app.access.policy.require_scope`.
 """
 
 from __future__ import annotations
