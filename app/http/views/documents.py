@@ -40,8 +40,9 @@ from app.http.schemas import (
     version_schema,
 )
 from app.http.views.log import RECEIPT_DOC, receipt_response
+from app.publishing.collections import CollectionFilter
 from app.publishing.kinds import DocumentKind
-from app.publishing.service import CollectionFilter, DraftView, PublishedVersion, PublishingService
+from app.publishing.service import DraftView, PublishedVersion, PublishingService
 
 IMMUTABLE = "public, max-age=31536000, immutable"
 REVALIDATE = "no-cache"
