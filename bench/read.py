@@ -443,8 +443,11 @@ def profile(path: str, requests: int = 2000, batches: int = 12) -> int:
     try:
         from app.cli import prepare  # noqa: PLC0415
         from app.composition import create_app  # noqa: PLC0415
+        from app.core import config  # noqa: PLC0415
+        from app.pki.keyring import ensure_keys  # noqa: PLC0415
         from bench.bare_app import create_app as create_bare  # noqa: PLC0415
 
+        ensure_keys(tmp / "keys", config.SEED_FILE)
         ours = create_app({"DATA_DIR": str(tmp / "data"), "DATABASE_URL": "",
                            "KEYS_DIR": str(tmp / "keys")})
         with ours.app_context():
