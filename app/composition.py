@@ -16,7 +16,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from app import ops
 from app.catalog.kinds import ASSOCIATION, CATALOG_KINDS, RECOMMENDATION
-from app.certificates.service import CertificateRegistry
+from app.certificates.service import CertificateService
 from app.core import config as default_config
 from app.core.db import Database
 from app.exports.service import ExportService
@@ -71,7 +71,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     provenance = ProvenanceService(keyring, tsa_url=app.config["TSA_URL"],
                                    tsa_timeout=app.config["TSA_TIMEOUT"])
     log = TransparencyLog(db, origin=app.config["LOG_ORIGIN"], keyring=keyring)
-    certificates = CertificateRegistry(db, keyring, log)
+    certificates = CertificateService(db, keyring, log)
     kinds = DocumentKinds((*CATALOG_KINDS, STATEMENT), members=ASSOCIATION)
     app.extensions.update({"tech7.keys": keyring, "tech7.provenance": provenance,
                            "tech7.log": log, "tech7.certificates": certificates,

@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from app.catalog.kinds import ASSOCIATION, DECLARATION, DECLARATION_SLUG, PRIORITY, RECOMMENDATION
-from app.certificates.service import CertificateRegistry
+from app.certificates.service import CertificateService
 from app.publishing.models import Document
 from app.publishing.service import PublishingService
 
@@ -31,7 +31,7 @@ def load_content(path: str | Path) -> dict[str, Any]:
 
 
 def seed_declaration(publishing: PublishingService, path: str | Path, *,
-                     certificates: CertificateRegistry) -> bool:
+                     certificates: CertificateService) -> bool:
     """Record new signing certificates, then publish the declaration's documents as version 1
     unless already done; True if it seeded."""
     data = load_content(path)

@@ -138,7 +138,7 @@ def association_of(signer: str) -> str | None:
     return None if signer == REGISTRY_SIGNER else signer
 
 
-class CertificateRegistry:
+class CertificateService:
     """Records the key folder's signing certificates and their revocations in the log."""
 
     def __init__(self, db: Database, keyring: Keyring, log: TransparencyLog):

@@ -49,7 +49,7 @@ class Keyring:
         """The store, read again first unless it was loaded after the key state ``generation``.
 
         ``generation`` names the signing-key state recorded in the database
-        (:meth:`app.certificates.service.CertificateRegistry.current_keys`). ``keys rotate`` writes the
+        (:meth:`app.certificates.service.CertificateService.current_keys`). ``keys rotate`` writes the
         folder before it records the new certificate, so a folder read after seeing a generation
         is at least as new as that generation. If the folder cannot be read (another rotation is
         moving its files), the previous store stays in use and the next call tries again.

@@ -24,7 +24,7 @@ from tech7_audit.times import isoformat
 
 from app.access.policy import may_edit_document
 from app.access.principal import Principal
-from app.certificates.service import CertificateRegistry
+from app.certificates.service import CertificateService
 from app.core.caching import BoundedCache
 from app.core.canonical import canonical_bytes
 from app.core.db import Database, RegistryHead, utcnow
@@ -152,7 +152,7 @@ class PublishingService:
     """
 
     def __init__(self, db: Database, provenance: ProvenanceService, log: TransparencyLog,
-                 certificates: CertificateRegistry, kinds: DocumentKinds):
+                 certificates: CertificateService, kinds: DocumentKinds):
         self.db = db
         self.kinds = kinds
         self.provenance = provenance

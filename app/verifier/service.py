@@ -37,7 +37,7 @@ from tech7_audit.verification import (
 )
 from tech7_tlog.note import Checkpoint
 
-from app.certificates.service import CertificateRegistry
+from app.certificates.service import CertificateService
 from app.core.caching import BoundedCache
 from app.core.errors import NotFound
 from app.ledger.service import Entry
@@ -160,7 +160,7 @@ _UNKNOWN = object()
 class VerificationService:
     """Runs the auditor's checks on uploads, with the registry's own anchors, log and records."""
 
-    def __init__(self, publishing: PublishingService, certificates: CertificateRegistry,
+    def __init__(self, publishing: PublishingService, certificates: CertificateService,
                  own_key_cas: OwnKeyCAs, witnessing: Witnessing | None = None):
         self.db = publishing.db
         self.witnessing = witnessing
@@ -336,7 +336,7 @@ class VerificationService:
         """The certificate's revocation, if the registry recorded one by ``checkpoint``'s tree.
 
         A revocation is recorded in the same transaction as its log entry
-        (:meth:`~app.certificates.service.CertificateRegistry.revoke`), so none can appear while the log
+        (:meth:`~app.certificates.service.CertificateService.revoke`), so none can appear while the log
         keeps its size: an answer read after ``checkpoint`` was current holds for as long as it
         is. And a revocation is final, so an answer that already includes a later one is right
         too. The answer is therefore remembered per certificate and tree size.

@@ -1,4 +1,4 @@
-"""The certificate registry: recording the key folder's signing certificates in the log, rotation,
+"""The certificate service: recording the key folder's signing certificates in the log, rotation,
 revocation (service and CLI), revocation status at a signing time, and the append-only tables."""
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from flask import Response, current_app, request
 from tech7_audit.manifests import MANIFEST_TRUST, TSA_TRUST, certificate_sha256, trust_settings, verifier_settings
 from tech7_audit.times import isoformat
 
-from app.certificates.service import CertificateRecord, CertificateRegistry
+from app.certificates.service import CertificateRecord, CertificateService
 from app.core.db import utcnow
 from app.core.fields import Integer, Schema
 from app.http.api import Blueprint
@@ -33,8 +33,8 @@ def provenance() -> ProvenanceService:
     return current_app.extensions["tech7.provenance"]
 
 
-def certificates() -> CertificateRegistry:
-    """The certificate registry of this process."""
+def certificates() -> CertificateService:
+    """The certificate service of this process."""
     return current_app.extensions["tech7.certificates"]
 
 
