@@ -195,7 +195,8 @@ class Database:
     def transaction(self) -> Iterator[Session]:
         """A write transaction that every :meth:`write` in this context joins, so that what the
         services write and what the caller adds commit together or not at all (an idempotent
-        request and the record of its answer, :mod:`app.http.idempotency`)."""
+        request and the record of its answer, :mod:`app.http.idempotency`). Inside
+        :meth:`defer_writes` it is part of the deferred transaction, and commits with it."""
         with self.write() as session:
             joined = _JOINED.set(PendingWrite(self, session))
             try:
