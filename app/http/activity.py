@@ -29,8 +29,8 @@ import logging
 import sqlalchemy as sa
 from flask import Flask, Response, current_app, g, request
 
-from app.auth.models import ActivityEvent
 from app.access.scopes import Permission
+from app.auth.models import ActivityEvent
 from app.core.db import Database, PendingWrite, utcnow
 from app.core.errors import NotFound
 from app.http.permissions import declared_permission
