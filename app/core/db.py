@@ -63,8 +63,58 @@ def utcnow() -> datetime:
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
-#: The transaction of :meth:`Database.transaction` open in this context, if any.
-_JOINED: contextvars.ContextVar[tuple[Database, Session] | None] = contextvars.ContextVar(
+class PendingWrite:
+    """A write transaction that begins at the first :meth:`Database.write` in its context, not
+    before, and ends only when its owner commits or rolls it back (:meth:`Database.defer_writes`).
+
+    Until a write begins it, it holds nothing: a request that never writes never takes the
+    writer lock. Every later write in the context joins it.
+    """
+
+    def __init__(self, db: Database, session: Session | None = None):
+        self.db = db
+        self.session = session
+        self._reset: contextvars.Token[PendingWrite | None] | None = None
+
+    def commit(self) -> None:
+        """Commit what was written, if anything was; on failure it is rolled back and the
+        error raised."""
+        if self.session is None:
+            return
+        try:
+            self.session.commit()
+        except BaseException:
+            self.rollback()
+            raise
+        self._close()
+
+    def rollback(self) -> None:
+        """Discard what was written, if anything was."""
+        if self.session is None:
+            return
+        try:
+            self.session.rollback()
+        finally:
+            self._close()
+
+    def release(self) -> None:
+        """Roll back anything still open and stop deferring: later writes in this context run
+        in transactions of their own again."""
+        try:
+            self.rollback()
+        finally:
+            if self._reset is not None:
+                _JOINED.reset(self._reset)
+                self._reset = None
+
+    def _close(self) -> None:
+        session, self.session = self.session, None
+        if session is not None:
+            session.close()
+
+
+#: The transaction every :meth:`Database.write` in this context joins, if any.
+_JOINED: contextvars.ContextVar[PendingWrite | None] = contextvars.ContextVar(
     "tech7_joined_transaction", default=None)
 
 
@@ -100,11 +150,20 @@ class Database:
         commits or rolls back with the rest of it.
         """
         joined = _JOINED.get()
-        if joined is not None and joined[0] is self:
-            yield joined[1]
+        if joined is not None and joined.db is self:
+            if joined.session is not None:
+                yield joined.session
+                return
+            # The first write of a deferred transaction begins it and leaves it open; if it
+            # fails, what it wrote is rolled back at once, as a write of its own would be.
+            joined.session = self._begin_write()
+            try:
+                yield joined.session
+            except BaseException:
+                joined.rollback()
+                raise
             return
-        with self.sessions() as session:
-            session.connection(execution_options={"tech7_immediate": True})
+        with self._begin_write() as session:
             try:
                 yield session
                 session.commit()
@@ -112,13 +171,34 @@ class Database:
                 session.rollback()
                 raise
 
+    def _begin_write(self) -> Session:
+        """A new session whose transaction has begun and holds the writer lock (SQLite)."""
+        session = self.sessions()
+        try:
+            session.connection(execution_options={"tech7_immediate": True})
+        except BaseException:
+            session.close()
+            raise
+        return session
+
+    def defer_writes(self) -> PendingWrite:
+        """Make every :meth:`write` in this context, until :meth:`PendingWrite.release`, join
+        one transaction that begins with the first of them and commits only when the caller
+        says: the activity trail (:mod:`app.http.activity`) adds a request's event to it once
+        the request's answer is known, so that a write and its event commit together.
+        """
+        pending = PendingWrite(self)
+        pending._reset = _JOINED.set(pending)
+        return pending
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Session]:
         """A write transaction that every :meth:`write` in this context joins, so that what the
         services write and what the caller adds commit together or not at all (an idempotent
-        request and the record of its answer, :mod:`app.http.idempotency`)."""
+        request and the record of its answer, :mod:`app.http.idempotency`). Inside
+        :meth:`defer_writes` it is part of the deferred transaction, and commits with it."""
         with self.write() as session:
-            joined = _JOINED.set((self, session))
+            joined = _JOINED.set(PendingWrite(self, session))
             try:
                 yield session
             finally:

@@ -174,7 +174,7 @@ class PublishingService:
                                         Version.number == number)).one_or_none()
         if row is None:
             raise NotFound(f"{kind.name} {slug!r} has no version {number}.")
-        return self._remember(_published(kind, slug, row.Version))
+        return self._remember(published_version(kind, slug, row.Version))
 
     def cached(self, kind: DocumentKind, slug: str, number: int) -> PublishedVersion | None:
         """The version if this process already holds it; never touches the database."""
@@ -198,7 +198,7 @@ class PublishingService:
                 self._require_document(session, kind, slug)
                 when = f" at {isoformat(as_of)}" if as_of else ""
                 raise NotFound(f"{kind.name} {slug!r} had no published version{when}.")
-        return self._remember(_published(kind, slug, row.Version))
+        return self._remember(published_version(kind, slug, row.Version))
 
     def versions(self, kind: DocumentKind, slug: str, *, offset: int, limit: int
                  ) -> tuple[list[VersionSummary], int]:
@@ -249,7 +249,7 @@ class PublishingService:
         ).where(Document.kind == kind.name).order_by(Document.id)
         with self.db.sessions() as session:
             rows = session.execute(query).all()
-        return [_published(kind, row.slug, row.Version) for row in rows]
+        return [published_version(kind, row.slug, row.Version) for row in rows]
 
     def diff(self, kind: DocumentKind, slug: str, source: int, target: int) -> list[dict]:
         """The RFC 6902 JSON Patch that turns version ``source`` into version ``target``."""
@@ -360,7 +360,7 @@ class PublishingService:
                                           _content_of(draft), publisher=principal.name)
             session.delete(draft)
             session.flush()
-            return _published(kind, slug, version)
+            return published_version(kind, slug, version)
 
     def next_version(self, session: Session, kind: DocumentKind, slug: str, *,
                      association: str | None = None) -> NextVersion:
@@ -499,7 +499,8 @@ def _versions_query() -> sa.Select:
     return sa.select(Version, Document.slug).join(Document, Document.id == Version.document_id)
 
 
-def _published(kind: DocumentKind, slug: str, row: Version) -> PublishedVersion:
+def published_version(kind: DocumentKind, slug: str, row: Version) -> PublishedVersion:
+    """What a version row publishes, as the service hands it out (read in the caller's session)."""
     return PublishedVersion(kind=kind.name, slug=slug, number=row.number,
                             path=kind.version_path(slug, row.number), seq=row.seq, body=row.body,
                             sha256=row.sha256, published_at=row.published_at,

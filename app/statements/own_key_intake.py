@@ -58,7 +58,12 @@ from app.core.db import utcnow
 from app.core.errors import InvalidJSON, InvalidRequest
 from app.provenance.service import JSON, SignedManifest
 from app.publishing.models import Version
-from app.publishing.service import PublishedVersion, PublishingService, version_identity
+from app.publishing.service import (
+    PublishedVersion,
+    PublishingService,
+    published_version,
+    version_identity,
+)
 from app.statements.kinds import STATEMENT
 
 #: How far the publication time an own-key version states may be from the registry's clock.
@@ -115,10 +120,12 @@ class OwnKeyIntake:
             signed = self._verify_manifest(session, document, manifest, association=association,
                                            stored_slug=stored_slug, number=target.number,
                                            previous=target.previous)
-            self.publishing.append_version(session, STATEMENT, target, content,
-                                           publisher=publisher.name, signed=signed,
-                                           published_at=published_at)
-        return self.publishing.version(STATEMENT, stored_slug, target.number)
+            version = self.publishing.append_version(session, STATEMENT, target, content,
+                                                     publisher=publisher.name, signed=signed,
+                                                     published_at=published_at)
+            # From the transaction that wrote it: a request's writes commit only once its
+            # answer is known (app.http.activity), so another session would not see it yet.
+            return published_version(STATEMENT, stored_slug, version)
 
     def _verify_manifest(self, session: Session, document: bytes, manifest: bytes, *,
                          association: str, stored_slug: str, number: int,
