@@ -33,6 +33,7 @@ from app.access.scopes import Permission
 from app.auth.models import ActivityEvent
 from app.core.db import Database, PendingWrite, utcnow
 from app.core.errors import NotFound
+from app.http.outages import is_database_outage, render_database_error
 from app.http.permissions import declared_permission
 from app.http.problems import render_unexpected
 
@@ -77,7 +78,10 @@ def _record(response: Response) -> Response:
                 pending.commit()
                 return response
             except sa.exc.SQLAlchemyError as error:
-                response = render_unexpected(error)
+                # The answer the client gets is the commit's: a 503 when the database is out
+                # (read-only, unreachable), as for any write that meets an outage.
+                response = render_database_error(error) if is_database_outage(error) \
+                    else render_unexpected(error)
         else:
             pending.rollback()
     try:

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app.ops import health, outages
+from app.http import outages
+from app.ops import health
 from app.ops import logging as request_logging
 
 

@@ -37,7 +37,8 @@ def signing_certificate(
             certificate = _x5chain_leaf(cose)
             if certificate is not None and str(certificate.serial_number) == str(serial_number):
                 return certificate
-    except (ValueError, IndexError, struct.error, RecursionError, cbor2.CBORDecodeError):
+    except (ValueError, TypeError, OverflowError, IndexError, struct.error, RecursionError,
+            cbor2.CBORDecodeError):
         pass
     return None
 

@@ -79,7 +79,9 @@ def test_a_write_is_not_kept_when_its_event_cannot_be_written(app, client, bitko
                              json=_statement("unrecorded"))
     finally:
         sa.event.remove(engine, "before_cursor_execute", trail_down)
-    assert answer.status_code == 500
+    # An OperationalError is an outage to the registry: the client is told to retry (503).
+    assert answer.status_code == 503
+    assert answer.json["type"] == "/problems/service-unavailable"
     assert _documents(app) == before, "a write whose event is lost is rolled back with it"
 
 

@@ -15,7 +15,7 @@ import pytest
 import sqlalchemy as sa
 from psycopg import OperationalError as PsycopgOperationalError
 
-from app.ops.outages import is_database_outage
+from app.http.outages import is_database_outage
 from tests.support.ops import (
     KEY_RISKS,
     assert_registry_verifies,
