@@ -1,6 +1,6 @@
-"""Operations: health endpoints, structured logs with request IDs, database outages as 503s,
-migrations (:mod:`app.ops.migrate`) and backups (:mod:`app.ops.backup`, used by the ``backup``
-and ``restore`` commands)."""
+"""Operations: health endpoints, structured logs with request IDs, the 503 answer to database
+outages (installed from :mod:`app.http.outages`), migrations (:mod:`app.ops.migrate`) and backups
+(:mod:`app.ops.backup`, used by the ``backup`` and ``restore`` commands)."""
 
 from __future__ import annotations
 
